@@ -1,0 +1,95 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace CloudDelivery.Loopback.Pki;
+
+/// <summary>
+/// A throw-away certificate authority for loopback peers: a self-signed root and leaf certificates issued
+/// by it for any names, with chosen validity, so tests can present trusted, expired, wrong-name and
+/// self-signed certificates over real TLS. Keys are ECDSA P-256: fast to make, accepted everywhere.
+/// </summary>
+public sealed class TestPki : IDisposable
+{
+    private TestPki(X509Certificate2 root) => Root = root;
+
+    /// <summary>The root certificate, with its private key.</summary>
+    public X509Certificate2 Root { get; }
+
+    /// <summary>The root certificate as PEM, the form <c>--trust-ca</c> and the engine's extra roots take.</summary>
+    public string RootPem => Root.ExportCertificatePem();
+
+    /// <summary>Creates a new root, valid from a day ago for ten years.</summary>
+    public static TestPki Create(string commonName = "CloudDelivery Loopback Test CA")
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        var now = DateTimeOffset.UtcNow;
+        var root = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(10));
+        return new TestPki(root);
+    }
+
+    /// <summary>Issues a server certificate for <paramref name="dnsNames"/>, valid now unless told otherwise.</summary>
+    public X509Certificate2 Issue(IEnumerable<string> dnsNames, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
+    {
+        var names = dnsNames.ToArray();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={(names.Length > 0 ? names[0] : "unnamed")}", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        foreach (var name in names)
+        {
+            san.AddDnsName(name);
+        }
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Root, true, false));
+        var now = DateTimeOffset.UtcNow;
+        var from = notBefore ?? now.AddHours(-1);
+        var until = notAfter ?? now.AddDays(30);
+        var serial = RandomNumberGenerator.GetBytes(12);
+        serial[0] &= 0x7f;
+        using var issued = request.Create(Root, from, until, serial);
+        // The platform TLS stack wants an exportable key attached; a PFX round trip gives it one.
+        using var withKey = issued.CopyWithPrivateKey(key);
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+
+    /// <summary>Issues a certificate that expired a day ago.</summary>
+    public X509Certificate2 IssueExpired(params string[] dnsNames) =>
+        Issue(dnsNames, DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1));
+
+    /// <summary>A self-signed certificate for <paramref name="dnsName"/>, trusted by nobody.</summary>
+    public static X509Certificate2 SelfSigned(string dnsName)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={dnsName}", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName(dnsName);
+        request.CertificateExtensions.Add(san.Build());
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(30));
+        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+    }
+
+    /// <summary>
+    /// The certificate association data of a TLSA record for <paramref name="certificate"/>
+    /// (RFC 6698 §2.1.2/§2.1.3): selector 0 = full certificate, 1 = SubjectPublicKeyInfo; matching type
+    /// 0 = exact, 1 = SHA-256, 2 = SHA-512.
+    /// </summary>
+    public static byte[] TlsaData(X509Certificate2 certificate, byte selector, byte matchingType)
+    {
+        var selected = selector == 0 ? certificate.RawData : certificate.PublicKey.ExportSubjectPublicKeyInfo();
+        return matchingType switch
+        {
+            0 => selected,
+            1 => SHA256.HashData(selected),
+            2 => SHA512.HashData(selected),
+            _ => throw new ArgumentOutOfRangeException(nameof(matchingType)),
+        };
+    }
+
+    public void Dispose() => Root.Dispose();
+}
