@@ -1,0 +1,613 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using CloudDelivery.Addressing;
+using CloudDelivery.Dialing;
+using CloudDelivery.Dns;
+using CloudDelivery.MtaSts;
+using CloudDelivery.Smtp;
+using CloudDelivery.Telemetry;
+using CloudDelivery.TlsRpt;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CloudDelivery.Delivery;
+
+/// <summary>Settings of direct delivery.</summary>
+public sealed class DeliveryEngineOptions
+{
+    /// <summary>Our host name for EHLO. Receivers check it against our IP's reverse DNS.</summary>
+    public required string EhloHostname { get; init; }
+
+    /// <summary>The SMTP port of MX hosts: 25 (RFC 5321 §4.5.4.2); other values are for tests.</summary>
+    public int SmtpPort { get; init; } = 25;
+
+    /// <summary>Which addresses may be dialled; by default private, loopback and metadata addresses are refused.</summary>
+    public AddressPolicy AddressPolicy { get; init; } = AddressPolicy.PublicOnly;
+
+    /// <summary>Roots trusted for WebPKI in addition to the system store.</summary>
+    public X509Certificate2Collection? ExtraTrustRoots { get; init; }
+
+    /// <summary>Time allowed for one TCP connect.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time allowed for each SMTP read or write.</summary>
+    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>
+/// Direct delivery to the MX hosts of a recipient domain, the algorithm of mox's queue/direct.go in C#.
+/// One call delivers any number of messages to one recipient domain: destinations and the MTA-STS policy
+/// are resolved once, connections are reused for several messages, and each message is sent with as many
+/// recipients per transaction as the server allows.
+/// </summary>
+public sealed class DeliveryEngine
+{
+    private readonly DnsResolver resolver;
+    private readonly DestinationResolver destinations;
+    private readonly MtaStsPolicyProvider mtaSts;
+    private readonly DeliveryEngineOptions options;
+    private readonly TimeProvider time;
+    private readonly DeliveryMetrics metrics;
+    private readonly ILogger logger;
+
+    public DeliveryEngine(DnsResolver resolver, MtaStsPolicyProvider mtaSts, DeliveryEngineOptions options, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILogger<DeliveryEngine>? logger = null)
+    {
+        this.resolver = resolver;
+        destinations = new DestinationResolver(resolver);
+        this.mtaSts = mtaSts;
+        this.options = options;
+        this.time = time ?? TimeProvider.System;
+        this.metrics = metrics ?? new DeliveryMetrics();
+        this.logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The resolver this engine uses for every lookup.</summary>
+    public DnsResolver Resolver => resolver;
+
+    /// <summary>
+    /// Attempts delivery of <paramref name="request"/>'s messages now and returns a result per recipient,
+    /// the TLSRPT results and the connections made. Never throws for delivery problems; they are results.
+    /// </summary>
+    public async Task<DeliveryOutcome> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
+    {
+        // High-level approach, as in mox's deliverDirect:
+        // - Resolve the recipient domain to hosts (CNAMEs, MX, implicit MX, null MX).
+        // - Get the domain's MTA-STS policy; with "enforce" only its MX hosts are used, with verified TLS.
+        // - For each host in order: look up addresses and DANE TLSA records, dial, STARTTLS, deliver. A
+        //   permanent failure ends the attempt; other failures move on to the next host.
+        // - With nothing requiring TLS, a TLS failure is retried in plaintext on the same host.
+        // - REQUIRETLS messages only go to DANE or enforced-MTA-STS hosts that support REQUIRETLS.
+        var state = new AttemptState(request);
+        var nextHop = request.Destination;
+
+        var destinationSet = await destinations.GatherDestinationsAsync(nextHop, cancellationToken);
+        if (destinationSet.Error is { } destinationError)
+        {
+            // A DNSSEC failure is reported, though not as "dnssec-invalid", which RFC 8460 §4.3.2.1 keeps for DANE.
+            if (destinationError.ExtendedError is { IsAuthenticationFailure: true } ede)
+            {
+                state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
+                state.RecipientDomainResult.Summary.TotalFailureSessionCount++;
+            }
+            var reply = destinationError.Permanent
+                ? new SmtpReply(550, "5.1.10", destinationError.Message)
+                : new SmtpReply(451, "4.4.3", destinationError.Message);
+            state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply);
+            return state.ToOutcome();
+        }
+
+        // MTA-STS is looked up at the recipient domain as given, never at a CNAME target: one spoofed CNAME
+        // answer would otherwise choose the policy (RFC 8461 §4, mox does the same).
+        MtaStsLookup? policyLookup = null;
+        if (nextHop.Name is not null)
+        {
+            policyLookup = await mtaSts.GetAsync(nextHop.Name, cancellationToken);
+            state.RecipientDomainResult = policyLookup.Result;
+        }
+
+        // Messages with different TLS requirements cannot share the decisions below; each group runs the host loop.
+        foreach (var group in state.Pending.GroupBy(p => p.Message.TlsRequirement).ToArray())
+        {
+            await DeliverGroupAsync(state, destinationSet, policyLookup, group.Key, group.ToList(), cancellationToken);
+        }
+        return state.ToOutcome();
+    }
+
+    private async Task DeliverGroupAsync(AttemptState state, DestinationSet destinationSet, MtaStsLookup? policyLookup, TlsRequirement requirement, List<PendingRecipient> pending, CancellationToken cancellationToken)
+    {
+        var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
+        var domainResult = state.RecipientDomainResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = state.Request.Destination.ToString() });
+        var policy = policyLookup?.Policy;
+        if (policyLookup?.TemporaryError is { } policyError)
+        {
+            if (tlsRequiredNo)
+            {
+                logger.LogInformation("MTA-STS lookup failed for {Domain}, continuing because of TLS-Required: No: {Error}", state.Request.Destination, policyError);
+                metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastspolicy"));
+            }
+            else
+            {
+                domainResult.Summary.TotalFailureSessionCount++;
+                state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"));
+                return;
+            }
+        }
+
+        var lastReply = new SmtpReply(451, "4.4.0", "no delivery attempted");
+        var lastPermanent = false;
+        string? lastHost = null;
+        IPAddress? lastAddress = null;
+        var missingRequireTls = 0;
+        foreach (var host in destinationSet.Hosts)
+        {
+            // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
+            if (policy is not null && policy.Mode != MtaStsMode.None && host.Name is not null && !policy.Matches(host.Name))
+            {
+                // RFC 8460 has no result type for this, so validation-failure with a telling reason code.
+                domainResult.Add(0, 0, Detail(TlsRptResultType.ValidationFailure, "mtasts-policy-mx-mismatch") with { ReceivingMxHostname = host.Display });
+                if (policy.Mode == MtaStsMode.Enforce)
+                {
+                    if (tlsRequiredNo)
+                    {
+                        metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastsmx"));
+                    }
+                    else
+                    {
+                        lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
+                        lastHost = host.Display;
+                        domainResult.Summary.TotalFailureSessionCount++;
+                        logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
+                        continue;
+                    }
+                }
+            }
+
+            var enforceMtaSts = policy?.Mode == MtaStsMode.Enforce;
+            var mode = enforceMtaSts ? TlsMode.RequiredStartTls : TlsMode.Opportunistic;
+            var attempt = await DeliverHostAsync(state, destinationSet, host, enforceMtaSts, mode, requirePkix: enforceMtaSts, pending, domainResult, plaintextRetry: false, cancellationToken);
+            if (attempt.HostResult is not null)
+            {
+                state.HostResults.Add(attempt.HostResult);
+            }
+
+            // A TLS failure without any requirement for TLS is retried without TLS: an old server that only
+            // speaks ancient TLS still gets mail (RFC 7435 §6). Not with DANE or enforced MTA-STS, unless the
+            // sender said TLS-Required: No.
+            if (attempt.Error is { IsTlsFailure: true } && ((!enforceMtaSts && mode == TlsMode.Opportunistic && !attempt.TlsDane) || tlsRequiredNo))
+            {
+                metrics.PlaintextFallbacks.Add(1);
+                if (tlsRequiredNo)
+                {
+                    metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtls"));
+                }
+                logger.LogInformation("TLS failed with {Host}, retrying without TLS", host.Display);
+                var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+                attempt = await DeliverHostAsync(state, destinationSet, host, enforceMtaSts, TlsMode.Skip, requirePkix: false, pending, scratch, plaintextRetry: true, cancellationToken);
+            }
+
+            pending = attempt.StillPending;
+            if (attempt.Error is { } error)
+            {
+                lastReply = error.Reply;
+                lastPermanent = error.Permanent;
+                lastHost = host.Display;
+                lastAddress = attempt.Address;
+                if (error.Reply.EnhancedCode == "5.7.30")
+                {
+                    missingRequireTls++;
+                }
+                if (error.Permanent)
+                {
+                    break;
+                }
+                continue;
+            }
+            if (pending.Count == 0)
+            {
+                return;
+            }
+        }
+
+        if (pending.Count == 0)
+        {
+            return;
+        }
+        if (destinationSet.Hosts.Count > 0 && missingRequireTls == destinationSet.Hosts.Count)
+        {
+            // No host can carry the REQUIRETLS requirement; the domain is unlikely to gain it during the
+            // retry period, so the sender hears about it now (RFC 8689 §4.2.1).
+            state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"));
+            return;
+        }
+        state.FailAll(pending, lastPermanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply);
+    }
+
+    private async Task<HostAttempt> DeliverHostAsync(
+        AttemptState state,
+        DestinationSet destinationSet,
+        DeliveryHost host,
+        bool enforceMtaSts,
+        TlsMode mode,
+        bool requirePkix,
+        List<PendingRecipient> pending,
+        TlsRptResult domainResult,
+        bool plaintextRetry,
+        CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var requirement = pending[0].Message.TlsRequirement;
+        var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
+        var tlsDane = false;
+        IReadOnlyList<Dns.TlsaRecord>? daneRecords = null;
+        IReadOnlyList<Domain> tlsNames = host.Name is null ? [] : [host.Name];
+        TlsRptResult? hostResult = null;
+        var attempt = new HostAttempt { StillPending = pending };
+
+        metrics.Destinations.Add(1);
+        var dialledKey = host.Display;
+        state.Request.DialledAddresses.TryGetValue(dialledKey, out var previous);
+        var addresses = await destinations.GatherAddressesAsync(host, previous, cancellationToken);
+        DestinationError? error = addresses.Error;
+
+        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
+        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
+            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
+        void CountFailure()
+        {
+            domainResult.Summary.TotalFailureSessionCount++;
+            hostResult!.Summary.TotalFailureSessionCount++;
+        }
+
+        if (!destinationAuthentic)
+        {
+            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
+            {
+                hostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
+                CountFailure();
+            }
+            else if (error is null)
+            {
+                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
+            }
+        }
+        else if (mode == TlsMode.Skip)
+        {
+            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
+            metrics.DestinationsAuthentic.Add(1);
+        }
+        else
+        {
+            metrics.DestinationsAuthentic.Add(1);
+            var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
+            tlsDane = tlsa.DaneRequired;
+            if (tlsDane)
+            {
+                metrics.DaneRequired.Add(1);
+            }
+            if (tlsa.Error is not null)
+            {
+                metrics.TlsaErrors.Add(1);
+            }
+            if (tlsa.Error is null && tlsDane)
+            {
+                mode = TlsMode.RequiredStartTls;
+                daneRecords = tlsa.Records;
+                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
+                if (daneRecords.Count == 0)
+                {
+                    // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
+                    metrics.DaneUnverified.Add(1);
+                    hostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
+                }
+                tlsNames = DestinationResolver.TlsaNames(
+                    destinationSet.HaveMx,
+                    destinationSet.ExpandedNextHopAuthentic,
+                    addresses.ExpandedAuthentic,
+                    state.Request.Destination.Name!,
+                    destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
+                    host.Name!,
+                    tlsa.BaseDomain);
+            }
+            else if (!tlsDane)
+            {
+                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
+            }
+            else
+            {
+                var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
+                if (tlsa.Error!.ExtendedError is { } tlsaEde)
+                {
+                    detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
+                    if (tlsaEde.IsAuthenticationFailure)
+                    {
+                        detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
+                    }
+                }
+                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
+                hostResult.Add(0, 0, detail);
+                if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
+                {
+                    CountFailure();
+                }
+                error = tlsa.Error;
+                if (tlsRequiredNo)
+                {
+                    logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
+                    metrics.TlsaErrors.Add(0);
+                    metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
+                    error = null;
+                    tlsDane = false;
+                }
+            }
+        }
+        attempt.TlsDane = tlsDane;
+        attempt.HostResult = hostResult;
+
+        if (error is null && requirement == TlsRequirement.RequireTls && !(tlsDane && daneRecords is { Count: > 0 }) && !enforceMtaSts)
+        {
+            // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
+            metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
+            return attempt.Failed(new SmtpReply(554, "5.7.30", $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"), permanent: false, isTls: false);
+        }
+        if (error is not null)
+        {
+            RecordDuration(started, mode, "error");
+            return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false);
+        }
+
+        // Dial: at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open).
+        Socket? socket = null;
+        IPAddress? dialled = null;
+        string? dialError = null;
+        foreach (var address in OnePerFamily(addresses.Addresses))
+        {
+            if (options.AddressPolicy.Refusal(address) is { } refusal)
+            {
+                dialError = refusal;
+                continue;
+            }
+            (socket, var failure) = await DialAsync(address, cancellationToken);
+            if (socket is not null)
+            {
+                dialled = address;
+                if (!state.Request.DialledAddresses.TryGetValue(dialledKey, out var list))
+                {
+                    state.Request.DialledAddresses[dialledKey] = list = [];
+                }
+                list.Add(address);
+                break;
+            }
+            dialError = $"connecting to {address}: {failure}";
+        }
+        attempt.Address = dialled;
+        if (socket is null)
+        {
+            RecordDuration(started, mode, "error");
+            return attempt.Failed(new SmtpReply(451, "4.4.1", dialError ?? $"no addresses for {host.Display}"), permanent: false, isTls: false);
+        }
+
+        var plan = new TlsVerificationPlan
+        {
+            DaneRecords = tlsDane ? daneRecords : null,
+            DaneAllowedNames = tlsNames.Select(n => n.Ascii).ToArray(),
+            RequirePkix = requirePkix,
+            IgnoreVerificationErrors = tlsRequiredNo,
+            ExtraTrustRoots = options.ExtraTrustRoots,
+        };
+        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+        var tlsName = tlsNames.Count > 0 ? tlsNames[0].Ascii : host.Display;
+        SmtpSession session;
+        try
+        {
+            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display }), cancellationToken);
+        }
+        catch (SmtpSessionException e)
+        {
+            state.Connections.Add(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
+            RecordDuration(started, mode, "error");
+            var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
+            return attempt.Failed(reply, permanent, e.IsTlsFailure);
+        }
+
+        await using (session)
+        {
+            state.Connections.Add(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
+            var stillPending = new List<PendingRecipient>();
+            var delivered = 0;
+            var failed = 0;
+            HostError? sharedError = null;
+            foreach (var messageGroup in pending.GroupBy(p => p.Message))
+            {
+                var todo = messageGroup.ToList();
+                if (!session.IsUsable)
+                {
+                    stillPending.AddRange(todo);
+                    continue;
+                }
+                var firstTransaction = true;
+                while (todo.Count > 0)
+                {
+                    // RFC 9422 §4.2: no more recipients per transaction than the server's RCPTMAX.
+                    var count = session.RcptMax > 0 ? Math.Min(session.RcptMax, todo.Count) : todo.Count;
+                    var batch = todo.Take(count).ToList();
+                    var rest = todo.Skip(count).ToList();
+                    TransactionResult result;
+                    try
+                    {
+                        result = await session.SendAsync(messageGroup.Key, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
+                    }
+                    catch (SmtpSessionException e)
+                    {
+                        var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
+                        if (firstTransaction && rest.Count == 0)
+                        {
+                            // The failure concerns the whole message: another host may do better (unless permanent).
+                            stillPending.AddRange(batch);
+                            sharedError = new HostError(reply, permanent, false);
+                        }
+                        else
+                        {
+                            state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host.Display, dialled, reply);
+                            failed += batch.Count;
+                        }
+                        if (!session.IsUsable)
+                        {
+                            stillPending.AddRange(rest);
+                            rest.Clear();
+                        }
+                        todo = rest;
+                        firstTransaction = false;
+                        continue;
+                    }
+                    var next = new List<PendingRecipient>();
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        var reply = result.RecipientReplies[i];
+                        if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
+                        {
+                            // "Too many recipients" for a later recipient: it goes into the next transaction
+                            // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
+                            next.Add(batch[i]);
+                        }
+                        else if (reply.IsPositive)
+                        {
+                            state.Complete(batch[i], RecipientStatus.Delivered, host.Display, dialled, reply);
+                            delivered++;
+                        }
+                        else
+                        {
+                            var (inspected, permanent) = Inspect(reply, reply.IsPermanent, state.Request.Attempt, addresses.DualStack);
+                            state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host.Display, dialled, inspected);
+                            failed++;
+                        }
+                    }
+                    todo = [.. next, .. rest];
+                    firstTransaction = false;
+                }
+            }
+            attempt.StillPending = stillPending;
+            RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
+            if (stillPending.Count > 0)
+            {
+                attempt.Error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to {host.Display} lost"), false, false);
+            }
+            return attempt;
+        }
+    }
+
+    /// <summary>
+    /// mox's rule for dual-stack hosts: a policy rejection (5.7.x) on the first attempt may be a block of
+    /// the address we came from, so it becomes temporary and the next attempt uses the other family.
+    /// </summary>
+    private static (SmtpReply Reply, bool Permanent) Inspect(SmtpReply reply, bool permanent, int attempt, bool dualStack)
+    {
+        if (permanent && attempt == 1 && dualStack && reply.EnhancedCode?.StartsWith("5.7.", StringComparison.Ordinal) == true)
+        {
+            return (reply, false);
+        }
+        return (reply, permanent);
+    }
+
+    private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
+        addresses.GroupBy(a => a.AddressFamily).Select(g => g.First()).OrderBy(a => addresses.ToList().IndexOf(a));
+
+    private async Task<(Socket? Socket, string? Error)> DialAsync(IPAddress address, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.ConnectTimeout);
+        try
+        {
+            await socket.ConnectAsync(new IPEndPoint(address, options.SmtpPort), timeout.Token);
+            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+            return (socket, null);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "timeout"));
+            return (null, "connect timed out");
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", e.SocketErrorCode == SocketError.ConnectionRefused ? "refused" : "error"));
+            return (null, e.Message);
+        }
+    }
+
+    private void RecordDuration(long started, TlsMode mode, string result) =>
+        metrics.DeliveryDuration.Record(
+            Stopwatch.GetElapsedTime(started).TotalSeconds,
+            new KeyValuePair<string, object?>("result", result),
+            new KeyValuePair<string, object?>("tls_mode", mode.ToString().ToLowerInvariant()));
+
+    private static string TlsVersionName(System.Security.Authentication.SslProtocols protocol) => protocol switch
+    {
+        System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
+        System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
+        _ => protocol.ToString(),
+    };
+
+    private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
+        new() { ResultType = resultType, FailureReasonCode = reasonCode };
+
+    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure);
+
+    private sealed class HostAttempt
+    {
+        public bool TlsDane { get; set; }
+
+        public TlsRptResult? HostResult { get; set; }
+
+        public IPAddress? Address { get; set; }
+
+        public HostError? Error { get; set; }
+
+        public required List<PendingRecipient> StillPending { get; set; }
+
+        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls)
+        {
+            Error = new HostError(reply, permanent, isTls);
+            return this;
+        }
+    }
+
+    private sealed record PendingRecipient(OutboundMessage Message, EmailAddress Recipient);
+
+    private sealed class AttemptState(DeliveryRequest request)
+    {
+        private readonly Dictionary<PendingRecipient, RecipientResult> results = [];
+
+        public DeliveryRequest Request { get; } = request;
+
+        public List<PendingRecipient> Pending { get; } = request.Messages.SelectMany(m => m.Recipients.Select(r => new PendingRecipient(m, r))).ToList();
+
+        public TlsRptResult? RecipientDomainResult { get; set; }
+
+        public List<TlsRptResult> HostResults { get; } = [];
+
+        public List<ConnectionReport> Connections { get; } = [];
+
+        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply) =>
+            results[recipient] = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply);
+
+        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply)
+        {
+            foreach (var recipient in recipients)
+            {
+                Complete(recipient, status, host, address, reply);
+            }
+        }
+
+        public DeliveryOutcome ToOutcome() => new()
+        {
+            Recipients = Pending.Select(p => results.TryGetValue(p, out var r) ? r : new RecipientResult(p.Message.Id, p.Recipient, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.4.0", "not attempted"))).ToArray(),
+            RecipientDomainResult = RecipientDomainResult,
+            HostResults = HostResults,
+            Connections = Connections,
+        };
+    }
+}

@@ -1,0 +1,84 @@
+using CloudDelivery.Delivery;
+using MimeKit;
+using MimeKit.IO;
+
+namespace CloudDelivery.Smtp;
+
+/// <summary>
+/// Lets MailKit's SmtpClient send a message's bytes exactly as submitted. MailKit sends a MimeMessage by
+/// writing it out again, which may re-fold headers or re-encode parts and so break a DKIM signature. This
+/// adapter is a MimeMessage without headers whose body writes the stored bytes verbatim; MailKit still
+/// does the SMTP parts (dot-stuffing, SIZE, BODY=8BITMIME, SMTPUTF8, pipelining).
+/// </summary>
+internal static class RawMessage
+{
+    public static MimeMessage Create(MessageBody body, bool has8Bit)
+    {
+        var message = new MimeMessage();
+        message.Headers.Clear();
+        message.Body = new RawContent(body, has8Bit);
+        return message;
+    }
+
+    /// <summary>Bytes on the wire: the body, plus a CRLF when it does not end with one (RFC 5321 §4.1.1.4).</summary>
+    public static long WireLength(MimeMessage message) => message.Body is RawContent raw ? raw.WireLength : 0;
+
+    /// <summary>
+    /// The raw content. It is a Multipart so that MailKit's scan for 8-bit parts, which walks the MIME tree
+    /// to decide on BODY=8BITMIME, finds a child marked 8bit exactly when the message has 8-bit bytes; the
+    /// child is never written.
+    /// </summary>
+    private sealed class RawContent : Multipart
+    {
+        private readonly MessageBody body;
+        private readonly bool endsWithNewLine;
+
+        public RawContent(MessageBody body, bool has8Bit)
+        {
+            this.body = body;
+            Headers.Clear();
+            if (has8Bit)
+            {
+                Add(new MimePart("application", "octet-stream") { ContentTransferEncoding = ContentEncoding.EightBit });
+            }
+            endsWithNewLine = EndsWithCrLf(body);
+        }
+
+        public long WireLength => body.Length + (endsWithNewLine ? 0 : 2);
+
+        public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
+        {
+            using var source = body.OpenRead();
+            source.CopyTo(stream);
+            if (!endsWithNewLine)
+            {
+                stream.Write("\r\n"u8);
+            }
+        }
+
+        public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
+        {
+            await using var source = body.OpenRead();
+            await source.CopyToAsync(stream, 81920, cancellationToken);
+            if (!endsWithNewLine)
+            {
+                await stream.WriteAsync("\r\n"u8.ToArray(), cancellationToken);
+            }
+        }
+
+        private static bool EndsWithCrLf(MessageBody body)
+        {
+            if (body.Length < 2)
+            {
+                return false;
+            }
+            using var stream = body.OpenRead();
+            if (!stream.CanSeek)
+            {
+                return true;
+            }
+            stream.Seek(-2, SeekOrigin.End);
+            return stream.ReadByte() == '\r' && stream.ReadByte() == '\n';
+        }
+    }
+}

@@ -1,0 +1,487 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using CloudDelivery.Addressing;
+using CloudDelivery.Delivery;
+using CloudDelivery.Dns;
+using CloudDelivery.TlsRpt;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using MimeKit;
+
+namespace CloudDelivery.Smtp;
+
+/// <summary>How a connection uses STARTTLS (RFC 3207).</summary>
+public enum TlsMode
+{
+    /// <summary>Use STARTTLS when the server offers it, without requiring a verified certificate (RFC 7435).</summary>
+    Opportunistic,
+
+    /// <summary>STARTTLS is required: a server without it, or a failed handshake, ends the attempt.</summary>
+    RequiredStartTls,
+
+    /// <summary>No TLS: the plaintext retry after a TLS failure when nothing requires TLS.</summary>
+    Skip,
+}
+
+/// <summary>How the server's certificate was verified on a connection, as reported by the CLI.</summary>
+public enum CertificateVerification
+{
+    /// <summary>No TLS.</summary>
+    None,
+
+    /// <summary>TLS without a verified certificate (opportunistic, or DANE with only unusable records).</summary>
+    Unverified,
+
+    /// <summary>WebPKI: a trusted chain and the MX host name.</summary>
+    Pkix,
+
+    /// <summary>DANE-EE (TLSA usage 3): the certificate or key itself is pinned in DNS.</summary>
+    DaneEe,
+
+    /// <summary>DANE-TA (TLSA usage 2): the chain leads to a trust anchor pinned in DNS.</summary>
+    DaneTa,
+}
+
+/// <summary>
+/// What the engine decided about certificate checks for one connection: the one place TLS policy is
+/// turned into checks (DANE records, WebPKI for MTA-STS, whether failures are ignored).
+/// </summary>
+public sealed class TlsVerificationPlan
+{
+    /// <summary>Usable TLSA records; null when DANE does not apply; empty when TLS is required but unverifiable.</summary>
+    public IReadOnlyList<TlsaRecord>? DaneRecords { get; init; }
+
+    /// <summary>Names a DANE-TA certificate may carry (RFC 7672 §3.2.2).</summary>
+    public IReadOnlyList<string> DaneAllowedNames { get; init; } = [];
+
+    /// <summary>WebPKI verification must pass (an enforced MTA-STS policy, RFC 8461 §4.2).</summary>
+    public bool RequirePkix { get; init; }
+
+    /// <summary>Verification failures are reported but do not end the connection (TLS-Required: No).</summary>
+    public bool IgnoreVerificationErrors { get; init; }
+
+    /// <summary>Roots trusted in addition to the system store.</summary>
+    public X509Certificate2Collection? ExtraTrustRoots { get; init; }
+}
+
+/// <summary>A failure of a whole connection or transaction, with the reply to record for its recipients.</summary>
+public sealed class SmtpSessionException : Exception
+{
+    public SmtpSessionException(SmtpReply reply, bool permanent, bool isTlsFailure, string message, Exception? inner = null)
+        : base(message, inner)
+    {
+        Reply = reply;
+        Permanent = permanent;
+        IsTlsFailure = isTlsFailure;
+    }
+
+    public SmtpReply Reply { get; }
+
+    public bool Permanent { get; }
+
+    /// <summary>STARTTLS or the TLS handshake failed; a plaintext retry may be allowed.</summary>
+    public bool IsTlsFailure { get; }
+}
+
+/// <summary>The outcome of one SMTP transaction: a reply per recipient, in the order given.</summary>
+public sealed record TransactionResult(IReadOnlyList<SmtpReply> RecipientReplies);
+
+/// <summary>
+/// One SMTP client connection to an MX host, over MailKit's SmtpClient on a socket the engine dialled.
+/// It performs EHLO and STARTTLS per <see cref="TlsMode"/>, checks the certificate per the
+/// <see cref="TlsVerificationPlan"/>, records TLSRPT outcomes, and runs transactions with several
+/// recipients and per-recipient results. A session may run many transactions.
+/// </summary>
+public sealed class SmtpSession : IAsyncDisposable
+{
+    private readonly DeliveryClient client;
+    private readonly SmtpConversationCapture capture;
+
+    private SmtpSession(DeliveryClient client, SmtpConversationCapture capture, IPEndPoint remote)
+    {
+        this.client = client;
+        this.capture = capture;
+        RemoteEndPoint = remote;
+    }
+
+    public IPEndPoint RemoteEndPoint { get; }
+
+    public bool IsTls => client.IsSecure;
+
+    public SslProtocols TlsProtocol => client.IsSecure ? client.SslProtocol : SslProtocols.None;
+
+    public CertificateVerification Verification { get; private set; } = CertificateVerification.None;
+
+    /// <summary>The DANE record that verified the certificate, if any.</summary>
+    public TlsaRecord? VerifiedTlsaRecord { get; private set; }
+
+    /// <summary>Subject of the server certificate, when TLS was used.</summary>
+    public string? CertificateSubject { get; private set; }
+
+    /// <summary>Why the certificate did not pass WebPKI verification, if it did not.</summary>
+    public string? PkixError { get; private set; }
+
+    /// <summary>The name from the server's greeting.</summary>
+    public string RemoteGreetingName => capture.GreetingName;
+
+    public SmtpCapabilities Capabilities => client.Capabilities;
+
+    /// <summary>EHLO keywords after STARTTLS (or of the only EHLO), upper case.</summary>
+    public IReadOnlyList<string> EhloKeywords => capture.EhloKeywords;
+
+    /// <summary>The server's LIMITS RCPTMAX, or 0 for no stated limit.</summary>
+    public int RcptMax { get; private set; }
+
+    public bool SupportsRequireTls => (client.Capabilities & SmtpCapabilities.RequireTLS) != 0;
+
+    public bool SupportsSmtpUtf8 => (client.Capabilities & SmtpCapabilities.UTF8) != 0;
+
+    public bool Supports8BitMime => (client.Capabilities & SmtpCapabilities.EightBitMime) != 0;
+
+    public long MaxSize => client.MaxSize;
+
+    /// <summary>
+    /// Greets the server over <paramref name="socket"/>, negotiates TLS per <paramref name="mode"/> and
+    /// records TLSRPT outcomes in <paramref name="recipientDomainResult"/> and <paramref name="hostResult"/>.
+    /// </summary>
+    /// <exception cref="SmtpSessionException">The server refused, TLS failed, or the connection broke.</exception>
+    public static async Task<SmtpSession> ConnectAsync(
+        Socket socket,
+        string remoteHostName,
+        TlsMode mode,
+        TlsVerificationPlan plan,
+        SmtpSessionOptions options,
+        TlsRptResult recipientDomainResult,
+        TlsRptResult hostResult,
+        CancellationToken cancellationToken)
+    {
+        var capture = new SmtpConversationCapture();
+        var client = new DeliveryClient(capture)
+        {
+            LocalDomain = options.EhloHostname,
+            Timeout = (int)options.CommandTimeout.TotalMilliseconds,
+            CheckCertificateRevocation = false,
+        };
+        var remote = (IPEndPoint)socket.RemoteEndPoint!;
+        var local = (IPEndPoint)socket.LocalEndPoint!;
+        var session = new SmtpSession(client, capture, remote);
+        var verifier = new CertificateCheck(session, plan, remoteHostName, options.Time, local, remote, recipientDomainResult, hostResult);
+        client.ServerCertificateValidationCallback = verifier.Validate;
+
+        FailureDetailsFactory details = (type, reason) => new TlsRptFailureDetails
+        {
+            ResultType = type,
+            SendingMtaIp = local.Address.ToString(),
+            ReceivingMxHostname = remoteHostName,
+            ReceivingMxHelo = capture.GreetingName.Length > 0 ? capture.GreetingName : null,
+            ReceivingIp = remote.Address.ToString(),
+            FailureReasonCode = reason,
+        };
+
+        var secureOptions = mode switch
+        {
+            TlsMode.Opportunistic => SecureSocketOptions.StartTlsWhenAvailable,
+            TlsMode.RequiredStartTls => SecureSocketOptions.StartTls,
+            _ => SecureSocketOptions.None,
+        };
+        try
+        {
+            await client.ConnectAsync(socket, remoteHostName, remote.Port, secureOptions, cancellationToken);
+        }
+        catch (NotSupportedException e)
+        {
+            // STARTTLS required but not advertised (RFC 8460 §4.3.1.1 "starttls-not-supported").
+            var detail = details(TlsRptResultType.StartTlsNotSupported, "starttls-not-advertised");
+            recipientDomainResult.Add(0, 1, detail);
+            hostResult.Add(0, 1, detail);
+            await session.DisposeAsync();
+            throw new SmtpSessionException(new SmtpReply(0, null, "server does not offer STARTTLS, which is required"), false, true, e.Message, e);
+        }
+        catch (SmtpCommandException e) when (capture.LastClientVerb == "STARTTLS")
+        {
+            var detail = details(TlsRptResultType.StartTlsNotSupported, $"smtp-starttls-reply-code-{(int)e.StatusCode}");
+            recipientDomainResult.Add(0, 1, detail);
+            hostResult.Add(0, 1, detail);
+            await session.DisposeAsync();
+            var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
+            throw new SmtpSessionException(reply, reply.IsPermanent, true, $"STARTTLS refused: {reply}", e);
+        }
+        catch (SslHandshakeException e)
+        {
+            // A failure our certificate check found was reported there already; anything else is a
+            // handshake failure of its own (RFC 8460 §4.3.1.3 "validation-failure").
+            var failure = verifier.ReportedFailure
+                ? []
+                : new[] { details(TlsRptResultType.ValidationFailure, HandshakeReason(e)) };
+            recipientDomainResult.Add(0, 1, failure);
+            hostResult.Add(0, 1, failure);
+            await session.DisposeAsync();
+            var why = verifier.FailureReason ?? (e.InnerException ?? e).Message;
+            throw new SmtpSessionException(new SmtpReply(0, null, $"TLS handshake failed: {why}"), false, true, $"TLS handshake failed: {why}", e);
+        }
+        catch (SmtpCommandException e)
+        {
+            await session.DisposeAsync();
+            var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
+            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"server refused session: {reply}", e);
+        }
+        catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            await session.DisposeAsync();
+            throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed: {e.Message}"), false, false, e.Message, e);
+        }
+
+        capture.Capturing = false;
+        session.RcptMax = capture.RcptMax;
+        if (client.IsSecure)
+        {
+            // RFC 8460 §4.4: a successful TLS session counts for the domain's and the host's policy.
+            recipientDomainResult.Add(1, 0);
+            hostResult.Add(1, 0);
+            if (session.Verification == CertificateVerification.None)
+            {
+                session.Verification = CertificateVerification.Unverified;
+            }
+        }
+        else if (mode == TlsMode.Opportunistic)
+        {
+            // Not a failed session, but worth telling the domain (RFC 8460 §4.3.1.1).
+            var detail = details(TlsRptResultType.StartTlsNotSupported, string.Empty);
+            recipientDomainResult.Add(0, 0, detail);
+            hostResult.Add(0, 0, detail);
+        }
+        return session;
+    }
+
+    /// <summary>
+    /// Runs one transaction: MAIL FROM, RCPT TO for each recipient (pipelined when offered), DATA with the
+    /// message bytes. Returns a reply per recipient: the RCPT reply for refused recipients, the final DATA
+    /// reply for accepted ones.
+    /// </summary>
+    /// <exception cref="SmtpSessionException">The sender or the data was refused, or the connection broke;
+    /// applies to all recipients of the transaction.</exception>
+    public async Task<TransactionResult> SendAsync(OutboundMessage message, IReadOnlyList<EmailAddress> recipients, CancellationToken cancellationToken)
+    {
+        var smtpUtf8 = message.NeedsSmtpUtf8 || (message.Sender?.IsInternational ?? false) || recipients.Any(r => r.IsInternational);
+        if (smtpUtf8 && !SupportsSmtpUtf8)
+        {
+            // RFC 6531 §3.2: without the extension an internationalised message cannot be delivered to this host.
+            // Temporary, like mox: another MX host of the domain, or this one later, may support it.
+            throw new SmtpSessionException(new SmtpReply(554, "5.6.7", "server does not support SMTPUTF8, which the message needs"), false, false, "SMTPUTF8 not supported");
+        }
+        if (message.TlsRequirement == TlsRequirement.RequireTls && !(IsTls && SupportsRequireTls))
+        {
+            // RFC 8689 §4.2.1: the requirement must travel with the message; a server without the extension cannot take it.
+            // Temporary per host: the engine makes it permanent once no host of the domain supports it.
+            throw new SmtpSessionException(new SmtpReply(554, "5.7.30", "server does not support REQUIRETLS"), false, false, "REQUIRETLS not supported");
+        }
+        var wireLength = message.Body.Length;
+        if (MaxSize > 0 && wireLength > MaxSize)
+        {
+            // RFC 1870 §6.1: the server told us its limit; sending anyway would only waste the transfer.
+            throw new SmtpSessionException(new SmtpReply(552, "5.3.4", $"message of {wireLength} bytes exceeds the server's limit of {MaxSize} bytes"), true, false, "message too large");
+        }
+        var sender = message.Sender is null ? NullSender : Mailbox(message.Sender, smtpUtf8);
+        var mailboxes = recipients.Select(r => Mailbox(r, smtpUtf8)).ToArray();
+        var mime = RawMessage.Create(message.Body, message.Has8BitContent);
+        client.RequireTLS = message.TlsRequirement == TlsRequirement.RequireTls;
+        client.BeginTransaction(mailboxes);
+        var format = FormatOptions.Default.Clone();
+        format.International = smtpUtf8;
+        try
+        {
+            var dataText = await client.SendAsync(format, mime, sender, mailboxes, cancellationToken);
+            var dataReply = SmtpReply.FromServer(250, dataText);
+            return new TransactionResult(mailboxes.Select(m => client.RecipientReply(m) is { IsPositive: false } refused ? refused : dataReply).ToArray());
+        }
+        catch (SmtpCommandException e) when (e.ErrorCode == SmtpErrorCode.MessageNotAccepted && client.AllRecipientsRefused)
+        {
+            // Every RCPT was refused: the per-recipient replies say why.
+            return new TransactionResult(mailboxes.Select(m => client.RecipientReply(m)!).ToArray());
+        }
+        catch (SmtpCommandException e)
+        {
+            var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
+            var stage = e.ErrorCode == SmtpErrorCode.SenderNotAccepted ? "MAIL FROM" : "DATA";
+            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"{stage} refused: {reply}", e);
+        }
+        catch (Exception e) when (e is IOException or SmtpProtocolException or ServiceNotConnectedException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed during transaction: {e.Message}"), false, false, e.Message, e);
+        }
+    }
+
+    /// <summary>True while the connection can take another transaction.</summary>
+    public bool IsUsable => client.IsConnected;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (client.IsConnected)
+            {
+                using var quit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await client.DisconnectAsync(quit: true, quit.Token);
+            }
+        }
+        catch (Exception e) when (e is IOException or SmtpProtocolException or SmtpCommandException or OperationCanceledException or SocketException)
+        {
+            // QUIT is a courtesy; the outcome of the session is already known.
+        }
+        client.Dispose();
+    }
+
+    private static readonly MailboxAddress NullSender = new(string.Empty, string.Empty);
+
+    private static MailboxAddress Mailbox(EmailAddress address, bool smtpUtf8) =>
+        new(string.Empty, address.ToSmtpString(smtpUtf8));
+
+    private static string HandshakeReason(SslHandshakeException e) => (e.InnerException ?? e) switch
+    {
+        AuthenticationException => "tls-handshake-failure",
+        IOException => "tls-connection-failure",
+        _ => "tls-error",
+    };
+
+    private delegate TlsRptFailureDetails FailureDetailsFactory(string resultType, string reasonCode);
+
+    /// <summary>MailKit's client with per-recipient results instead of an exception on the first refusal.</summary>
+    private sealed class DeliveryClient(IProtocolLogger logger) : SmtpClient(logger)
+    {
+        private readonly Dictionary<MailboxAddress, SmtpReply> replies = new(ReferenceEqualityComparer.Instance);
+        private int expected;
+
+        public bool AllRecipientsRefused => replies.Count == expected && replies.Values.All(r => !r.IsPositive);
+
+        public void BeginTransaction(IReadOnlyCollection<MailboxAddress> recipients)
+        {
+            replies.Clear();
+            expected = recipients.Count;
+        }
+
+        public SmtpReply? RecipientReply(MailboxAddress mailbox) => replies.GetValueOrDefault(mailbox);
+
+        protected override void OnRecipientAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
+            replies[mailbox] = SmtpReply.FromServer((int)response.StatusCode, response.Response);
+
+        protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
+            replies[mailbox] = SmtpReply.FromServer((int)response.StatusCode, response.Response);
+
+        protected override void OnNoRecipientsAccepted(MimeMessage message)
+        {
+            // MailKit throws MessageNotAccepted after this; SendAsync turns that into per-recipient results.
+        }
+
+        // The bytes go out as submitted: no re-encoding of parts (see RawMessage).
+        protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
+        {
+        }
+
+        protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) => RawMessage.WireLength(message);
+
+        protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) => Task.FromResult(RawMessage.WireLength(message));
+    }
+
+    /// <summary>
+    /// The certificate callback: verifies DANE and WebPKI itself, because both may have to be checked,
+    /// reported to TLSRPT, and then possibly ignored (TLS-Required: No) or only reported (opportunistic TLS).
+    /// </summary>
+    private sealed class CertificateCheck(
+        SmtpSession session,
+        TlsVerificationPlan plan,
+        string remoteHostName,
+        TimeProvider time,
+        IPEndPoint local,
+        IPEndPoint remote,
+        TlsRptResult recipientDomainResult,
+        TlsRptResult hostResult)
+    {
+        public bool ReportedFailure { get; private set; }
+
+        public string? FailureReason { get; private set; }
+
+        public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+        {
+            if (certificate is null)
+            {
+                FailureReason = "server presented no certificate";
+                return plan.IgnoreVerificationErrors || (plan.DaneRecords is null && !plan.RequirePkix);
+            }
+            var leaf = certificate as X509Certificate2 ?? new X509Certificate2(certificate);
+            var presented = Tls.PresentedCertificates.From(leaf, chain);
+            var now = time.GetUtcNow();
+            session.CertificateSubject = leaf.Subject;
+            string? failure = null;
+
+            if (plan.DaneRecords is not null)
+            {
+                if (plan.DaneRecords.Count > 0)
+                {
+                    var dane = Dane.DaneVerifier.Verify(plan.DaneRecords, leaf, presented, plan.DaneAllowedNames, now);
+                    if (dane.Verified)
+                    {
+                        session.VerifiedTlsaRecord = dane.MatchedRecord;
+                        session.Verification = dane.MatchedRecord!.Usage == 2 ? CertificateVerification.DaneTa : CertificateVerification.DaneEe;
+                    }
+                    else
+                    {
+                        // RFC 8460 has no result type for "no TLSA record matched"; validation-failure with a reason code it is.
+                        hostResult.Add(0, 0, Details(TlsRptResultType.ValidationFailure, dane.HadErrors ? "dane-no-match+errors" : "dane-no-match"));
+                        if (!plan.IgnoreVerificationErrors)
+                        {
+                            failure = "certificate does not match the DANE TLSA records" + (dane.Error is null ? string.Empty : $": {dane.Error}");
+                        }
+                    }
+                }
+            }
+
+            var pkix = Tls.PkixVerifier.Verify(leaf, presented, remoteHostName, plan.ExtraTrustRoots, now);
+            if (pkix.Valid)
+            {
+                if (session.Verification is CertificateVerification.None or CertificateVerification.Unverified)
+                {
+                    session.Verification = CertificateVerification.Pkix;
+                }
+            }
+            else
+            {
+                session.PkixError = pkix.Error;
+                // Reported for every TLS session, also opportunistic ones: the domain owner wants to know (mox does the same).
+                recipientDomainResult.Add(0, 0, Details(pkix.TlsRptResultType ?? TlsRptResultType.ValidationFailure, pkix.FailureReasonCode));
+                if (plan.RequirePkix && !plan.IgnoreVerificationErrors)
+                {
+                    failure = failure is null ? $"WebPKI verification failed: {pkix.Error}" : $"{failure}; WebPKI verification failed: {pkix.Error}";
+                }
+            }
+            FailureReason = failure;
+            ReportedFailure = failure is not null;
+            return failure is null;
+        }
+
+        private TlsRptFailureDetails Details(string type, string reason) => new()
+        {
+            ResultType = type,
+            SendingMtaIp = local.Address.ToString(),
+            ReceivingMxHostname = remoteHostName,
+            ReceivingMxHelo = session.RemoteGreetingName.Length > 0 ? session.RemoteGreetingName : null,
+            ReceivingIp = remote.Address.ToString(),
+            FailureReasonCode = reason,
+        };
+    }
+}
+
+/// <summary>Settings of the SMTP client side.</summary>
+public sealed class SmtpSessionOptions
+{
+    /// <summary>The name CloudDelivery gives in EHLO; should have matching forward and reverse DNS.</summary>
+    public required string EhloHostname { get; init; }
+
+    /// <summary>Time allowed for each read or write (RFC 5321 §4.5.3.2 suggests minutes).</summary>
+    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
