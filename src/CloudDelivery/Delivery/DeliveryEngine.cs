@@ -42,7 +42,7 @@ public sealed class DeliveryEngineOptions
 /// are resolved once, connections are reused for several messages, and each message is sent with as many
 /// recipients per transaction as the server allows.
 /// </summary>
-public sealed class DeliveryEngine
+public sealed class DeliveryEngine : IDisposable
 {
     private readonly DnsResolver resolver;
     private readonly DestinationResolver destinations;
@@ -65,6 +65,49 @@ public sealed class DeliveryEngine
 
     /// <summary>The resolver this engine uses for every lookup.</summary>
     public DnsResolver Resolver => resolver;
+
+    /// <summary>The MTA-STS policy source.</summary>
+    public MtaStsPolicyProvider MtaSts => mtaSts;
+
+    public DeliveryEngineOptions Options => options;
+
+    /// <summary>
+    /// Wires an engine from flat settings: the one resolver, the MTA-STS fetcher and policy cache (in memory
+    /// unless a store is given), and the delivery options.
+    /// </summary>
+    public static DeliveryEngine Create(DeliverySettings settings, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    {
+        time ??= TimeProvider.System;
+        var resolver = new DnsResolver(new DnsResolverOptions { Server = settings.Resolver, QueryTimeout = settings.DnsTimeout });
+        var addressPolicy = settings.AllowPrivateAddresses ? AddressPolicy.AllowPrivate : AddressPolicy.PublicOnly;
+        var fetcher = new MtaStsPolicyFetcher(resolver, new MtaStsFetchOptions
+        {
+            HttpsPort = settings.MtaStsHttpsPort,
+            AddressPolicy = addressPolicy,
+            ExtraTrustRoots = settings.ExtraTrustRoots,
+        }, time);
+        var provider = new MtaStsPolicyProvider(resolver, fetcher, policyStore ?? new InMemoryMtaStsPolicyStore(), time);
+        var options = new DeliveryEngineOptions
+        {
+            EhloHostname = settings.EhloHostname,
+            SmtpPort = settings.SmtpPort,
+            AddressPolicy = addressPolicy,
+            ExtraTrustRoots = settings.ExtraTrustRoots,
+            ConnectTimeout = settings.ConnectTimeout,
+            CommandTimeout = settings.CommandTimeout,
+        };
+        var engine = new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
+        engine.ownedFetcher = fetcher;
+        return engine;
+    }
+
+    private IDisposable? ownedFetcher;
+
+    public void Dispose()
+    {
+        ownedFetcher?.Dispose();
+        metrics.Dispose();
+    }
 
     /// <summary>
     /// Attempts delivery of <paramref name="request"/>'s messages now and returns a result per recipient,
@@ -335,7 +378,6 @@ public sealed class DeliveryEngine
                 if (tlsRequiredNo)
                 {
                     logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
-                    metrics.TlsaErrors.Add(0);
                     metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
                     error = null;
                     tlsDane = false;
@@ -583,7 +625,7 @@ public sealed class DeliveryEngine
 
         public DeliveryRequest Request { get; } = request;
 
-        public List<PendingRecipient> Pending { get; } = request.Messages.SelectMany(m => m.Recipients.Select(r => new PendingRecipient(m, r))).ToList();
+        public List<PendingRecipient> Pending { get; } = request.Messages.SelectMany(m => m.Recipients.Distinct().Select(r => new PendingRecipient(m, r))).ToList();
 
         public TlsRptResult? RecipientDomainResult { get; set; }
 

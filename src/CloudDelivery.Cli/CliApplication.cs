@@ -1,0 +1,35 @@
+using System.CommandLine;
+using CloudDelivery.Cli.Commands;
+
+namespace CloudDelivery.Cli;
+
+/// <summary>
+/// The <c>clouddelivery</c> command: operators' tool for debugging destinations (probe), for one-off
+/// direct deliveries (deliver), and the loopback demo.
+/// </summary>
+public static class CliApplication
+{
+    /// <summary>Exit code when every recipient was delivered.</summary>
+    public const int ExitDelivered = 0;
+
+    /// <summary>Exit code when some recipient failed temporarily (sysexits EX_TEMPFAIL).</summary>
+    public const int ExitTemporaryFailure = 75;
+
+    /// <summary>Exit code when recipients failed permanently and none temporarily (sysexits EX_UNAVAILABLE).</summary>
+    public const int ExitPermanentFailure = 69;
+
+    /// <summary>Exit code for bad usage or input (sysexits EX_USAGE / EX_DATAERR).</summary>
+    public const int ExitUsage = 64;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("CloudDelivery: direct outbound mail delivery with MTA-STS, DANE, REQUIRETLS and TLSRPT.")
+        {
+            ProbeCommand.Create(output),
+            DeliverCommand.Create(output, error),
+            DemoCommand.Create(output),
+        };
+        var configuration = new InvocationConfiguration { Output = output, Error = error };
+        return await root.Parse(args).InvokeAsync(configuration);
+    }
+}

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using CloudDelivery.Addressing;
+using CloudDelivery.Delivery;
+
+namespace CloudDelivery.Cli.Commands;
+
+/// <summary><c>clouddelivery probe DOMAIN</c>: how delivery to a domain would go, without sending a message.</summary>
+internal static class ProbeCommand
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public static Command Create(TextWriter output)
+    {
+        var common = new CommonOptions();
+        var domainArgument = new Argument<string>("domain") { Description = "Recipient domain to look at." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var command = new Command("probe", "Show MX hosts, MTA-STS policy, TLSA records, EHLO capabilities and TLS of a recipient domain. Sends no message.")
+        {
+            domainArgument, json,
+        };
+        common.AddTo(command);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                var settings = common.ToSettings(parse);
+                if (!Domain.TryParse(parse.GetValue(domainArgument), out var domain, out var error))
+                {
+                    throw new UsageException(error);
+                }
+                using var engine = DeliveryEngine.Create(settings);
+                var probe = await new DestinationProbe(engine).ProbeAsync(domain, cancellationToken);
+                if (parse.GetValue(json))
+                {
+                    await output.WriteLineAsync(JsonSerializer.Serialize(probe, JsonOptions));
+                }
+                else
+                {
+                    await WriteTextAsync(output, probe);
+                }
+                return probe.DestinationError is null ? 0 : CliApplication.ExitTemporaryFailure;
+            }
+            catch (UsageException e)
+            {
+                await output.WriteLineAsync($"clouddelivery probe: {e.Message}");
+                return CliApplication.ExitUsage;
+            }
+        });
+        return command;
+    }
+
+    private static async Task WriteTextAsync(TextWriter output, DomainProbe probe)
+    {
+        await output.WriteLineAsync($"domain {probe.Domain}{(probe.ExpandedDomain is { } e && e != probe.Domain ? $" (CNAME to {e})" : string.Empty)}");
+        await output.WriteLineAsync($"  MX: {(probe.HaveMx ? "yes" : "no (implicit MX)")}, DNSSEC {(probe.MxAuthentic ? "authentic" : "not authentic")}");
+        if (probe.DestinationError is not null)
+        {
+            await output.WriteLineAsync($"  error: {probe.DestinationError}");
+        }
+        await output.WriteLineAsync(probe.MtaStsMode is null ? $"  MTA-STS: none ({probe.MtaStsNote})" : $"  MTA-STS: mode {probe.MtaStsMode}");
+        foreach (var line in probe.MtaStsPolicy)
+        {
+            await output.WriteLineAsync($"    {line}");
+        }
+        foreach (var host in probe.Hosts)
+        {
+            await output.WriteLineAsync($"  host {host.Host} (preference {host.Preference}) addresses {string.Join(", ", host.Addresses)} DNSSEC {(host.AddressesAuthentic ? "authentic" : "not authentic")}");
+            if (host.MatchesMtaStsPolicy is { } matches)
+            {
+                await output.WriteLineAsync($"    MTA-STS policy {(matches ? "matches" : "DOES NOT match")}");
+            }
+            await output.WriteLineAsync(host.TlsaRecords.Count > 0
+                ? $"    TLSA: {string.Join("; ", host.TlsaRecords)}"
+                : $"    TLSA: {(host.TlsaError ?? (host.TlsaAuthentic ? "none" : "not looked up (not DNSSEC-authentic)"))}");
+            if (host.ConnectedAddress is not null)
+            {
+                await output.WriteLineAsync($"    connected to {host.ConnectedAddress}, greeting {host.Greeting}");
+                await output.WriteLineAsync($"    EHLO: {string.Join(", ", host.EhloKeywords)}");
+                await output.WriteLineAsync(host.StartTls
+                    ? $"    TLS {host.TlsVersion}, certificate {host.CertificateSubject}, verification {DeliveryReport.VerificationName(host.Verification)}{(host.PkixError is null ? string.Empty : $" (WebPKI: {host.PkixError})")}"
+                    : "    no TLS");
+            }
+            if (host.Error is not null)
+            {
+                await output.WriteLineAsync($"    error: {host.Error}");
+            }
+        }
+    }
+}
