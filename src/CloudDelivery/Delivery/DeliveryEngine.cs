@@ -59,6 +59,7 @@ public sealed class DeliveryEngine : IDisposable
         this.mtaSts = mtaSts;
         this.options = options;
         this.time = time ?? TimeProvider.System;
+        ownsMetrics = metrics is null;
         this.metrics = metrics ?? new DeliveryMetrics();
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
     }
@@ -101,12 +102,16 @@ public sealed class DeliveryEngine : IDisposable
         return engine;
     }
 
+    private readonly bool ownsMetrics;
     private IDisposable? ownedFetcher;
 
     public void Dispose()
     {
         ownedFetcher?.Dispose();
-        metrics.Dispose();
+        if (ownsMetrics)
+        {
+            metrics.Dispose();
+        }
     }
 
     /// <summary>

@@ -1,0 +1,103 @@
+using CloudDelivery.Delivery;
+using CloudDelivery.Loopback.Pki;
+using CloudDelivery.Smtp;
+using CloudDelivery.TlsRpt;
+using static CloudDelivery.Tests.Delivery.DeliveryEngineTests;
+
+namespace CloudDelivery.Tests.Delivery;
+
+public class DaneDeliveryTests
+{
+    [Fact]
+    public async Task Dane_ee_match_is_delivered_and_verified_by_dane()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("dane.example", 10, "mx.dane.example").MarkSecure("dane.example");
+        // A self-signed certificate: DANE-EE pins it, no CA or name involved (RFC 7672 §3.1.1).
+        var certificate = TestPki.SelfSigned("unrelated-name.invalid");
+        var mx = await world.AddMxServerAsync("mx.dane.example", o => o.Certificate = certificate);
+        world.Zone.AddTlsa("_25._tcp.mx.dane.example", 3, 1, 1, TestPki.TlsaData(certificate, 1, 1));
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("dane.example", Message("s@x", "r@dane.example"), recipients: "r@dane.example"), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Delivered, Assert.Single(outcome.Recipients).Status);
+        Assert.True(Assert.Single(mx.Messages).Tls);
+        Assert.Equal(CertificateVerification.DaneEe, Assert.Single(outcome.Connections).Verification);
+        var hostResult = Assert.Single(outcome.HostResults);
+        Assert.Equal(TlsRptPolicyType.Tlsa, hostResult.Policy.Type);
+        Assert.Equal("mx.dane.example", hostResult.Policy.Domain);
+        Assert.Equal(1, hostResult.Summary.TotalSuccessfulSessionCount);
+        Assert.Single(hostResult.Policy.Strings);
+    }
+
+    [Fact]
+    public async Task Dane_mismatch_is_not_delivered_not_retried_in_plaintext_and_reported()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("danebad.example", 10, "mx.danebad.example").MarkSecure("danebad.example");
+        var mx = await world.AddMxServerAsync("mx.danebad.example");
+        var other = TestPki.SelfSigned("other.invalid");
+        world.Zone.AddTlsa("_25._tcp.mx.danebad.example", 3, 1, 1, TestPki.TlsaData(other, 1, 1));
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("danebad.example", Message("s@x", "r@danebad.example"), recipients: "r@danebad.example"), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Temporary, Assert.Single(outcome.Recipients).Status);
+        Assert.Empty(mx.Messages);
+        Assert.DoesNotContain(outcome.Connections, c => c.PlaintextRetry);
+        var hostResult = Assert.Single(outcome.HostResults);
+        Assert.Equal(TlsRptPolicyType.Tlsa, hostResult.Policy.Type);
+        Assert.Contains(hostResult.FailureDetails, d => d.ResultType == TlsRptResultType.ValidationFailure && d.FailureReasonCode.StartsWith("dane-no-match", StringComparison.Ordinal));
+        Assert.Equal(1, hostResult.Summary.TotalFailureSessionCount);
+    }
+
+    [Fact]
+    public async Task Tlsa_records_in_an_insecure_zone_are_ignored()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("insecure.example", 10, "mx.insecure.example");
+        var mx = await world.AddMxServerAsync("mx.insecure.example");
+        world.Zone.AddTlsa("_25._tcp.mx.insecure.example", 3, 1, 1, new byte[32]);
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("insecure.example", Message("s@x", "r@insecure.example"), recipients: "r@insecure.example"), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Delivered, Assert.Single(outcome.Recipients).Status);
+        Assert.Equal(TlsRptPolicyType.NoPolicyFound, Assert.Single(outcome.HostResults).Policy.Type);
+        Assert.Equal(CertificateVerification.Pkix, Assert.Single(outcome.Connections).Verification);
+        Assert.Single(mx.Messages);
+    }
+
+    [Fact]
+    public async Task Dane_host_without_starttls_is_refused_where_a_plain_host_gets_plaintext()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("danenotls.example", 10, "mx.danenotls.example").MarkSecure("danenotls.example");
+        var mx = await world.AddMxServerAsync("mx.danenotls.example", withCertificate: false);
+        world.Zone.AddTlsa("_25._tcp.mx.danenotls.example", 3, 1, 1, new byte[32]);
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("danenotls.example", Message("s@x", "r@danenotls.example"), recipients: "r@danenotls.example"), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Temporary, Assert.Single(outcome.Recipients).Status);
+        Assert.Empty(mx.Messages);
+        Assert.Contains(Assert.Single(outcome.HostResults).FailureDetails, d => d.ResultType == TlsRptResultType.StartTlsNotSupported);
+    }
+
+    [Fact]
+    public async Task Dane_ta_with_the_ca_pinned_verifies_a_certificate_for_the_mx_name()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("daneta.example", 10, "mx.daneta.example").MarkSecure("daneta.example");
+        var mx = await world.AddMxServerAsync("mx.daneta.example");
+        world.Zone.AddTlsa("_25._tcp.mx.daneta.example", 2, 0, 1, TestPki.TlsaData(world.Pki.Root, 0, 1));
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("daneta.example", Message("s@x", "r@daneta.example"), recipients: "r@daneta.example"), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Delivered, Assert.Single(outcome.Recipients).Status);
+        Assert.Equal(CertificateVerification.DaneTa, Assert.Single(outcome.Connections).Verification);
+        Assert.Single(mx.Messages);
+    }
+}
