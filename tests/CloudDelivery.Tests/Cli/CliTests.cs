@@ -1,0 +1,100 @@
+using System.Text.Json;
+using CloudDelivery.Cli;
+using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Tests.Delivery;
+
+namespace CloudDelivery.Tests.Cli;
+
+public sealed class CliTests : IAsyncLifetime
+{
+    private LoopbackWorld world = null!;
+    private string caFile = null!;
+    private string messageFile = null!;
+
+    public async Task InitializeAsync()
+    {
+        world = await LoopbackWorld.StartAsync();
+        caFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(caFile, world.Pki.RootPem);
+        messageFile = Path.GetTempFileName();
+        // Bare LF line endings on purpose: the tool must send CRLF.
+        await File.WriteAllTextAsync(messageFile, "From: <s@sender.example>\nTo: <r@cli.example>\nSubject: cli\n\nbody\n");
+        world.Zone.AddMx("cli.example", 10, "mx.cli.example");
+        world.PublishMtaSts("cli.example", "enforce", ["mx.cli.example"]);
+        await world.AddMxServerAsync("mx.cli.example", o => o.OnRcpt = c => c.Recipient.StartsWith("gone", StringComparison.Ordinal)
+            ? new SmtpServerReply(550, "5.1.1", "no such user")
+            : c.Recipient.StartsWith("later", StringComparison.Ordinal) ? new SmtpServerReply(451, "4.2.0", "later") : null);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await world.DisposeAsync();
+        File.Delete(caFile);
+        File.Delete(messageFile);
+    }
+
+    private string[] Common => ["--resolver", world.Dns.EndPoint.ToString(), "--trust-ca", caFile, "--allow-private-addresses", "--smtp-port", world.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--mta-sts-port", world.MtaSts.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--timeout", "5"];
+
+    private static async Task<(int Exit, string Output)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        var exit = await CliApplication.RunAsync(args, output, output);
+        return (exit, output.ToString());
+    }
+
+    [Fact]
+    public async Task Deliver_json_reports_recipients_connections_and_tlsrpt_and_exits_0()
+    {
+        var (exit, output) = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "r@cli.example", "--message", messageFile, "--json", .. Common]);
+
+        Assert.Equal(0, exit);
+        using var json = JsonDocument.Parse(output);
+        var recipient = json.RootElement.GetProperty("recipients")[0];
+        Assert.Equal("delivered", recipient.GetProperty("status").GetString());
+        Assert.Equal("mx.cli.example", recipient.GetProperty("host").GetString());
+        Assert.Equal(250, recipient.GetProperty("code").GetInt32());
+        var connection = json.RootElement.GetProperty("connections")[0];
+        Assert.Equal("pkix", connection.GetProperty("certificateVerification").GetString());
+        Assert.StartsWith("TLSv1.", connection.GetProperty("tlsVersion").GetString(), StringComparison.Ordinal);
+        var policy = json.RootElement.GetProperty("tlsrpt")[0].GetProperty("policy");
+        Assert.Equal("sts", policy.GetProperty("policy-type").GetString());
+        Assert.Equal("cli.example", policy.GetProperty("policy-domain").GetString());
+    }
+
+    [Fact]
+    public async Task Deliver_exit_code_is_69_for_permanent_only_and_75_when_anything_is_temporary()
+    {
+        var permanent = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "gone@cli.example", "--to", "r@cli.example", "--message", messageFile, .. Common]);
+        var temporary = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "gone@cli.example", "--to", "later@cli.example", "--message", messageFile, .. Common]);
+
+        Assert.Equal(69, permanent.Exit);
+        Assert.Contains("gone@cli.example: permanent", permanent.Output, StringComparison.Ordinal);
+        Assert.Contains("r@cli.example: delivered", permanent.Output, StringComparison.Ordinal);
+        Assert.Equal(75, temporary.Exit);
+    }
+
+    [Fact]
+    public async Task Deliver_rejects_bad_input_with_a_clear_message()
+    {
+        var (exit, output) = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "not an address", "--message", messageFile, .. Common]);
+
+        Assert.Equal(64, exit);
+        Assert.Contains("--to not an address", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Probe_shows_policy_hosts_capabilities_and_tls_without_sending()
+    {
+        var (exit, output) = await RunAsync(["probe", "cli.example", "--json", .. Common]);
+
+        Assert.Equal(0, exit);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal("enforce", json.RootElement.GetProperty("mtaStsMode").GetString());
+        var host = json.RootElement.GetProperty("hosts")[0];
+        Assert.Equal("mx.cli.example", host.GetProperty("host").GetString());
+        Assert.True(host.GetProperty("startTls").GetBoolean());
+        Assert.True(host.GetProperty("matchesMtaStsPolicy").GetBoolean());
+        Assert.Equal("pkix", host.GetProperty("verification").GetString());
+        Assert.Contains("PIPELINING", host.GetProperty("ehloKeywords").EnumerateArray().Select(k => k.GetString()));
+    }
+}
