@@ -97,17 +97,12 @@ public sealed class DeliveryEngine : IDisposable
             ConnectTimeout = settings.ConnectTimeout,
             CommandTimeout = settings.CommandTimeout,
         };
-        var engine = new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
-        engine.ownedFetcher = fetcher;
-        return engine;
+        return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
     }
 
     private readonly bool ownsMetrics;
-    private IDisposable? ownedFetcher;
-
     public void Dispose()
     {
-        ownedFetcher?.Dispose();
         if (ownsMetrics)
         {
             metrics.Dispose();

@@ -1,6 +1,5 @@
 using CloudDelivery.Delivery;
 using MimeKit;
-using MimeKit.IO;
 
 namespace CloudDelivery.Smtp;
 

@@ -229,7 +229,7 @@ public sealed class SmtpSession : IAsyncDisposable
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
             throw new SmtpSessionException(reply, reply.IsPermanent, false, $"server refused session: {reply}", e);
         }
-        catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or System.Security.Authentication.AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             await session.DisposeAsync();
             throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed: {e.Message}"), false, false, e.Message, e);
@@ -342,7 +342,7 @@ public sealed class SmtpSession : IAsyncDisposable
 
     private static string HandshakeReason(SslHandshakeException e) => (e.InnerException ?? e) switch
     {
-        AuthenticationException => "tls-handshake-failure",
+        System.Security.Authentication.AuthenticationException => "tls-handshake-failure",
         IOException => "tls-connection-failure",
         _ => "tls-error",
     };
@@ -357,10 +357,10 @@ public sealed class SmtpSession : IAsyncDisposable
 
         public bool AllRecipientsRefused => replies.Count == expected && replies.Values.All(r => !r.IsPositive);
 
-        public void BeginTransaction(IReadOnlyCollection<MailboxAddress> recipients)
+        public void BeginTransaction(MailboxAddress[] recipients)
         {
             replies.Clear();
-            expected = recipients.Count;
+            expected = recipients.Length;
         }
 
         public SmtpReply? RecipientReply(MailboxAddress mailbox) => replies.GetValueOrDefault(mailbox);
