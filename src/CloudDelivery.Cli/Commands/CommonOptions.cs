@@ -12,7 +12,7 @@ internal sealed class CommonOptions
 
     public Option<FileInfo[]> TrustCa { get; } = new("--trust-ca") { Description = "PEM file with extra root certificates for WebPKI, added to the system store.", AllowMultipleArgumentsPerToken = false };
 
-    public Option<string> Ehlo { get; } = new("--ehlo") { Description = "Host name to send in EHLO.", DefaultValueFactory = _ => Dns.GetHostName() };
+    public Option<string> Ehlo { get; } = new("--ehlo") { Description = "Host name to send in EHLO.", DefaultValueFactory = _ => System.Net.Dns.GetHostName() };
 
     public Option<bool> AllowPrivateAddresses { get; } = new("--allow-private-addresses") { Description = "Allow dialling private, loopback and link-local addresses." };
 

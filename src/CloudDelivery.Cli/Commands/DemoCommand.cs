@@ -76,7 +76,7 @@ internal static class DemoCommand
                     {
                         Id = "demo-1",
                         Sender = EmailAddress.Parse("demo@sender.example"),
-                        Recipients = ["alice@demo.example", "bob@demo.example", "carol@demo.example"].Select(EmailAddress.Parse).ToArray(),
+                        Recipients = [EmailAddress.Parse("alice@demo.example"), EmailAddress.Parse("bob@demo.example"), EmailAddress.Parse("carol@demo.example")],
                         Body = MessageBody.FromBytes(message),
                         TlsRequirement = TlsRequirement.RequireTls,
                     },

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
-using CloudDelivery.Loopback.Https;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;

@@ -1,0 +1,94 @@
+using System.Net;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+
+namespace CloudDelivery.Loopback.Smtp;
+
+/// <summary>A reply the test server gives: code, enhanced status code (RFC 3463) and text.</summary>
+public sealed record SmtpServerReply(int Code, string EnhancedCode, string Text)
+{
+    internal string Format(bool last = true) => $"{Code}{(last ? ' ' : '-')}{(EnhancedCode.Length > 0 ? EnhancedCode + " " : string.Empty)}{Text}\r\n";
+}
+
+/// <summary>Where the server stops answering, to simulate a stalled peer.</summary>
+public enum SmtpStall
+{
+    None,
+    BeforeGreeting,
+    AfterEhlo,
+    AfterRcpt,
+    AfterData,
+}
+
+/// <summary>A MAIL command as the server saw it.</summary>
+public sealed record SmtpMailContext(int ConnectionNumber, string MailFrom, IReadOnlyList<string> Parameters, bool IsTls);
+
+/// <summary>A RCPT command: <see cref="RecipientIndex"/> counts RCPT commands of the transaction from 0.</summary>
+public sealed record SmtpRcptContext(int ConnectionNumber, int TransactionNumber, string Recipient, int RecipientIndex, bool IsTls);
+
+/// <summary>A completed DATA: the accepted recipients and the message size.</summary>
+public sealed record SmtpDataContext(int ConnectionNumber, int TransactionNumber, IReadOnlyList<string> Recipients, long Size, bool IsTls);
+
+/// <summary>A message the server accepted.</summary>
+public sealed record ReceivedSmtpMessage(
+    string MailFrom,
+    IReadOnlyList<string> MailParameters,
+    IReadOnlyList<string> Recipients,
+    byte[] Data,
+    bool Tls,
+    SslProtocols TlsProtocol,
+    int ConnectionNumber,
+    int TransactionNumber);
+
+/// <summary>How a <see cref="LoopbackSmtpServer"/> behaves.</summary>
+public sealed class LoopbackSmtpServerOptions
+{
+    /// <summary>Address to listen on; tests give each MX host its own 127.x.y.z (or ::1).</summary>
+    public IPAddress Address { get; set; } = IPAddress.Loopback;
+
+    /// <summary>Port; 0 picks a free one.</summary>
+    public int Port { get; set; }
+
+    /// <summary>Name in the greeting and EHLO reply.</summary>
+    public string Hostname { get; set; } = "mx.loopback.test";
+
+    /// <summary>Certificate for STARTTLS; null means no STARTTLS.</summary>
+    public X509Certificate2? Certificate { get; set; }
+
+    /// <summary>Further certificates sent in the TLS handshake (intermediates, or the root for DANE-TA).</summary>
+    public X509Certificate2Collection? CertificateChain { get; set; }
+
+    public bool AdvertiseStartTls { get; set; } = true;
+
+    /// <summary>Advertise REQUIRETLS (RFC 8689), after STARTTLS only.</summary>
+    public bool AdvertiseRequireTls { get; set; }
+
+    /// <summary>Advertise and enforce LIMITS RCPTMAX (RFC 9422).</summary>
+    public int? RcptMax { get; set; }
+
+    public bool Pipelining { get; set; } = true;
+
+    public bool EightBitMime { get; set; } = true;
+
+    public bool SmtpUtf8 { get; set; } = true;
+
+    /// <summary>Advertise and enforce SIZE (RFC 1870).</summary>
+    public long? MaxSize { get; set; }
+
+    /// <summary>Keep message bytes (false: count only, for the benchmark sink).</summary>
+    public bool KeepMessages { get; set; } = true;
+
+    /// <summary>Decides a RCPT reply; null from the function means 250.</summary>
+    public Func<SmtpRcptContext, SmtpServerReply?>? OnRcpt { get; set; }
+
+    /// <summary>Decides a MAIL reply; null means 250.</summary>
+    public Func<SmtpMailContext, SmtpServerReply?>? OnMail { get; set; }
+
+    /// <summary>Decides the reply after DATA; null means 250.</summary>
+    public Func<SmtpDataContext, SmtpServerReply?>? OnDataEnd { get; set; }
+
+    /// <summary>Reply to STARTTLS instead of 220, e.g. 454 to refuse it.</summary>
+    public SmtpServerReply? StartTlsReply { get; set; }
+
+    public SmtpStall Stall { get; set; }
+}
