@@ -18,7 +18,7 @@ public sealed class TestPki : IDisposable
     /// <summary>The root certificate as PEM, the form <c>--trust-ca</c> and the engine's extra roots take.</summary>
     public string RootPem => Root.ExportCertificatePem();
 
-    /// <summary>Creates a new root, valid from a day ago for ten years.</summary>
+    /// <summary>Creates a new root, valid from a year ago (so expired leaves can be issued) for ten years.</summary>
     public static TestPki Create(string commonName = "CloudDelivery Loopback Test CA")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -27,13 +27,37 @@ public sealed class TestPki : IDisposable
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var now = DateTimeOffset.UtcNow;
-        var root = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(10));
+        var root = request.CreateSelfSigned(now.AddYears(-1), now.AddYears(10));
         return new TestPki(root);
     }
 
-    /// <summary>Issues a server certificate for <paramref name="dnsNames"/>, valid now unless told otherwise.</summary>
-    public X509Certificate2 Issue(IEnumerable<string> dnsNames, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
+    /// <summary>
+    /// Issues an intermediate CA certificate (with its key) under the root, for chains like the web's:
+    /// root → intermediate → leaf. Servers send intermediates, never the root, so DANE-TA records usually
+    /// pin an intermediate.
+    /// </summary>
+    public X509Certificate2 IssueIntermediate(string commonName = "CloudDelivery Loopback Intermediate CA")
     {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Root, true, false));
+        var now = DateTimeOffset.UtcNow;
+        using var issued = request.Create(Root, now.AddDays(-180), now.AddYears(5), RandomSerial());
+        using var withKey = issued.CopyWithPrivateKey(key);
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+
+    /// <summary>Issues a server certificate for <paramref name="dnsNames"/>, valid now unless told otherwise.</summary>
+    /// <param name="dnsNames">Subject alternative names.</param>
+    /// <param name="notBefore">Start of validity (default an hour ago).</param>
+    /// <param name="notAfter">End of validity (default in 30 days).</param>
+    /// <param name="issuer">The issuing CA with its key (default the root).</param>
+    public X509Certificate2 Issue(IEnumerable<string> dnsNames, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null, X509Certificate2? issuer = null)
+    {
+        issuer ??= Root;
         var names = dnsNames.ToArray();
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={(names.Length > 0 ? names[0] : "unnamed")}", key, HashAlgorithmName.SHA256);
@@ -46,13 +70,11 @@ public sealed class TestPki : IDisposable
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Root, true, false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer, true, false));
         var now = DateTimeOffset.UtcNow;
         var from = notBefore ?? now.AddHours(-1);
         var until = notAfter ?? now.AddDays(30);
-        var serial = RandomNumberGenerator.GetBytes(12);
-        serial[0] &= 0x7f;
-        using var issued = request.Create(Root, from, until, serial);
+        using var issued = request.Create(issuer, from, until, RandomSerial());
         // The platform TLS stack wants an exportable key attached; a PFX round trip gives it one.
         using var withKey = issued.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
@@ -89,6 +111,13 @@ public sealed class TestPki : IDisposable
             2 => SHA512.HashData(selected),
             _ => throw new ArgumentOutOfRangeException(nameof(matchingType)),
         };
+    }
+
+    private static byte[] RandomSerial()
+    {
+        var serial = RandomNumberGenerator.GetBytes(12);
+        serial[0] &= 0x7f;
+        return serial;
     }
 
     public void Dispose() => Root.Dispose();

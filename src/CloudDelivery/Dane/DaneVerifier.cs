@@ -144,6 +144,16 @@ public static class DaneVerifier
         {
             return null;
         }
+        // A DANE-TA anchor need not be self-signed (RFC 7671 §5.2.2), while the platform only accepts
+        // self-signed custom roots and calls a chain ending at an intermediate "partial". That is a success
+        // here when partiality is the only complaint and the chain ends at the pinned anchor.
+        var complaints = chain.ChainElements.Aggregate(X509ChainStatusFlags.NoError, (all, e) => all | e.ChainElementStatus.Aggregate(X509ChainStatusFlags.NoError, (f, s) => f | s.Status))
+            | chain.ChainStatus.Aggregate(X509ChainStatusFlags.NoError, (f, s) => f | s.Status);
+        var last = chain.ChainElements.Count > 0 ? chain.ChainElements[^1].Certificate : null;
+        if ((complaints & ~X509ChainStatusFlags.PartialChain) == X509ChainStatusFlags.NoError && last is not null && last.RawDataMemory.Span.SequenceEqual(anchor.RawDataMemory.Span))
+        {
+            return null;
+        }
         return "chain to the DANE-TA trust anchor is invalid: " + string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim()).Distinct());
     }
 

@@ -11,9 +11,20 @@ namespace CloudDelivery.Smtp;
 /// </summary>
 internal static class RawMessage
 {
+    private static readonly byte[] EmptyMessage = "\r\n"u8.ToArray();
+
+    // MimeMessage writes a blank line between the (here empty) headers and the body when the body's header
+    // list "has a body separator", which MimeKit sets for every list it does not parse from text. The raw
+    // bytes carry their own separator, so ours must have none; MimeKit exposes the flag only internally.
+    private static readonly System.Reflection.PropertyInfo BodySeparator =
+        typeof(HeaderList).GetProperty("HasBodySeparator", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)
+        ?? throw new InvalidOperationException("MimeKit's HeaderList.HasBodySeparator is gone; RawMessage needs another way to suppress the separator");
+
     public static MimeMessage Create(MessageBody body, bool has8Bit)
     {
-        var message = new MimeMessage();
+        // A parsed message is in "loose" compliance mode; one built with new MimeMessage() is "strict" and
+        // would always write a blank line before the body.
+        var message = MimeMessage.Load(new MemoryStream(EmptyMessage, writable: false));
         message.Headers.Clear();
         message.Body = new RawContent(body, has8Bit);
         return message;
@@ -36,6 +47,7 @@ internal static class RawMessage
         {
             this.body = body;
             Headers.Clear();
+            BodySeparator.SetValue(Headers, false);
             if (has8Bit)
             {
                 Add(new MimePart("application", "octet-stream") { ContentTransferEncoding = ContentEncoding.EightBit });

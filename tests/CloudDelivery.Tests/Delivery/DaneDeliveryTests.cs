@@ -85,19 +85,37 @@ public class DaneDeliveryTests
         Assert.Contains(Assert.Single(outcome.HostResults).FailureDetails, d => d.ResultType == TlsRptResultType.StartTlsNotSupported);
     }
 
-    [Fact]
-    public async Task Dane_ta_with_the_ca_pinned_verifies_a_certificate_for_the_mx_name()
+    [Theory]
+    [InlineData("mx.daneta.example", true)]
+    [InlineData("other-name.daneta.example", false)]
+    public async Task Dane_ta_pinning_the_issuing_ca_verifies_a_certificate_only_for_the_mx_name(string certificateName, bool delivered)
     {
         await using var world = await LoopbackWorld.StartAsync();
         world.Zone.AddMx("daneta.example", 10, "mx.daneta.example").MarkSecure("daneta.example");
-        var mx = await world.AddMxServerAsync("mx.daneta.example");
-        world.Zone.AddTlsa("_25._tcp.mx.daneta.example", 2, 0, 1, TestPki.TlsaData(world.Pki.Root, 0, 1));
+        // As on the web: the server sends leaf and intermediate, the TLSA record pins the intermediate.
+        var intermediate = world.Pki.IssueIntermediate();
+        var mx = await world.AddMxServerAsync("mx.daneta.example", o =>
+        {
+            o.Certificate = world.Pki.Issue([certificateName], issuer: intermediate);
+            o.CertificateChain = [intermediate];
+        });
+        world.Zone.AddTlsa("_25._tcp.mx.daneta.example", 2, 1, 1, TestPki.TlsaData(intermediate, 1, 1));
         using var engine = world.CreateEngine();
 
         var outcome = await engine.DeliverAsync(Request("daneta.example", Message("s@x", "r@daneta.example"), recipients: "r@daneta.example"), CancellationToken.None);
 
-        Assert.Equal(RecipientStatus.Delivered, Assert.Single(outcome.Recipients).Status);
-        Assert.Equal(CertificateVerification.DaneTa, Assert.Single(outcome.Connections).Verification);
-        Assert.Single(mx.Messages);
+        var result = Assert.Single(outcome.Recipients);
+        if (delivered)
+        {
+            Assert.True(result.Status == RecipientStatus.Delivered, result.Reply.ToString());
+            Assert.Equal(CertificateVerification.DaneTa, Assert.Single(outcome.Connections).Verification);
+            Assert.Single(mx.Messages);
+        }
+        else
+        {
+            Assert.Equal(RecipientStatus.Temporary, result.Status);
+            Assert.Empty(mx.Messages);
+            Assert.Contains(Assert.Single(outcome.HostResults).FailureDetails, d => d.FailureReasonCode == "dane-no-match+errors");
+        }
     }
 }

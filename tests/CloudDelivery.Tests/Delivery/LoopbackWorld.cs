@@ -64,6 +64,8 @@ public sealed class LoopbackWorld : IAsyncDisposable
             Port = SmtpPort,
             Hostname = hostName,
             Certificate = withCertificate ? Pki.Issue([hostName]) : null,
+            // The root goes along, as RFC 7672 §3.1.2 asks of DANE-TA servers.
+            CertificateChain = [Pki.Root],
         };
         configure?.Invoke(options);
         var server = await LoopbackSmtpServer.StartAsync(options);
