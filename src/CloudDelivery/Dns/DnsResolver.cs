@@ -165,22 +165,11 @@ public sealed class DnsResolver
         {
             answer = await client.QueryAsync(fqdn, type, QueryClass.IN, cancellationToken);
         }
-        catch (DnsResponseException e)
+        catch (Exception e) when (e is DnsResponseException or DnsResponseParseException or SocketException or IOException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
         {
+            // Timeouts, unreachable servers, and answers DnsClient cannot parse (a hostile or broken
+            // server) all end as a failed lookup, never as an exception out of the engine.
             return new QueryOutcome(null, false, $"{type} lookup failed: {e.Message}", null);
-        }
-        catch (SocketException e)
-        {
-            return new QueryOutcome(null, false, $"{type} lookup failed: {e.Message}", null);
-        }
-        catch (IOException e)
-        {
-            return new QueryOutcome(null, false, $"{type} lookup failed: {e.Message}", null);
-        }
-        catch (ArgumentException e)
-        {
-            // DnsClient rejects names it cannot encode (label too long and the like).
-            return new QueryOutcome(null, false, $"{type} lookup for invalid name: {e.Message}", null);
         }
         var authentic = answer.Header.IsAuthenticData;
         var code = answer.Header.ResponseCode;

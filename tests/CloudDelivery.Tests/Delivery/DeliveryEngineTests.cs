@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
+using CloudDelivery.Loopback.Pki;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
@@ -119,7 +120,7 @@ public class DeliveryEngineTests
         await using var world = await LoopbackWorld.StartAsync();
         world.Zone.AddMx("sts.example", 10, "mx.sts.example");
         world.PublishMtaSts("sts.example", "enforce", ["mx.sts.example"]);
-        var mx = await world.AddMxServerAsync("mx.sts.example", o => o.Certificate = Loopback.Pki.TestPki.SelfSigned("mx.sts.example"));
+        var mx = await world.AddMxServerAsync("mx.sts.example", o => o.Certificate = TestPki.SelfSigned("mx.sts.example"));
         using var engine = world.CreateEngine();
 
         var outcome = await engine.DeliverAsync(Request("sts.example", Message("s@x", "r@sts.example"), recipients: "r@sts.example"), CancellationToken.None);
@@ -177,7 +178,7 @@ public class DeliveryEngineTests
         await using var world = await LoopbackWorld.StartAsync();
         world.Zone.AddMx("override.example", 10, "rogue.override.example");
         world.PublishMtaSts("override.example", "enforce", ["mx.override.example"]);
-        var rogue = await world.AddMxServerAsync("rogue.override.example", o => o.Certificate = Loopback.Pki.TestPki.SelfSigned("wrong.example"));
+        var rogue = await world.AddMxServerAsync("rogue.override.example", o => o.Certificate = TestPki.SelfSigned("wrong.example"));
         using var engine = world.CreateEngine();
 
         var outcome = await engine.DeliverAsync(Request("override.example", Message("s@x", "r@override.example"), TlsRequirement.TlsRequiredNo, recipients: "r@override.example"), CancellationToken.None);
