@@ -152,13 +152,18 @@ internal sealed class PostfixTools(string source, string sink)
     public Process StartSink(int port) =>
         Process.Start(new ProcessStartInfo(sink, $"-u root 127.0.0.1:{port} 1000") { RedirectStandardOutput = true, RedirectStandardError = true })!;
 
-    /// <summary>Runs smtp-source with 20 parallel sessions, one message of the same size per transaction.</summary>
+    /// <summary>Runs smtp-source with 20 parallel sessions and messages of the same size; the best of three runs.</summary>
     public double MeasureSource(int port, BenchmarkSettings settings)
     {
-        var clock = Stopwatch.StartNew();
-        using var run = Process.Start(new ProcessStartInfo(source, $"-s 20 -m {settings.Messages} -l {settings.Size} -f bench@sender.bench.test -t user@bench.example 127.0.0.1:{port}") { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        run.WaitForExit();
-        clock.Stop();
-        return settings.Messages / clock.Elapsed.TotalSeconds;
+        var best = 0.0;
+        for (var run = 0; run < 3; run++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var process = Process.Start(new ProcessStartInfo(source, $"-s 20 -m {settings.Messages} -l {settings.Size} -f bench@sender.bench.test -t user@bench.example 127.0.0.1:{port}") { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            process.WaitForExit();
+            clock.Stop();
+            best = Math.Max(best, settings.Messages / clock.Elapsed.TotalSeconds);
+        }
+        return best;
     }
 }

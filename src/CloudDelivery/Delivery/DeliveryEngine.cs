@@ -504,6 +504,9 @@ public sealed class DeliveryEngine : IDisposable
                         continue;
                     }
                     var next = new List<PendingRecipient>();
+                    // As mox: only a refusal of the whole transaction counts as the host refusing us, and
+                    // may be made temporary for a dual-stack host (see Inspect).
+                    var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
                     for (var i = 0; i < batch.Count; i++)
                     {
                         var reply = result.RecipientReplies[i];
@@ -520,7 +523,7 @@ public sealed class DeliveryEngine : IDisposable
                         }
                         else
                         {
-                            var (inspected, permanent) = Inspect(reply, reply.IsPermanent, state.Request.Attempt, addresses.DualStack);
+                            var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, state.Request.Attempt, addresses.DualStack) : (reply, reply.IsPermanent);
                             state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host.Display, dialled, inspected);
                             failed++;
                         }

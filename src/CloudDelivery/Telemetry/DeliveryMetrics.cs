@@ -12,6 +12,9 @@ public sealed class DeliveryMetrics : IDisposable
 
     private readonly Meter meter;
 
+    /// <summary>The meter the instruments belong to (one per instance, so listeners can tell engines apart).</summary>
+    public Meter Meter => meter;
+
     public DeliveryMetrics(IMeterFactory? factory = null)
     {
         meter = factory?.Create(MeterName) ?? new Meter(MeterName);

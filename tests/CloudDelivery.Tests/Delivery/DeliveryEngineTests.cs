@@ -379,3 +379,45 @@ public class DeliveryEngineTests
         Assert.Single(v6.Messages);
     }
 }
+
+public class DeliveryEngineConnectionReuseTests
+{
+    [Fact]
+    public async Task Several_messages_to_one_domain_share_one_connection_with_a_transaction_each()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("reuse.example", 10, "mx.reuse.example");
+        var mx = await world.AddMxServerAsync("mx.reuse.example");
+        using var engine = world.CreateEngine();
+        var messages = Enumerable.Range(1, 3).Select(i => new OutboundMessage
+        {
+            Id = $"m{i}",
+            Sender = EmailAddress.Parse($"sender{i}@sender.loopback.test"),
+            Recipients = [EmailAddress.Parse($"r{i}@reuse.example"), EmailAddress.Parse("all@reuse.example")],
+            Body = MessageBody.FromBytes(DeliveryEngineTests.Message($"sender{i}@sender.loopback.test", "all@reuse.example", $"message {i}")),
+        }).ToArray();
+
+        var outcome = await engine.DeliverAsync(new DeliveryRequest { Destination = NextHop.Parse("reuse.example"), Messages = messages }, CancellationToken.None);
+
+        Assert.Equal(6, outcome.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
+        Assert.Equal(1, mx.ConnectionCount);
+        Assert.Equal(3, mx.TransactionCount);
+        Assert.Equal(["sender1@sender.loopback.test", "sender2@sender.loopback.test", "sender3@sender.loopback.test"], mx.Messages.Select(m => m.MailFrom));
+        Assert.Equal(["m1", "m1", "m2", "m2", "m3", "m3"], outcome.Recipients.Select(r => r.MessageId));
+    }
+
+    [Fact]
+    public async Task A_refused_recipient_among_accepted_ones_stays_permanent_even_on_a_dual_stack_host()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("partial.example", 10, "mx.partial.example").AddAaaa("mx.partial.example", "::1");
+        var mx = await world.AddMxServerAsync("mx.partial.example", o => o.OnRcpt = c => c.Recipient.StartsWith("blocked", StringComparison.Ordinal) ? new SmtpServerReply(550, "5.7.1", "policy") : null);
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(DeliveryEngineTests.Request("partial.example", DeliveryEngineTests.Message("s@x", "ok@partial.example"), recipients: ["ok@partial.example", "blocked@partial.example"]), CancellationToken.None);
+
+        Assert.Equal(RecipientStatus.Delivered, outcome.Recipients[0].Status);
+        Assert.Equal(RecipientStatus.Permanent, outcome.Recipients[1].Status);
+        Assert.Single(mx.Messages);
+    }
+}

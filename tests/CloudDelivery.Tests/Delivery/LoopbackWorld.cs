@@ -5,6 +5,7 @@ using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Https;
 using CloudDelivery.Loopback.Pki;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Telemetry;
 
 namespace CloudDelivery.Tests.Delivery;
 
@@ -92,7 +93,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
     }
 
     /// <summary>An engine that dials loopback, trusts the test CA and asks this world's DNS server.</summary>
-    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true) =>
+    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null) =>
         DeliveryEngine.Create(
             new DeliverySettings
             {
@@ -106,7 +107,8 @@ public sealed class LoopbackWorld : IAsyncDisposable
                 CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
                 DnsTimeout = TimeSpan.FromSeconds(2),
             },
-            time: time);
+            time: time,
+            metrics: metrics);
 
     public async ValueTask DisposeAsync()
     {
