@@ -101,14 +101,21 @@ public sealed class SmtpSession : IAsyncDisposable
     private readonly DeliveryClient client;
     private readonly SmtpConversationCapture capture;
 
-    private SmtpSession(DeliveryClient client, SmtpConversationCapture capture, IPEndPoint remote)
+    private SmtpSession(DeliveryClient client, SmtpConversationCapture capture, IPEndPoint local, IPEndPoint remote, string remoteHostName)
     {
         this.client = client;
         this.capture = capture;
+        LocalEndPoint = local;
         RemoteEndPoint = remote;
+        RemoteHostName = remoteHostName;
     }
 
+    public IPEndPoint LocalEndPoint { get; }
+
     public IPEndPoint RemoteEndPoint { get; }
+
+    /// <summary>The name the certificate is checked against and SNI carries.</summary>
+    public string RemoteHostName { get; }
 
     public bool IsTls => client.IsSecure;
 
@@ -168,19 +175,10 @@ public sealed class SmtpSession : IAsyncDisposable
         };
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
         var local = (IPEndPoint)socket.LocalEndPoint!;
-        var session = new SmtpSession(client, capture, remote);
-        var verifier = new CertificateCheck(session, plan, remoteHostName, options.Time, local, remote, recipientDomainResult, hostResult);
+        var session = new SmtpSession(client, capture, local, remote, remoteHostName);
+        var verifier = new CertificateCheck(session, plan, options.Time, recipientDomainResult, hostResult);
         client.ServerCertificateValidationCallback = verifier.Validate;
-
-        FailureDetailsFactory details = (type, reason) => new TlsRptFailureDetails
-        {
-            ResultType = type,
-            SendingMtaIp = local.Address.ToString(),
-            ReceivingMxHostname = remoteHostName,
-            ReceivingMxHelo = capture.GreetingName.Length > 0 ? capture.GreetingName : null,
-            ReceivingIp = remote.Address.ToString(),
-            FailureReasonCode = reason,
-        };
+        var details = session.FailureDetails;
 
         var secureOptions = mode switch
         {
@@ -347,7 +345,16 @@ public sealed class SmtpSession : IAsyncDisposable
         _ => "tls-error",
     };
 
-    private delegate TlsRptFailureDetails FailureDetailsFactory(string resultType, string reasonCode);
+    /// <summary>TLSRPT failure details about this connection (RFC 8460 §4.4 "failure-details").</summary>
+    private TlsRptFailureDetails FailureDetails(string resultType, string reasonCode) => new()
+    {
+        ResultType = resultType,
+        SendingMtaIp = LocalEndPoint.Address.ToString(),
+        ReceivingMxHostname = RemoteHostName,
+        ReceivingMxHelo = capture.GreetingName.Length > 0 ? capture.GreetingName : null,
+        ReceivingIp = RemoteEndPoint.Address.ToString(),
+        FailureReasonCode = reasonCode,
+    };
 
     /// <summary>MailKit's client with per-recipient results instead of an exception on the first refusal.</summary>
     private sealed class DeliveryClient(IProtocolLogger logger) : SmtpClient(logger)
@@ -393,10 +400,7 @@ public sealed class SmtpSession : IAsyncDisposable
     private sealed class CertificateCheck(
         SmtpSession session,
         TlsVerificationPlan plan,
-        string remoteHostName,
         TimeProvider time,
-        IPEndPoint local,
-        IPEndPoint remote,
         TlsRptResult recipientDomainResult,
         TlsRptResult hostResult)
     {
@@ -439,7 +443,7 @@ public sealed class SmtpSession : IAsyncDisposable
                 }
             }
 
-            var pkix = Tls.PkixVerifier.Verify(leaf, presented, remoteHostName, plan.ExtraTrustRoots, now);
+            var pkix = Tls.PkixVerifier.Verify(leaf, presented, session.RemoteHostName, plan.ExtraTrustRoots, now);
             if (pkix.Valid)
             {
                 if (session.Verification is CertificateVerification.None or CertificateVerification.Unverified)
@@ -462,15 +466,7 @@ public sealed class SmtpSession : IAsyncDisposable
             return failure is null;
         }
 
-        private TlsRptFailureDetails Details(string type, string reason) => new()
-        {
-            ResultType = type,
-            SendingMtaIp = local.Address.ToString(),
-            ReceivingMxHostname = remoteHostName,
-            ReceivingMxHelo = session.RemoteGreetingName.Length > 0 ? session.RemoteGreetingName : null,
-            ReceivingIp = remote.Address.ToString(),
-            FailureReasonCode = reason,
-        };
+        private TlsRptFailureDetails Details(string type, string reason) => session.FailureDetails(type, reason);
     }
 }
 

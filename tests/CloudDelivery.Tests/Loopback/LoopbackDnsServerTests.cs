@@ -28,7 +28,7 @@ public sealed class LoopbackDnsServerTests : IAsyncLifetime
         zone.AddTxt("big.example.test", Enumerable.Range(0, 30).Select(i => new string((char)('a' + (i % 26)), 200)).ToArray());
         zone.MarkSilent("silent.test").MarkMalformed("malformed.test");
         server = await LoopbackDnsServer.StartAsync(zone);
-        resolver = new DnsResolver(new DnsResolverOptions { Server = server.EndPoint, QueryTimeout = TimeSpan.FromMilliseconds(500), Retries = 0 });
+        resolver = new DnsResolver(new DnsResolverOptions { Server = server.EndPoint, QueryTimeout = TimeSpan.FromSeconds(2), Retries = 0 });
     }
 
     public async Task DisposeAsync() => await server.DisposeAsync();
