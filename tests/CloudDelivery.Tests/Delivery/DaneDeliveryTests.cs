@@ -119,3 +119,61 @@ public class DaneDeliveryTests
         }
     }
 }
+
+public class DaneLookupFailureTests
+{
+    [Theory]
+    [InlineData(TlsRequirement.Default, RecipientStatus.Temporary)]
+    [InlineData(TlsRequirement.TlsRequiredNo, RecipientStatus.Delivered)]
+    public async Task Bogus_tlsa_answer_at_a_signed_host_blocks_delivery_and_is_reported_as_dnssec_invalid(TlsRequirement requirement, RecipientStatus expected)
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("tlsafail.example", 10, "mx.tlsafail.example").MarkSecure("tlsafail.example");
+        var mx = await world.AddMxServerAsync("mx.tlsafail.example");
+        // Answering the TLSA question fails validation: an attacker could be hiding the records (RFC 7672 §2.2).
+        world.Zone.MarkBogus("_25._tcp.mx.tlsafail.example", 6);
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("tlsafail.example", Message("s@x", "r@tlsafail.example"), requirement, recipients: "r@tlsafail.example"), CancellationToken.None);
+
+        Assert.Equal(expected, Assert.Single(outcome.Recipients).Status);
+        Assert.Equal(expected == RecipientStatus.Delivered ? 1 : 0, mx.Messages.Count);
+        var hostResult = outcome.HostResults[0];
+        Assert.Equal(TlsRptPolicyType.Tlsa, hostResult.Policy.Type);
+        Assert.Contains(hostResult.FailureDetails, d => d.ResultType == TlsRptResultType.DnssecInvalid && d.FailureReasonCode == "extended-dns-error-6-DNSSEC-Bogus");
+    }
+}
+
+public class DestinationEdgeCaseTests
+{
+    [Fact]
+    public async Task Ip_literal_recipient_is_delivered_to_that_address_without_mx_lookup()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        var server = await world.AddMxServerAsync("literal.example");
+        using var engine = world.CreateEngine();
+        var literal = $"[{server.EndPoint.Address}]";
+
+        var outcome = await engine.DeliverAsync(Request(literal, Message("s@x", $"postmaster@{literal}"), recipients: $"postmaster@{literal}"), CancellationToken.None);
+
+        var result = Assert.Single(outcome.Recipients);
+        Assert.Equal(RecipientStatus.Delivered, result.Status);
+        Assert.Equal(server.EndPoint.Address, result.Address);
+        Assert.DoesNotContain(world.Dns.Queries, q => q.Type == "MX");
+    }
+
+    [Fact]
+    public async Task Cname_loop_is_a_temporary_failure_without_connecting()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddCname("loop1.example", "loop2.example").AddCname("loop2.example", "loop1.example");
+        using var engine = world.CreateEngine();
+
+        var outcome = await engine.DeliverAsync(Request("loop1.example", Message("s@x", "r@loop1.example"), recipients: "r@loop1.example"), CancellationToken.None);
+
+        var result = Assert.Single(outcome.Recipients);
+        Assert.Equal(RecipientStatus.Temporary, result.Status);
+        Assert.Contains("CNAME loop", result.Reply.Text, StringComparison.Ordinal);
+        Assert.Empty(outcome.Connections);
+    }
+}

@@ -18,7 +18,7 @@ public sealed class MtaStsFetchAndCacheTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         world = await LoopbackWorld.StartAsync();
-        resolver = new DnsResolver(new DnsResolverOptions { Server = world.Dns.EndPoint, QueryTimeout = TimeSpan.FromSeconds(1), Retries = 0 });
+        resolver = new DnsResolver(new DnsResolverOptions { Server = world.Dns.EndPoint, QueryTimeout = TimeSpan.FromSeconds(3), Retries = 1 });
     }
 
     public async Task DisposeAsync() => await world.DisposeAsync();
