@@ -555,8 +555,9 @@ public sealed class DeliveryEngine : IDisposable
         return (reply, permanent);
     }
 
+    /// <summary>The first address of each family, in the preferred order.</summary>
     private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
-        addresses.GroupBy(a => a.AddressFamily).Select(g => g.First()).OrderBy(a => addresses.ToList().IndexOf(a));
+        addresses.DistinctBy(a => a.AddressFamily);
 
     private async Task<(Socket? Socket, string? Error)> DialAsync(IPAddress address, CancellationToken cancellationToken)
     {
