@@ -138,6 +138,7 @@ public sealed class DeliveryEngine : IDisposable
                 ? new SmtpReply(550, "5.1.10", destinationError.Message)
                 : new SmtpReply(451, "4.4.3", destinationError.Message);
             state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply);
+            await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
 
@@ -155,6 +156,7 @@ public sealed class DeliveryEngine : IDisposable
         {
             await DeliverGroupAsync(state, destinationSet, policyLookup, group.Key, group.ToList(), cancellationToken);
         }
+        await state.PublishAsync(cancellationToken);
         return state.ToOutcome();
     }
 
@@ -499,6 +501,7 @@ public sealed class DeliveryEngine : IDisposable
                             stillPending.AddRange(rest);
                             rest.Clear();
                         }
+                        await state.PublishAsync(cancellationToken);
                         todo = rest;
                         firstTransaction = false;
                         continue;
@@ -528,6 +531,7 @@ public sealed class DeliveryEngine : IDisposable
                             failed++;
                         }
                     }
+                    await state.PublishAsync(cancellationToken);
                     todo = [.. next, .. rest];
                     firstTransaction = false;
                 }
@@ -626,6 +630,7 @@ public sealed class DeliveryEngine : IDisposable
     private sealed class AttemptState(DeliveryRequest request)
     {
         private readonly Dictionary<PendingRecipient, RecipientResult> results = [];
+        private readonly List<RecipientResult> unpublished = [];
 
         public DeliveryRequest Request { get; } = request;
 
@@ -637,8 +642,25 @@ public sealed class DeliveryEngine : IDisposable
 
         public List<ConnectionReport> Connections { get; } = [];
 
-        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply) =>
-            results[recipient] = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply);
+        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply)
+        {
+            var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply);
+            results[recipient] = result;
+            unpublished.Add(result);
+        }
+
+        /// <summary>Hands results decided since the last call to the request's callback.</summary>
+        public async Task PublishAsync(CancellationToken cancellationToken)
+        {
+            if (unpublished.Count == 0 || Request.ResultsReady is null)
+            {
+                unpublished.Clear();
+                return;
+            }
+            var batch = unpublished.ToArray();
+            unpublished.Clear();
+            await Request.ResultsReady(batch, cancellationToken);
+        }
 
         public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply)
         {

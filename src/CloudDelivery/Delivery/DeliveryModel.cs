@@ -53,6 +53,13 @@ public sealed class DeliveryRequest
     /// caller stores it with the messages so the next attempt prefers the other address family.
     /// </summary>
     public Dictionary<string, List<IPAddress>> DialledAddresses { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Called with the results of each SMTP transaction as soon as the server has replied, before the
+    /// engine does anything else, and once more at the end for results decided without a transaction. A
+    /// durable queue records outcomes here, so that a crash after a 250 cannot lead to a second delivery.
+    /// </summary>
+    public Func<IReadOnlyList<RecipientResult>, CancellationToken, Task>? ResultsReady { get; init; }
 }
 
 /// <summary>Everything a delivery attempt produced.</summary>

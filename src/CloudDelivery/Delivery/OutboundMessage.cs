@@ -33,6 +33,12 @@ public abstract class MessageBody
     /// <summary>Opens a fresh stream positioned at the first byte.</summary>
     public abstract Stream OpenRead();
 
+    /// <summary>
+    /// Whether the bytes end with CRLF, when the body knows without reading (stored bodies are normalised
+    /// at submission); null makes the sender look.
+    /// </summary>
+    public virtual bool? EndsWithCrLf => null;
+
     public static MessageBody FromBytes(byte[] bytes) => new BytesBody(bytes);
 
     public static MessageBody FromFile(string path) => new FileBody(path);

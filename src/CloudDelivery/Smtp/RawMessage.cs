@@ -52,7 +52,7 @@ internal static class RawMessage
             {
                 Add(new MimePart("application", "octet-stream") { ContentTransferEncoding = ContentEncoding.EightBit });
             }
-            endsWithNewLine = EndsWithCrLf(body);
+            endsWithNewLine = body.EndsWithCrLf ?? EndsWithCrLf(body);
         }
 
         public long WireLength => body.Length + (endsWithNewLine ? 0 : 2);

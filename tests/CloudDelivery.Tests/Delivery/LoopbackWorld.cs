@@ -34,14 +34,24 @@ public sealed class LoopbackWorld : IAsyncDisposable
 
     public MtaStsPolicyServer MtaSts { get; }
 
-    /// <summary>The port every SMTP server of this world listens on.</summary>
-    public int SmtpPort { get; private set; }
+    /// <summary>
+    /// The port every SMTP server of this world listens on, each on its own address. Chosen at start, so
+    /// engines can be created before the servers.
+    /// </summary>
+    public int SmtpPort { get; } = FreePort();
 
     public static async Task<LoopbackWorld> StartAsync()
     {
         var dns = await LoopbackDnsServer.StartAsync(new DnsZone());
         var mtaSts = await MtaStsPolicyServer.StartAsync(NewAddress());
         return new LoopbackWorld(dns, TestPki.Create(), mtaSts);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>A fresh loopback address no other test uses.</summary>
@@ -70,7 +80,6 @@ public sealed class LoopbackWorld : IAsyncDisposable
         };
         configure?.Invoke(options);
         var server = await LoopbackSmtpServer.StartAsync(options);
-        SmtpPort = server.EndPoint.Port;
         smtpServers.Add(server);
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
         {

@@ -1,7 +1,7 @@
 namespace CloudDelivery.Tests.MtaSts;
 
 /// <summary>A clock tests move by hand.</summary>
-internal sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
+public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 {
     private DateTimeOffset now = start;
 

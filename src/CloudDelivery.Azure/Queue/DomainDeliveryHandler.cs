@@ -1,0 +1,286 @@
+using System.Net;
+using System.Text.Json;
+using CloudDelivery.Addressing;
+using CloudDelivery.Delivery;
+using CloudDelivery.Dsn;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>What one wake-up did.</summary>
+/// <param name="Busy">Another worker holds the domain; the wake-up was postponed to <paramref name="RetryAt"/>.</param>
+/// <param name="Attempted">Recipients that were due and attempted.</param>
+/// <param name="Delivered">Recipients delivered.</param>
+/// <param name="Failed">Recipients failed for good (failed or expired).</param>
+/// <param name="Deferred">Recipients to be retried.</param>
+/// <param name="RetryAt">When the domain is next due, if anything is left.</param>
+public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, int Failed, int Deferred, DateTimeOffset? RetryAt);
+
+/// <summary>
+/// Handles a wake-up for a recipient domain: takes the domain's lease, loads its ready recipient records,
+/// groups them into messages (same body, sender and TLS requirement → one transaction with several
+/// recipients), runs the delivery engine once for all of them, records each outcome as soon as the server
+/// has replied, schedules retries with a delayed wake-up, and sends DSNs for failures, expiries and long
+/// delays. The Functions queue trigger and the <c>serve</c> host both call this.
+/// </summary>
+public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null)
+{
+    private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
+
+    public async Task<DomainRunResult> HandleAsync(WakeUp wakeUp, CancellationToken cancellationToken)
+    {
+        var options = queue.Options;
+        var time = queue.Time;
+        var (lease, busyUntil) = await DomainLease.TryAcquireAsync(queue.Storage.Recipients, time, wakeUp.Domain, options.DomainLease, cancellationToken);
+        if (lease is null)
+        {
+            // The holder may miss records that arrived after it looked: come back when its lease ends.
+            var retryAt = busyUntil + TimeSpan.FromSeconds(1);
+            await queue.WakeAsync(wakeUp.Domain, retryAt - time.GetUtcNow(), cancellationToken);
+            return new DomainRunResult(true, 0, 0, 0, 0, retryAt);
+        }
+        try
+        {
+            return await DeliverAsync(lease, cancellationToken);
+        }
+        finally
+        {
+            await lease.ReleaseAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task<DomainRunResult> DeliverAsync(DomainLease lease, CancellationToken cancellationToken)
+    {
+        var options = queue.Options;
+        var time = queue.Time;
+        var records = await queue.ReadyAsync(lease.Domain, cancellationToken);
+        if (records.Count == 0)
+        {
+            return new DomainRunResult(false, 0, 0, 0, 0, null);
+        }
+        if (!NextHop.TryParse(lease.Domain, out var nextHop, out var error))
+        {
+            log.LogError("Records in partition {Domain} have an invalid domain: {Error}", lease.Domain, error);
+            return new DomainRunResult(false, 0, 0, 0, 0, null);
+        }
+
+        var bodies = new Dictionary<string, BlobMessageBody>(StringComparer.Ordinal);
+        var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
+        var messages = new List<OutboundMessage>();
+        foreach (var group in records.GroupBy(r => (r.Body, r.Sender, r.TlsRequirement)))
+        {
+            var first = group.First();
+            if (!bodies.TryGetValue(first.Body, out var body))
+            {
+                bodies[first.Body] = body = new BlobMessageBody(queue.Storage.Bodies.GetBlobClient(first.Body), first.BodySize);
+            }
+            var recipients = new List<EmailAddress>();
+            foreach (var record in group)
+            {
+                var address = EmailAddress.Parse(record.Recipient);
+                recipients.Add(address);
+                byKey[(record.MessageId, address.ToString())] = record;
+            }
+            messages.Add(new OutboundMessage
+            {
+                Id = first.MessageId,
+                Sender = first.Sender.Length == 0 ? null : EmailAddress.Parse(first.Sender),
+                Recipients = recipients,
+                Body = body,
+                Has8BitContent = first.Has8Bit,
+                NeedsSmtpUtf8 = first.SmtpUtf8,
+                TlsRequirement = first.TlsRequirement switch
+                {
+                    "requiretls" => TlsRequirement.RequireTls,
+                    "tls-required-no" => TlsRequirement.TlsRequiredNo,
+                    _ => TlsRequirement.Default,
+                },
+            });
+        }
+
+        var dialled = MergeDialled(records);
+        var failures = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
+        var delivered = 0;
+        var deferred = 0;
+        using var renewal = new CancellationTokenSource();
+        var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
+        try
+        {
+            var request = new DeliveryRequest
+            {
+                Destination = nextHop,
+                Messages = messages,
+                Attempt = records.Min(r => r.Attempts) + 1,
+                DialledAddresses = dialled,
+                ResultsReady = async (results, token) =>
+                {
+                    // Recorded before anything else happens: a crash after this cannot deliver twice.
+                    var now = time.GetUtcNow();
+                    var changed = new List<RecipientRecord>();
+                    foreach (var result in results)
+                    {
+                        if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
+                        {
+                            continue;
+                        }
+                        Apply(record, result, now, dialled, out var delayDsn);
+                        changed.Add(record);
+                        switch (record.State)
+                        {
+                            case RecipientState.Delivered:
+                                delivered++;
+                                break;
+                            case RecipientState.Queued:
+                                deferred++;
+                                if (delayDsn)
+                                {
+                                    failures.Add((record, result, true));
+                                }
+                                break;
+                            default:
+                                failures.Add((record, result, false));
+                                break;
+                        }
+                    }
+                    await queue.SaveAsync(changed, token);
+                },
+            };
+            await engine.DeliverAsync(request, cancellationToken);
+        }
+        finally
+        {
+            await renewal.CancelAsync();
+            await renewing;
+        }
+
+        await SendDsnsAsync(failures, cancellationToken);
+        var next = records.Where(r => r.State == RecipientState.Queued).Select(r => (DateTimeOffset?)r.NextAttemptAt).Min();
+        if (next is { } at)
+        {
+            await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
+        }
+        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, delivered, failures.Count(f => !f.Delayed), deferred);
+        return new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next);
+    }
+
+    private void Apply(RecipientRecord record, RecipientResult result, DateTimeOffset now, Dictionary<string, List<IPAddress>> dialled, out bool delayDsn)
+    {
+        var retry = queue.Options.Retry;
+        delayDsn = false;
+        record.Attempts++;
+        record.LastAttemptAt = now;
+        record.LastCode = result.Reply.Code;
+        record.LastEnhancedCode = result.Reply.EnhancedCode;
+        record.LastText = result.Reply.Text;
+        record.LastHost = result.Host;
+        record.DialledAddresses = JsonSerializer.Serialize(dialled.ToDictionary(p => p.Key, p => p.Value.Select(a => a.ToString()).ToArray()));
+        var where = result.Host is null ? string.Empty : $" at {result.Host}";
+        switch (result.Status)
+        {
+            case RecipientStatus.Delivered:
+                record.State = RecipientState.Delivered;
+                record.AddEvent(now, "delivered", $"{result.Reply}{where}");
+                break;
+            case RecipientStatus.Permanent:
+                record.State = RecipientState.Failed;
+                record.AddEvent(now, "failed", $"{result.Reply}{where}");
+                break;
+            default:
+                if (record.Attempts >= retry.MaxAttempts)
+                {
+                    record.State = RecipientState.Expired;
+                    record.AddEvent(now, "expired", $"gave up after {record.Attempts} attempts: {result.Reply}{where}");
+                }
+                else
+                {
+                    record.NextAttemptAt = now + retry.Backoff(record.Attempts);
+                    record.AddEvent(now, "delayed", $"attempt {record.Attempts}: {result.Reply}{where}; next attempt {record.NextAttemptAt:u}");
+                    if (record.Attempts >= retry.DelayDsnAfterAttempts && !record.DelayDsnSent)
+                    {
+                        record.DelayDsnSent = true;
+                        delayDsn = true;
+                    }
+                }
+                break;
+        }
+    }
+
+    private async Task SendDsnsAsync(List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> failures, CancellationToken cancellationToken)
+    {
+        var now = queue.Time.GetUtcNow();
+        // No DSN about a DSN or to the null sender (RFC 3464 §2, RFC 5321 §4.5.5).
+        foreach (var message in failures.Where(f => !f.Record.IsDsn && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
+        {
+            var first = message.First().Record;
+            try
+            {
+                var entries = message.Select(f => new DsnRecipient(
+                    f.Result.Recipient,
+                    f.Delayed,
+                    f.Result.Reply,
+                    f.Result.Host,
+                    f.Record.LastAttemptAt ?? now,
+                    f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null)).ToArray();
+                await using var original = await queue.Storage.Bodies.GetBlobClient(first.Body).OpenReadAsync(cancellationToken: cancellationToken);
+                var (dsn, _) = DsnComposer.Compose(reportingMta, EmailAddress.Parse(first.Sender), original, first.SubmittedAt, entries, now);
+                await queue.SubmitAsync(new SubmissionRequest
+                {
+                    Sender = string.Empty,
+                    Recipients = [first.Sender],
+                    Message = new MemoryStream(dsn),
+                    IsDsn = true,
+                }, cancellationToken);
+            }
+            catch (Exception e) when (e is global::Azure.RequestFailedException or SubmissionException or IOException)
+            {
+                // The outcome is recorded; a lost DSN is logged, it does not undo the delivery result.
+                log.LogError(e, "Could not send a DSN for message {MessageId}", first.MessageId);
+            }
+        }
+    }
+
+    private static Dictionary<string, List<IPAddress>> MergeDialled(IEnumerable<RecipientRecord> records)
+    {
+        var merged = new Dictionary<string, List<IPAddress>>(StringComparer.Ordinal);
+        foreach (var record in records.Where(r => r.DialledAddresses is not null))
+        {
+            var stored = JsonSerializer.Deserialize<Dictionary<string, string[]>>(record.DialledAddresses!) ?? [];
+            foreach (var (host, addresses) in stored)
+            {
+                if (!merged.TryGetValue(host, out var list))
+                {
+                    merged[host] = list = [];
+                }
+                foreach (var text in addresses)
+                {
+                    if (IPAddress.TryParse(text, out var address) && !list.Contains(address))
+                    {
+                        list.Add(address);
+                    }
+                }
+            }
+        }
+        return merged;
+    }
+
+    private async Task RenewWhileDeliveringAsync(DomainLease lease, CancellationToken cancellationToken)
+    {
+        var period = queue.Options.DomainLease / 3;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(period, queue.Time, cancellationToken);
+                if (!await lease.RenewAsync(queue.Options.DomainLease, cancellationToken))
+                {
+                    log.LogWarning("Lost the lease of {Domain} while delivering", lease.Domain);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,222 @@
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs.Models;
+using CloudDelivery.Addressing;
+using CloudDelivery.Azure.Storage;
+
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>Why a submission was refused: each maps to a 4xx answer, never a 500.</summary>
+public enum SubmissionError
+{
+    InvalidSender,
+    InvalidRecipient,
+    NoRecipients,
+    TooManyRecipients,
+    EmptyMessage,
+    TooLarge,
+    ConflictingTlsOptions,
+}
+
+/// <summary>A submission the caller got wrong; nothing was stored.</summary>
+public sealed class SubmissionException(SubmissionError error, string message) : Exception(message)
+{
+    public SubmissionError Error { get; } = error;
+}
+
+/// <summary>A message to submit: envelope and body stream.</summary>
+public sealed class SubmissionRequest
+{
+    /// <summary>Envelope sender; empty or "&lt;&gt;" for the null sender.</summary>
+    public required string Sender { get; init; }
+
+    public required IReadOnlyList<string> Recipients { get; init; }
+
+    /// <summary>The RFC 5322 message; read once, to its end.</summary>
+    public required Stream Message { get; init; }
+
+    /// <summary>REQUIRETLS (RFC 8689).</summary>
+    public bool RequireTls { get; init; }
+
+    /// <summary>As a "TLS-Required: No" header (also detected in the message itself).</summary>
+    public bool TlsRequiredNo { get; init; }
+
+    /// <summary>The message is a DSN or report: its own failures produce no DSN.</summary>
+    public bool IsDsn { get; init; }
+}
+
+/// <summary>What was stored: the message id and an id per recipient.</summary>
+public sealed record SubmissionResult(string MessageId, long Size, IReadOnlyList<SubmittedRecipient> Recipients);
+
+/// <summary>A stored recipient; <see cref="Id"/> is what status and queue commands take.</summary>
+public sealed record SubmittedRecipient(string Recipient, string Id);
+
+/// <summary>Limits and behaviour of the queue.</summary>
+public sealed class OutboundQueueOptions
+{
+    /// <summary>Largest message accepted, in bytes after line-ending normalisation.</summary>
+    public long MaxMessageBytes { get; set; } = 64L * 1024 * 1024;
+
+    public int MaxRecipients { get; set; } = 1000;
+
+    /// <summary>How long a worker owns a domain; renewed while it delivers.</summary>
+    public TimeSpan DomainLease { get; set; } = TimeSpan.FromMinutes(5);
+
+    public RetrySchedule Retry { get; set; } = new();
+}
+
+/// <summary>
+/// The durable queue's storage operations: accepting messages (body blob, recipient records, wake-ups)
+/// and reading and writing records and leases. Submissions are the one way in, for HTTP and in-process
+/// callers alike.
+/// </summary>
+public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions options, TimeProvider? time = null)
+{
+    private readonly TimeProvider clock = time ?? TimeProvider.System;
+
+    public OutboundStorage Storage => storage;
+
+    public OutboundQueueOptions Options => options;
+
+    public TimeProvider Time => clock;
+
+    /// <summary>
+    /// Validates and stores a message: the body once in Blob Storage, one record per recipient in the
+    /// recipient's domain partition (one table transaction per domain), and a wake-up per domain.
+    /// </summary>
+    /// <exception cref="SubmissionException">The request is invalid; nothing was stored.</exception>
+    public async Task<SubmissionResult> SubmitAsync(SubmissionRequest request, CancellationToken cancellationToken)
+    {
+        var sender = request.Sender is "" or "<>" ? null : ParseAddress(request.Sender, SubmissionError.InvalidSender, "sender");
+        if (request.Recipients.Count == 0)
+        {
+            throw new SubmissionException(SubmissionError.NoRecipients, "no recipients");
+        }
+        if (request.Recipients.Count > options.MaxRecipients)
+        {
+            throw new SubmissionException(SubmissionError.TooManyRecipients, $"more than {options.MaxRecipients} recipients");
+        }
+        if (request.RequireTls && request.TlsRequiredNo)
+        {
+            throw new SubmissionException(SubmissionError.ConflictingTlsOptions, "REQUIRETLS and TLS-Required: No exclude each other");
+        }
+        var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
+
+        var now = clock.GetUtcNow();
+        var messageId = Guid.CreateVersion7(now).ToString("N");
+        var blob = storage.Bodies.GetBlobClient(messageId);
+        var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
+        await blob.UploadAsync(body, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
+        if (body.StoredLength <= 2)
+        {
+            await blob.DeleteIfExistsAsync(cancellationToken: cancellationToken);
+            throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty");
+        }
+
+        var requirement = request.RequireTls ? "requiretls" : request.TlsRequiredNo || body.TlsRequiredNo ? "tls-required-no" : "default";
+        var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
+        var submitted = new List<SubmittedRecipient>();
+        foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
+        {
+            var records = domain.Select((recipient, index) => new RecipientRecord
+            {
+                PartitionKey = domain.Key,
+                RowKey = $"{messageId}.{index:D4}",
+                MessageId = messageId,
+                Sender = sender?.ToString() ?? string.Empty,
+                Recipient = recipient.ToString(),
+                Body = messageId,
+                BodySize = body.StoredLength,
+                Has8Bit = body.Has8Bit,
+                SmtpUtf8 = smtpUtf8,
+                TlsRequirement = requirement,
+                IsDsn = request.IsDsn,
+                SubmittedAt = now,
+                NextAttemptAt = now,
+                Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {body.StoredLength} bytes") }),
+            }).ToList();
+            foreach (var chunk in records.Chunk(100))
+            {
+                // One entity group transaction per 100 records of a partition (the service's limit).
+                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)), cancellationToken);
+            }
+            submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
+            await WakeAsync(domain.Key, TimeSpan.Zero, cancellationToken);
+        }
+        return new SubmissionResult(messageId, body.StoredLength, submitted);
+    }
+
+    /// <summary>Enqueues a wake-up for <paramref name="domain"/>, visible after <paramref name="delay"/> (at most 7 days).</summary>
+    public async Task WakeAsync(string domain, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var visibility = delay <= TimeSpan.Zero ? (TimeSpan?)null : delay > TimeSpan.FromDays(7) ? TimeSpan.FromDays(7) : delay;
+        await storage.WakeUps.SendMessageAsync(new WakeUp(domain).ToJson(), visibility, TimeSpan.FromSeconds(-1), cancellationToken);
+    }
+
+    /// <summary>Records of <paramref name="domain"/> due for an attempt now.</summary>
+    public async Task<List<RecipientRecord>> ReadyAsync(string domain, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.PartitionKey == domain && r.State == RecipientState.Queued && r.NextAttemptAt <= now);
+        var list = new List<RecipientRecord>();
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, cancellationToken: cancellationToken))
+        {
+            if (record.RowKey != RecipientRecord.LeaseRowKey)
+            {
+                list.Add(record);
+            }
+        }
+        return list;
+    }
+
+    /// <summary>Writes records back, 100 per table transaction (they share one partition).</summary>
+    public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, CancellationToken cancellationToken)
+    {
+        foreach (var partition in records.GroupBy(r => r.PartitionKey))
+        {
+            foreach (var chunk in partition.Chunk(100))
+            {
+                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateReplace, r, ETag.All)), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Finds a record by its id ("{domain}/{rowKey}").</summary>
+    public async Task<RecipientRecord?> FindAsync(string id, CancellationToken cancellationToken)
+    {
+        var slash = id.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0)
+        {
+            return null;
+        }
+        var response = await storage.Recipients.GetEntityIfExistsAsync<RecipientRecord>(id[..slash], id[(slash + 1)..], cancellationToken: cancellationToken);
+        return response.HasValue ? response.Value : null;
+    }
+
+    /// <summary>All records of a message, across domains (a scan; for operators).</summary>
+    public async Task<List<RecipientRecord>> FindMessageAsync(string messageId, CancellationToken cancellationToken)
+    {
+        var list = new List<RecipientRecord>();
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(r => r.MessageId == messageId, cancellationToken: cancellationToken))
+        {
+            list.Add(record);
+        }
+        return list;
+    }
+
+    /// <summary>Distinct domains with records due before <paramref name="before"/>, for the sweeper.</summary>
+    public async Task<IReadOnlyCollection<string>> DomainsDueAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        var domains = new HashSet<string>(StringComparer.Ordinal);
+        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.State == RecipientState.Queued && r.NextAttemptAt <= before);
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, select: ["PartitionKey"], cancellationToken: cancellationToken))
+        {
+            domains.Add(record.PartitionKey);
+        }
+        return domains;
+    }
+
+    private static EmailAddress ParseAddress(string text, SubmissionError error, string what) =>
+        EmailAddress.TryParse(text.Trim('<', '>'), out var address, out var reason) ? address : throw new SubmissionException(error, $"invalid {what} {text}: {reason}");
+}

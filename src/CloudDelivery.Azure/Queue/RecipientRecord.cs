@@ -1,0 +1,110 @@
+using System.Runtime.Serialization;
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>Where a recipient stands.</summary>
+public static class RecipientState
+{
+    /// <summary>Waiting for its next attempt (first or retry).</summary>
+    public const string Queued = "queued";
+
+    public const string Delivered = "delivered";
+
+    /// <summary>Permanently failed; a DSN went to the sender.</summary>
+    public const string Failed = "failed";
+
+    /// <summary>Given up after the retry schedule; a DSN went to the sender.</summary>
+    public const string Expired = "expired";
+
+    /// <summary>Removed by an operator.</summary>
+    public const string Dropped = "dropped";
+}
+
+/// <summary>A state change of a recipient, as the sender can read it.</summary>
+public sealed record DeliveryEvent(DateTimeOffset At, string Type, string Detail);
+
+/// <summary>
+/// One recipient of one message, in Table Storage: partition = recipient domain, so the delivery of a
+/// domain reads and writes one partition (and batches within it). The body lives in Blob Storage.
+/// </summary>
+public sealed class RecipientRecord : ITableEntity
+{
+    /// <summary>Row keys of records sort before this; it is the key of the domain's lease entity.</summary>
+    public const string LeaseRowKey = "~lease";
+
+    /// <summary>Recipient domain in A-labels, or the IP literal.</summary>
+    public string PartitionKey { get; set; } = string.Empty;
+
+    /// <summary>"{messageId}.{index}": a message's recipients of one domain sort together.</summary>
+    public string RowKey { get; set; } = string.Empty;
+
+    public DateTimeOffset? Timestamp { get; set; }
+
+    public ETag ETag { get; set; }
+
+    public string MessageId { get; set; } = string.Empty;
+
+    /// <summary>Envelope sender; empty for the null sender.</summary>
+    public string Sender { get; set; } = string.Empty;
+
+    public string Recipient { get; set; } = string.Empty;
+
+    /// <summary>Blob name of the body.</summary>
+    public string Body { get; set; } = string.Empty;
+
+    public long BodySize { get; set; }
+
+    public bool Has8Bit { get; set; }
+
+    public bool SmtpUtf8 { get; set; }
+
+    /// <summary>default, requiretls or tls-required-no.</summary>
+    public string TlsRequirement { get; set; } = "default";
+
+    /// <summary>The message is a DSN: failures do not produce further DSNs.</summary>
+    public bool IsDsn { get; set; }
+
+    public string State { get; set; } = RecipientState.Queued;
+
+    public int Attempts { get; set; }
+
+    public DateTimeOffset SubmittedAt { get; set; }
+
+    public DateTimeOffset NextAttemptAt { get; set; }
+
+    public DateTimeOffset? LastAttemptAt { get; set; }
+
+    public int LastCode { get; set; }
+
+    public string? LastEnhancedCode { get; set; }
+
+    public string? LastText { get; set; }
+
+    public string? LastHost { get; set; }
+
+    public bool DelayDsnSent { get; set; }
+
+    /// <summary>JSON: host → addresses dialled, for the family preference of the next attempt.</summary>
+    public string? DialledAddresses { get; set; }
+
+    /// <summary>JSON array of <see cref="DeliveryEvent"/>.</summary>
+    public string Events { get; set; } = "[]";
+
+    /// <summary>The id callers use: "{domain}/{rowKey}", a point read in Table Storage.</summary>
+    [IgnoreDataMember]
+    public string Id => $"{PartitionKey}/{RowKey}";
+
+    /// <summary>The events, parsed.</summary>
+    [IgnoreDataMember]
+    public IReadOnlyList<DeliveryEvent> EventList => JsonSerializer.Deserialize<List<DeliveryEvent>>(Events) ?? [];
+
+    public void AddEvent(DateTimeOffset at, string type, string detail)
+    {
+        var list = JsonSerializer.Deserialize<List<DeliveryEvent>>(Events) ?? [];
+        list.Add(new DeliveryEvent(at, type, detail));
+        Events = JsonSerializer.Serialize(list);
+    }
+}

@@ -1,0 +1,149 @@
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>
+/// Passes a submitted message through while it is stored, so it is read once and never held in memory:
+/// bare LF line endings become CRLF (RFC 5321 §2.3.8), a final CRLF is added when missing, and on the way
+/// it notes 8-bit bytes, UTF-8 in the header section and a "TLS-Required: No" header. Exceeding the size
+/// limit fails the read, which fails the upload.
+/// </summary>
+internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
+{
+    private const int MaxHeaderLine = 8192;
+    private readonly byte[] readBuffer = new byte[64 * 1024];
+    private readonly System.Text.StringBuilder headerLine = new();
+    private byte[] pending = [];
+    private int pendingOffset;
+    private byte previous;
+    private byte beforePrevious;
+    private bool innerDone;
+    private bool trailerWritten;
+    private bool inHeaders = true;
+    private bool lineIsEmpty = true;
+
+    public long StoredLength { get; private set; }
+
+    public bool Has8Bit { get; private set; }
+
+    public bool HeadersHave8Bit { get; private set; }
+
+    public bool TlsRequiredNo { get; private set; }
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => StoredLength; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        while (pendingOffset >= pending.Length)
+        {
+            if (innerDone)
+            {
+                if (trailerWritten)
+                {
+                    return 0;
+                }
+                trailerWritten = true;
+                // RFC 5321 §4.1.1.4: the data ends with CRLF before the terminating dot.
+                pending = StoredLength > 0 && previous == '\n' && beforePrevious == '\r' ? [] : "\r\n"u8.ToArray();
+                pendingOffset = 0;
+                StoredLength += pending.Length;
+                continue;
+            }
+            var read = await inner.ReadAsync(readBuffer, cancellationToken);
+            if (read == 0)
+            {
+                innerDone = true;
+                continue;
+            }
+            pending = Transform(readBuffer.AsSpan(0, read));
+            pendingOffset = 0;
+        }
+        var n = Math.Min(buffer.Length, pending.Length - pendingOffset);
+        pending.AsMemory(pendingOffset, n).CopyTo(buffer);
+        pendingOffset += n;
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    private byte[] Transform(ReadOnlySpan<byte> input)
+    {
+        var output = new List<byte>(input.Length + 16);
+        foreach (var b in input)
+        {
+            if (b == '\n' && previous != '\r')
+            {
+                Emit(output, (byte)'\r');
+            }
+            Emit(output, b);
+        }
+        if (StoredLength > maxBytes)
+        {
+            throw new SubmissionException(SubmissionError.TooLarge, $"message exceeds the limit of {maxBytes} bytes");
+        }
+        return [.. output];
+    }
+
+    private void Emit(List<byte> output, byte b)
+    {
+        output.Add(b);
+        StoredLength++;
+        if (b >= 0x80)
+        {
+            Has8Bit = true;
+            HeadersHave8Bit |= inHeaders;
+        }
+        if (inHeaders)
+        {
+            if (b == '\n')
+            {
+                if (lineIsEmpty)
+                {
+                    inHeaders = false;
+                }
+                else if (IsTlsRequiredNo(headerLine.ToString()))
+                {
+                    TlsRequiredNo = true;
+                }
+                headerLine.Clear();
+                lineIsEmpty = true;
+            }
+            else if (b != '\r')
+            {
+                lineIsEmpty = false;
+                if (headerLine.Length < MaxHeaderLine)
+                {
+                    headerLine.Append((char)b);
+                }
+            }
+        }
+        beforePrevious = previous;
+        previous = b;
+    }
+
+    private static bool IsTlsRequiredNo(string line)
+    {
+        var colon = line.IndexOf(':', StringComparison.Ordinal);
+        // RFC 8689 §5: "TLS-Required: No", case-insensitive.
+        return colon > 0 && line[..colon].Trim().Equals("TLS-Required", StringComparison.OrdinalIgnoreCase) && line[(colon + 1)..].Trim().Equals("No", StringComparison.OrdinalIgnoreCase);
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,80 @@
+using Azure.Core;
+using Azure.Core.Pipeline;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+
+namespace CloudDelivery.Azure.Storage;
+
+/// <summary>Where the queue keeps its state. Bound from configuration ("CloudDelivery:Storage").</summary>
+public sealed class OutboundStorageOptions
+{
+    /// <summary>A storage connection string; the default is Azurite's.</summary>
+    public string ConnectionString { get; set; } = "UseDevelopmentStorage=true";
+
+    /// <summary>Blob container for message bodies.</summary>
+    public string BodiesContainer { get; set; } = "cd-bodies";
+
+    /// <summary>Table of recipient records (partition = recipient domain) and domain leases.</summary>
+    public string RecipientsTable { get; set; } = "cdrecipients";
+
+    /// <summary>Queue of per-domain wake-ups.</summary>
+    public string WakeUpQueue { get; set; } = "cd-wakeups";
+
+    /// <summary>Where wake-ups go that could not be processed after the allowed number of tries.</summary>
+    public string PoisonQueue { get; set; } = "cd-wakeups-poison";
+}
+
+/// <summary>
+/// Counts storage requests (transactions, the main cost driver of Azure Storage), for the benchmark and
+/// for operators' metrics. Installed as an HTTP pipeline policy on every client.
+/// </summary>
+public sealed class StorageTransactionCounter : HttpPipelineSynchronousPolicy
+{
+    private long count;
+
+    public long Count => Interlocked.Read(ref count);
+
+    public override void OnSendingRequest(HttpMessage message) => Interlocked.Increment(ref count);
+}
+
+/// <summary>The storage clients of the queue, created once and shared.</summary>
+public sealed class OutboundStorage
+{
+    public OutboundStorage(OutboundStorageOptions options, StorageTransactionCounter? counter = null)
+    {
+        Options = options;
+        Counter = counter ?? new StorageTransactionCounter();
+        var blobOptions = new BlobClientOptions();
+        blobOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        var tableOptions = new TableClientOptions();
+        tableOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 };
+        queueOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
+        Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
+        WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
+        Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+    }
+
+    public OutboundStorageOptions Options { get; }
+
+    public StorageTransactionCounter Counter { get; }
+
+    public BlobContainerClient Bodies { get; }
+
+    public TableClient Recipients { get; }
+
+    public QueueClient WakeUps { get; }
+
+    public QueueClient Poison { get; }
+
+    /// <summary>Creates the container, table and queues if they do not exist (idempotent).</summary>
+    public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
+    {
+        await Bodies.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await Recipients.CreateIfNotExistsAsync(cancellationToken);
+        await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+    }
+}

@@ -1,0 +1,191 @@
+using System.Text;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Loopback.Smtp;
+using MimeKit;
+
+namespace CloudDelivery.Tests.Queue;
+
+[Collection(AzuriteCollection.Name)]
+public class OutboundQueueTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task Submitted_message_is_delivered_and_its_events_say_so()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("dest.example", 10, "mx.dest.example");
+        var mx = await world.Network.AddMxServerAsync("mx.dest.example");
+
+        var submitted = await world.SubmitAsync("sender@sender.example", ["a@dest.example", "b@dest.example"]);
+        await world.DrainAsync();
+
+        var message = Assert.Single(mx.Messages);
+        Assert.Equal(["a@dest.example", "b@dest.example"], message.Recipients);
+        foreach (var recipient in submitted.Recipients)
+        {
+            var record = await world.Queue.FindAsync(recipient.Id, CancellationToken.None);
+            Assert.Equal(RecipientState.Delivered, record!.State);
+            Assert.Equal(["queued", "delivered"], record.EventList.Select(e => e.Type));
+        }
+    }
+
+    [Fact]
+    public async Task Temporary_failure_is_retried_on_schedule_and_then_delivered()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("retry.example", 10, "mx.retry.example");
+        var refuse = true;
+        var mx = await world.Network.AddMxServerAsync("mx.retry.example", o => o.OnRcpt = _ => refuse ? new SmtpServerReply(451, "4.3.0", "try again later") : null);
+        var submitted = await world.SubmitAsync("sender@sender.example", ["r@retry.example"]);
+
+        await world.DrainAsync();
+        var record = await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None);
+        Assert.Equal(RecipientState.Queued, record!.State);
+        Assert.Equal(1, record.Attempts);
+        Assert.Equal(world.Time.GetUtcNow() + TimeSpan.FromSeconds(450), record.NextAttemptAt);
+
+        // Not yet due: a wake-up finds nothing to do.
+        await world.Queue.WakeAsync("retry.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+        Assert.Equal(1, (await world.Queue.FindAsync(record.Id, CancellationToken.None))!.Attempts);
+
+        refuse = false;
+        world.Time.Advance(TimeSpan.FromMinutes(8));
+        await world.Queue.WakeAsync("retry.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+
+        record = await world.Queue.FindAsync(record.Id, CancellationToken.None);
+        Assert.Equal(RecipientState.Delivered, record!.State);
+        Assert.Equal(2, record.Attempts);
+        Assert.Single(mx.Messages);
+        Assert.Equal(["queued", "delayed", "delivered"], record.EventList.Select(e => e.Type));
+    }
+
+    [Fact]
+    public async Task Permanent_failure_sends_a_dsn_to_the_sender_which_is_delivered_too()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("dest.example", 10, "mx.dest.example").AddMx("sender.example", 10, "mx.sender.example");
+        await world.Network.AddMxServerAsync("mx.dest.example", o => o.OnRcpt = _ => new SmtpServerReply(550, "5.1.1", "no such user"));
+        var senderMx = await world.Network.AddMxServerAsync("mx.sender.example");
+
+        var submitted = await world.SubmitAsync("sender@sender.example", ["gone@dest.example"]);
+        await world.DrainAsync();
+
+        Assert.Equal(RecipientState.Failed, (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!.State);
+        var dsn = Assert.Single(senderMx.Messages);
+        Assert.Equal(string.Empty, dsn.MailFrom);
+        Assert.Equal(["sender@sender.example"], dsn.Recipients);
+        var parsed = MimeMessage.Load(new MemoryStream(dsn.Data));
+        var report = Assert.IsType<MultipartReport>(parsed.Body);
+        Assert.Equal("delivery-status", report.ReportType);
+        using var statusBytes = new MemoryStream();
+        ((MimePart)report[1]).Content!.DecodeTo(statusBytes);
+        var status = Encoding.UTF8.GetString(statusBytes.ToArray());
+        Assert.Contains("Final-Recipient: rfc822; gone@dest.example", status, StringComparison.Ordinal);
+        Assert.Contains("Action: failed", status, StringComparison.Ordinal);
+        Assert.Contains("Status: 5.1.1", status, StringComparison.Ordinal);
+        Assert.Contains("Diagnostic-Code: smtp; 550 5.1.1 no such user", status, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Giving_up_after_the_schedule_expires_the_recipient_with_delay_and_failure_dsns()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("down.example", 10, "mx.down.example").AddMx("sender.example", 10, "mx.sender.example");
+        await world.Network.AddMxServerAsync("mx.down.example", o => o.OnRcpt = _ => new SmtpServerReply(451, "4.4.1", "overloaded"));
+        var senderMx = await world.Network.AddMxServerAsync("mx.sender.example");
+        var submitted = await world.SubmitAsync("sender@sender.example", ["r@down.example"]);
+
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            await world.Queue.WakeAsync("down.example", TimeSpan.Zero, CancellationToken.None);
+            await world.DrainAsync();
+            world.Time.Advance(TimeSpan.FromDays(1));
+        }
+
+        var record = await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None);
+        Assert.Equal(RecipientState.Expired, record!.State);
+        Assert.Equal(8, record.Attempts);
+        var actions = senderMx.Messages.Select(m => Encoding.UTF8.GetString(m.Data)).Select(t => t.Contains("Action: delayed", StringComparison.Ordinal) ? "delayed" : "failed").ToArray();
+        Assert.Equal(["delayed", "failed"], actions);
+    }
+
+    [Fact]
+    public async Task Requiretls_failure_bounces_with_5_7_30()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("plain.example", 10, "mx.plain.example").AddMx("sender.example", 10, "mx.sender.example");
+        await world.Network.AddMxServerAsync("mx.plain.example");
+        var senderMx = await world.Network.AddMxServerAsync("mx.sender.example");
+
+        var submitted = await world.SubmitAsync("sender@sender.example", ["r@plain.example"], requireTls: true);
+        await world.DrainAsync();
+
+        var record = await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None);
+        Assert.Equal(RecipientState.Failed, record!.State);
+        Assert.Equal("5.7.30", record.LastEnhancedCode);
+        Assert.Contains("Status: 5.7.30", Encoding.UTF8.GetString(Assert.Single(senderMx.Messages).Data), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Two_hundred_recipients_in_twenty_domains_go_out_in_one_transaction_per_domain()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var servers = new List<LoopbackSmtpServer>();
+        for (var d = 0; d < 20; d++)
+        {
+            world.Network.Zone.AddMx($"d{d}.example", 10, $"mx.d{d}.example");
+            servers.Add(await world.Network.AddMxServerAsync($"mx.d{d}.example"));
+        }
+        var recipients = Enumerable.Range(0, 200).Select(i => $"user{i}@d{i % 20}.example").ToArray();
+
+        var submitted = await world.SubmitAsync("sender@sender.example", recipients);
+        await world.DrainAsync();
+
+        Assert.Equal(200, submitted.Recipients.Count);
+        Assert.All(servers, s => Assert.Equal(1, s.TransactionCount));
+        Assert.All(servers, s => Assert.Equal(10, Assert.Single(s.Messages).Recipients.Count));
+    }
+
+    [Fact]
+    public async Task Two_workers_racing_on_one_domain_deliver_each_recipient_once()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("race.example", 10, "mx.race.example");
+        var mx = await world.Network.AddMxServerAsync("mx.race.example");
+        for (var i = 0; i < 10; i++)
+        {
+            await world.SubmitAsync("sender@sender.example", [$"r{i}@race.example"], $"Subject: {i}\r\n\r\nbody {i}\r\n");
+        }
+
+        var wakeUp = new WakeUp("race.example");
+        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => world.Handler.HandleAsync(wakeUp, CancellationToken.None))));
+        await world.DrainAsync();
+
+        Assert.Equal(10, mx.Messages.Sum(m => m.Recipients.Count));
+        Assert.Equal(10, mx.Messages.SelectMany(m => m.Recipients).Distinct().Count());
+        Assert.Contains(runs, r => r.Busy);
+    }
+
+    [Theory]
+    [InlineData("not json")]
+    [InlineData("{\"domain\": \"\"}")]
+    [InlineData("{\"domain\": \"a/b\"}")]
+    public void Malformed_wake_ups_are_refused(string text) => Assert.Throws<FormatException>(() => WakeUp.Parse(text));
+
+    [Fact]
+    public async Task Bad_submissions_are_refused_and_store_nothing()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+
+        var badRecipient = await Assert.ThrowsAsync<SubmissionException>(() => world.SubmitAsync("s@sender.example", ["bad\r\nRCPT TO:<x@y>"]));
+        var empty = await Assert.ThrowsAsync<SubmissionException>(() => world.SubmitAsync("s@sender.example", ["r@dest.example"], string.Empty));
+
+        Assert.Equal(SubmissionError.InvalidRecipient, badRecipient.Error);
+        Assert.Equal(SubmissionError.EmptyMessage, empty.Error);
+        await foreach (var _ in world.Storage.Recipients.QueryAsync<RecipientRecord>())
+        {
+            Assert.Fail("a record was stored");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+using System.Text;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
+using CloudDelivery.Tests.Delivery;
+using CloudDelivery.Tests.MtaSts;
+
+namespace CloudDelivery.Tests.Queue;
+
+/// <summary>A loopback world plus the durable queue on Azurite, with a clock the test moves.</summary>
+public sealed class QueueWorld : IAsyncDisposable
+{
+    private QueueWorld(LoopbackWorld network, OutboundStorage storage, ManualTimeProvider time)
+    {
+        Network = network;
+        Storage = storage;
+        Time = time;
+        Queue = new OutboundQueue(storage, new OutboundQueueOptions(), time);
+        Engine = network.CreateEngine(time: time);
+        Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test");
+    }
+
+    public LoopbackWorld Network { get; }
+
+    public OutboundStorage Storage { get; }
+
+    public ManualTimeProvider Time { get; }
+
+    public OutboundQueue Queue { get; }
+
+    public DeliveryEngine Engine { get; }
+
+    public DomainDeliveryHandler Handler { get; }
+
+    public static async Task<QueueWorld> StartAsync(AzuriteFixture azurite)
+    {
+        var network = await LoopbackWorld.StartAsync();
+        return new QueueWorld(network, await azurite.NewStorageAsync(), new ManualTimeProvider(DateTimeOffset.UtcNow));
+    }
+
+    public Task<SubmissionResult> SubmitAsync(string from, string[] to, string? body = null, bool requireTls = false) =>
+        Queue.SubmitAsync(new SubmissionRequest
+        {
+            Sender = from,
+            Recipients = to,
+            Message = new MemoryStream(Encoding.UTF8.GetBytes(body ?? $"From: <{from}>\r\nTo: <{to[0]}>\r\nSubject: queued\r\nMessage-ID: <{Guid.NewGuid():N}@sender.example>\r\n\r\nHello.\r\n")),
+            RequireTls = requireTls,
+        }, CancellationToken.None);
+
+    /// <summary>Takes the visible wake-ups off the queue and handles each, as the queue trigger does.</summary>
+    public async Task<List<DomainRunResult>> DrainAsync()
+    {
+        var results = new List<DomainRunResult>();
+        while (true)
+        {
+            var batch = (await Storage.WakeUps.ReceiveMessagesAsync(32)).Value;
+            if (batch.Length == 0)
+            {
+                return results;
+            }
+            foreach (var message in batch)
+            {
+                results.Add(await Handler.HandleAsync(WakeUp.Parse(message.Body.ToString()), CancellationToken.None));
+                await Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Engine.Dispose();
+        await Network.DisposeAsync();
+    }
+}
