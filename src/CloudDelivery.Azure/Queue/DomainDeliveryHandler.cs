@@ -28,6 +28,9 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
+    /// <summary>Test hook: runs right after outcomes are saved, to simulate a crash at the worst moment.</summary>
+    internal Func<Task>? AfterResultsSaved { get; set; }
+
     public async Task<DomainRunResult> HandleAsync(WakeUp wakeUp, CancellationToken cancellationToken)
     {
         var options = queue.Options;
@@ -144,6 +147,10 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                         }
                     }
                     await queue.SaveAsync(changed, token);
+                    if (AfterResultsSaved is not null)
+                    {
+                        await AfterResultsSaved();
+                    }
                 },
             };
             await engine.DeliverAsync(request, cancellationToken);

@@ -1,0 +1,153 @@
+using Azure;
+using Azure.Storage.Queues.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>
+/// Queue processing settings, the same as the Functions host's queue extension settings in host.json, so
+/// that <c>serve</c> and Functions behave alike.
+/// </summary>
+public sealed class WakeUpWorkerOptions
+{
+    /// <summary>Messages fetched per poll (host.json queues.batchSize).</summary>
+    public int BatchSize { get; set; } = 16;
+
+    /// <summary>Tries before a message goes to the poison queue (host.json queues.maxDequeueCount).</summary>
+    public int MaxDequeueCount { get; set; } = 5;
+
+    /// <summary>How long a taken message stays invisible while it is handled (and before it is retried).</summary>
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Longest wait between polls of an empty queue (host.json queues.maxPollingInterval).</summary>
+    public TimeSpan MaxPollingInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often the sweeper looks for due records without a pending wake-up.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>
+/// Takes wake-ups off the queue and hands them to the <see cref="DomainDeliveryHandler"/>, with the
+/// semantics of the Functions queue trigger: a message that fails is retried after its visibility
+/// timeout, and after <see cref="WakeUpWorkerOptions.MaxDequeueCount"/> tries (or at once when it cannot
+/// be parsed) it moves to the poison queue, so one bad message never blocks the others.
+/// </summary>
+public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler handler, WakeUpWorkerOptions options, ILogger<WakeUpWorker>? logger = null)
+{
+    private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
+
+    /// <summary>Processes one batch; returns how many messages were taken.</summary>
+    public async Task<int> PollOnceAsync(CancellationToken cancellationToken)
+    {
+        var messages = (await queue.Storage.WakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
+        await Task.WhenAll(messages.Select(message => ProcessAsync(message, cancellationToken)));
+        return messages.Length;
+    }
+
+    /// <summary>Polls until cancelled, backing off while the queue is empty.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var idle = TimeSpan.FromMilliseconds(100);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (await PollOnceAsync(cancellationToken) > 0)
+                {
+                    idle = TimeSpan.FromMilliseconds(100);
+                    continue;
+                }
+            }
+            catch (RequestFailedException e)
+            {
+                log.LogError(e, "Polling the wake-up queue failed");
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            try
+            {
+                await Task.Delay(idle, queue.Time, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, options.MaxPollingInterval.Ticks));
+        }
+    }
+
+    /// <summary>Sends wake-ups for domains with due records, in case a wake-up was lost (a crash between writes).</summary>
+    public async Task<int> SweepAsync(CancellationToken cancellationToken)
+    {
+        // Records due for longer than a polling round are stranded: their wake-up is gone.
+        var domains = await queue.DomainsDueAsync(queue.Time.GetUtcNow() - TimeSpan.FromMinutes(1), cancellationToken);
+        foreach (var domain in domains)
+        {
+            await queue.WakeAsync(domain, TimeSpan.Zero, cancellationToken);
+        }
+        return domains.Count;
+    }
+
+    /// <summary>Runs the sweeper on its interval until cancelled.</summary>
+    public async Task RunSweeperAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(options.SweepInterval, queue.Time, cancellationToken);
+                var swept = await SweepAsync(cancellationToken);
+                if (swept > 0)
+                {
+                    log.LogInformation("Sweeper woke {Count} domains with stranded records", swept);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (RequestFailedException e)
+            {
+                log.LogError(e, "Sweep failed");
+            }
+        }
+    }
+
+    private async Task ProcessAsync(QueueMessage message, CancellationToken cancellationToken)
+    {
+        WakeUp wakeUp;
+        try
+        {
+            wakeUp = WakeUp.Parse(message.Body.ToString());
+        }
+        catch (FormatException e)
+        {
+            log.LogError("Wake-up {MessageId} is malformed ({Error}); moving it to the poison queue", message.MessageId, e.Message);
+            await PoisonAsync(message, cancellationToken);
+            return;
+        }
+        try
+        {
+            await handler.HandleAsync(wakeUp, cancellationToken);
+            await queue.Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Left on the queue: it becomes visible again after the visibility timeout and is retried.
+            log.LogError(e, "Handling wake-up for {Domain} failed (try {Try} of {Max})", wakeUp.Domain, message.DequeueCount, options.MaxDequeueCount);
+            if (message.DequeueCount >= options.MaxDequeueCount)
+            {
+                await PoisonAsync(message, cancellationToken);
+            }
+        }
+    }
+
+    private async Task PoisonAsync(QueueMessage message, CancellationToken cancellationToken)
+    {
+        await queue.Storage.Poison.SendMessageAsync(message.Body, cancellationToken: cancellationToken);
+        await queue.Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+    }
+}
