@@ -28,6 +28,10 @@ public static class CliApplication
             ProbeCommand.Create(output),
             DeliverCommand.Create(output, error),
             DemoCommand.Create(output),
+            ServeCommand.Create(output),
+            SendCommand.Create(output),
+            StatusCommand.Create(output),
+            QueueCommand.Create(output),
         };
         var configuration = new InvocationConfiguration { Output = output, Error = error };
         return await root.Parse(args).InvokeAsync(configuration);

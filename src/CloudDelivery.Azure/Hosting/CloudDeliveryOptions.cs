@@ -1,0 +1,80 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
+
+namespace CloudDelivery.Azure.Hosting;
+
+/// <summary>
+/// The one options tree of CloudDelivery, bound from the "CloudDelivery" configuration section in both
+/// hosts (app settings in Azure Functions, environment or appsettings.json for <c>serve</c>): environment
+/// variables are named like CloudDelivery__Storage__ConnectionString.
+/// </summary>
+public sealed class CloudDeliveryOptions
+{
+    public const string SectionName = "CloudDelivery";
+
+    /// <summary>Our host name: EHLO, DSN Reporting-MTA and MAILER-DAEMON address. Must have forward and reverse DNS.</summary>
+    public string Hostname { get; set; } = System.Net.Dns.GetHostName();
+
+    public OutboundStorageOptions Storage { get; set; } = new();
+
+    public OutboundQueueOptions Queue { get; set; } = new();
+
+    public WakeUpWorkerOptions Worker { get; set; } = new();
+
+    public DeliveryConfiguration Delivery { get; set; } = new();
+}
+
+/// <summary>Direct-delivery settings in bindable form (strings and numbers).</summary>
+public sealed class DeliveryConfiguration
+{
+    /// <summary>DNS resolver as "ip:port"; empty for the system's.</summary>
+    public string? Resolver { get; set; }
+
+    public int SmtpPort { get; set; } = 25;
+
+    public int MtaStsHttpsPort { get; set; } = 443;
+
+    public bool AllowPrivateAddresses { get; set; }
+
+    /// <summary>Path of a PEM file with extra trusted roots.</summary>
+    public string? TrustCaFile { get; set; }
+
+    public int ConnectTimeoutSeconds { get; set; } = 30;
+
+    public int CommandTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>The engine's settings.</summary>
+    /// <exception cref="FormatException">The resolver is not "ip:port".</exception>
+    public DeliverySettings ToSettings(string ehloHostname)
+    {
+        IPEndPoint? resolver = null;
+        if (!string.IsNullOrWhiteSpace(Resolver) && !IPEndPoint.TryParse(Resolver, out resolver))
+        {
+            throw new FormatException($"CloudDelivery:Delivery:Resolver {Resolver} is not an IP address and port");
+        }
+        if (resolver is { Port: 0 })
+        {
+            resolver.Port = 53;
+        }
+        X509Certificate2Collection? roots = null;
+        if (!string.IsNullOrWhiteSpace(TrustCaFile))
+        {
+            roots = [];
+            roots.ImportFromPemFile(TrustCaFile);
+        }
+        return new DeliverySettings
+        {
+            Resolver = resolver,
+            EhloHostname = ehloHostname,
+            SmtpPort = SmtpPort,
+            MtaStsHttpsPort = MtaStsHttpsPort,
+            AllowPrivateAddresses = AllowPrivateAddresses,
+            ExtraTrustRoots = roots,
+            ConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSeconds),
+            CommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSeconds),
+        };
+    }
+}

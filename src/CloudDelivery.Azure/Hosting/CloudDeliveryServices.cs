@@ -1,0 +1,38 @@
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CloudDelivery.Azure.Hosting;
+
+/// <summary>Registers CloudDelivery's handlers the same way for the Functions host and <c>serve</c>.</summary>
+public static class CloudDeliveryServices
+{
+    public static IServiceCollection AddCloudDelivery(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<CloudDeliveryOptions>(configuration.GetSection(CloudDeliveryOptions.SectionName));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(p => new OutboundStorage(p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage));
+        services.AddSingleton(p => new OutboundQueue(p.GetRequiredService<OutboundStorage>(), p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue, p.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(p =>
+        {
+            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
+            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
+        });
+        services.AddSingleton(p => new DomainDeliveryHandler(
+            p.GetRequiredService<OutboundQueue>(),
+            p.GetRequiredService<DeliveryEngine>(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
+            p.GetService<ILogger<DomainDeliveryHandler>>()));
+        services.AddSingleton(p => new WakeUpWorker(
+            p.GetRequiredService<OutboundQueue>(),
+            p.GetRequiredService<DomainDeliveryHandler>(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Worker,
+            p.GetService<ILogger<WakeUpWorker>>()));
+        services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));
+        return services;
+    }
+}

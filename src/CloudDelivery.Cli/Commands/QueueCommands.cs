@@ -1,0 +1,194 @@
+using System.CommandLine;
+using System.Text.Json;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+
+namespace CloudDelivery.Cli.Commands;
+
+/// <summary>The storage the queue commands talk to.</summary>
+internal sealed class StorageOption
+{
+    public Option<string?> Storage { get; } = new("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else UseDevelopmentStorage=true)." };
+
+    public OutboundQueue Open(ParseResult parse)
+    {
+        var connectionString = parse.GetValue(Storage)
+            ?? Environment.GetEnvironmentVariable("CloudDelivery__Storage__ConnectionString")
+            ?? "UseDevelopmentStorage=true";
+        return new OutboundQueue(new OutboundStorage(new OutboundStorageOptions { ConnectionString = connectionString }), new OutboundQueueOptions());
+    }
+}
+
+/// <summary><c>clouddelivery send</c>: submits a message to the queue and prints the ids.</summary>
+internal static class SendCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var storage = new StorageOption();
+        var from = new Option<string>("--from") { Description = "Envelope sender; \"<>\" for the null sender.", Required = true };
+        var to = new Option<string[]>("--to") { Description = "Recipient; repeat for more.", Required = true };
+        var messageFile = new Option<FileInfo>("--message") { Description = "File with the RFC 5322 message.", Required = true };
+        var requireTls = new Option<bool>("--require-tls") { Description = "REQUIRETLS (RFC 8689)." };
+        var tlsRequiredNo = new Option<bool>("--tls-required-no") { Description = "As a \"TLS-Required: No\" header." };
+        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo, storage.Storage };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var queue = storage.Open(parse);
+            try
+            {
+                await queue.Storage.EnsureCreatedAsync(cancellationToken);
+                await using var message = parse.GetValue(messageFile)!.OpenRead();
+                var result = await queue.SubmitAsync(new SubmissionRequest
+                {
+                    Sender = parse.GetValue(from)!,
+                    Recipients = parse.GetValue(to)!,
+                    Message = message,
+                    RequireTls = parse.GetValue(requireTls),
+                    TlsRequiredNo = parse.GetValue(tlsRequiredNo),
+                }, cancellationToken);
+                await output.WriteLineAsync($"message {result.MessageId} ({result.Size} bytes)");
+                foreach (var recipient in result.Recipients)
+                {
+                    await output.WriteLineAsync($"{recipient.Recipient} {recipient.Id}");
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is SubmissionException or IOException or UnauthorizedAccessException)
+            {
+                await output.WriteLineAsync($"clouddelivery send: {e.Message}");
+                return CliApplication.ExitUsage;
+            }
+        });
+        return command;
+    }
+}
+
+/// <summary><c>clouddelivery status [ID]</c>: records, attempts, last results and events.</summary>
+internal static class StatusCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static Command Create(TextWriter output)
+    {
+        var storage = new StorageOption();
+        var id = new Argument<string?>("id") { Description = "A message id, or a recipient id (domain/row). Without: counts per state.", Arity = ArgumentArity.ZeroOrOne };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("status", "Show what happened to a message or recipient.") { id, json, storage.Storage };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var queue = storage.Open(parse);
+            var wanted = parse.GetValue(id);
+            if (wanted is null)
+            {
+                var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
+                await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey != RecipientRecord.LeaseRowKey, select: ["State"], cancellationToken: cancellationToken))
+                {
+                    counts[record.State] = counts.GetValueOrDefault(record.State) + 1;
+                }
+                await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(counts, Json) : string.Join(Environment.NewLine, counts.Select(c => $"{c.Key}: {c.Value}")));
+                return 0;
+            }
+            var records = wanted.Contains('/', StringComparison.Ordinal)
+                ? (await queue.FindAsync(wanted, cancellationToken) is { } one ? [one] : [])
+                : await queue.FindMessageAsync(wanted, cancellationToken);
+            if (records.Count == 0)
+            {
+                await output.WriteLineAsync($"clouddelivery status: no message or recipient {wanted}");
+                return 1;
+            }
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(ToJson(records));
+                return 0;
+            }
+            foreach (var record in records)
+            {
+                await output.WriteLineAsync($"{record.Recipient} [{record.Id}]: {record.State}, {record.Attempts} attempt(s){(record.State == RecipientState.Queued ? $", next {record.NextAttemptAt:u}" : string.Empty)}");
+                if (record.LastAttemptAt is not null)
+                {
+                    await output.WriteLineAsync($"  last: {record.LastCode} {record.LastEnhancedCode} {record.LastText} ({record.LastHost ?? "-"})");
+                }
+                foreach (var e in record.EventList)
+                {
+                    await output.WriteLineAsync($"  {e.At:u} {e.Type}: {e.Detail}");
+                }
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The records as the JSON the CLI and GET /api/messages/{id} print.</summary>
+    public static string ToJson(IEnumerable<RecipientRecord> records) => JsonSerializer.Serialize(records.Select(r => new
+    {
+        id = r.Id,
+        messageId = r.MessageId,
+        sender = r.Sender,
+        recipient = r.Recipient,
+        state = r.State,
+        attempts = r.Attempts,
+        nextAttemptAt = r.State == RecipientState.Queued ? r.NextAttemptAt : (DateTimeOffset?)null,
+        lastAttemptAt = r.LastAttemptAt,
+        lastResult = r.LastAttemptAt is null ? null : new { code = r.LastCode, enhancedCode = r.LastEnhancedCode, text = r.LastText, host = r.LastHost },
+        events = r.EventList,
+    }), Json);
+}
+
+/// <summary><c>clouddelivery queue list|retry|drop</c>: operators' view of and hand on the queue.</summary>
+internal static class QueueCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var storage = new StorageOption();
+        var domain = new Option<string?>("--domain") { Description = "Only this recipient domain." };
+        var list = new Command("list", "List queued recipients (waiting for a first attempt or a retry).") { domain, storage.Storage };
+        list.SetAction(async (parse, cancellationToken) =>
+        {
+            var queue = storage.Open(parse);
+            var only = parse.GetValue(domain);
+            await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.State == RecipientState.Queued, cancellationToken: cancellationToken))
+            {
+                if (only is null || record.PartitionKey == only)
+                {
+                    await output.WriteLineAsync($"{record.Id} {record.Recipient} attempts {record.Attempts} next {record.NextAttemptAt:u} last {record.LastCode} {record.LastText}");
+                }
+            }
+            return 0;
+        });
+        var retryId = new Argument<string>("id") { Description = "Recipient id (domain/row)." };
+        var retry = new Command("retry", "Make a queued recipient due now and wake its domain.") { retryId, storage.Storage };
+        retry.SetAction((parse, cancellationToken) => ChangeAsync(storage.Open(parse), parse.GetValue(retryId)!, "retry", output, cancellationToken));
+        var dropId = new Argument<string>("id") { Description = "Recipient id (domain/row)." };
+        var drop = new Command("drop", "Stop delivering a recipient (no DSN).") { dropId, storage.Storage };
+        drop.SetAction((parse, cancellationToken) => ChangeAsync(storage.Open(parse), parse.GetValue(dropId)!, "drop", output, cancellationToken));
+        return new Command("queue", "Operate the queue.") { list, retry, drop };
+    }
+
+    private static async Task<int> ChangeAsync(OutboundQueue queue, string id, string action, TextWriter output, CancellationToken cancellationToken)
+    {
+        var record = await queue.FindAsync(id, cancellationToken);
+        if (record is null || record.State != RecipientState.Queued)
+        {
+            await output.WriteLineAsync($"clouddelivery queue {action}: {id} is not a queued recipient");
+            return 1;
+        }
+        var now = queue.Time.GetUtcNow();
+        if (action == "retry")
+        {
+            record.NextAttemptAt = now;
+            record.AddEvent(now, "retry", "operator asked for an attempt now");
+        }
+        else
+        {
+            record.State = RecipientState.Dropped;
+            record.AddEvent(now, "dropped", "removed by an operator");
+        }
+        await queue.SaveAsync([record], cancellationToken);
+        if (action == "retry")
+        {
+            await queue.WakeAsync(record.PartitionKey, TimeSpan.Zero, cancellationToken);
+        }
+        await output.WriteLineAsync($"{id}: {(action == "retry" ? "due now" : "dropped")}");
+        return 0;
+    }
+}

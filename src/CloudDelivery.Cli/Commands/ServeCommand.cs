@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net.Sockets;
+using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace CloudDelivery.Cli.Commands;
+
+/// <summary>
+/// <c>clouddelivery serve</c>: the same handlers as the Functions app, hosted in one process: wake-up
+/// queue polling (batch, visibility and poison semantics of the queue trigger), the sweeper timer, and
+/// POST /api/messages on Kestrel. Runs against any storage connection; with the default (Azurite's) it
+/// starts Azurite when nothing listens. Also the way to run CloudDelivery in a container.
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var urls = new Option<string>("--urls") { Description = "Where the HTTP submission endpoint listens.", DefaultValueFactory = _ => "http://127.0.0.1:8025" };
+        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else Azurite's UseDevelopmentStorage=true)." };
+        var settings = new Option<string[]>("--set") { Description = "Configuration overrides KEY=VALUE, e.g. CloudDelivery:Delivery:SmtpPort=2525 (repeatable)." };
+        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls, storage, settings };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            if (parse.GetValue(storage) is { } connectionString)
+            {
+                overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
+            }
+            foreach (var setting in parse.GetValue(settings) ?? [])
+            {
+                var eq = setting.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0)
+                {
+                    await output.WriteLineAsync($"clouddelivery serve: --set {setting}: expected KEY=VALUE");
+                    return CliApplication.ExitUsage;
+                }
+                overrides[setting[..eq]] = setting[(eq + 1)..];
+            }
+            await using var app = Build(parse.GetValue(urls)!, overrides);
+            using var azurite = await LocalAzurite.StartIfNeededAsync(app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage.ConnectionString, output, cancellationToken);
+            await app.Services.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
+            await output.WriteLineAsync($"clouddelivery serve: submissions at {parse.GetValue(urls)}/api/messages");
+            await app.RunAsync(cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The web host with the endpoints and the background worker; also used by tests and the demo.</summary>
+    public static WebApplication Build(string urls, IDictionary<string, string?> overrides)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddInMemoryCollection(overrides);
+        builder.WebHost.UseUrls(urls);
+        builder.Services.AddCloudDelivery(builder.Configuration);
+        builder.Services.AddHostedService<WorkerService>();
+        var app = builder.Build();
+        app.MapPost("/api/messages", async (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
+        {
+            var response = await endpoint.HandleAsync(ToSubmission(request), cancellationToken);
+            return Results.Content(response.Json, "application/json", statusCode: response.Status);
+        });
+        app.MapGet("/api/messages/{*id}", async (string id, OutboundQueue queue, CancellationToken cancellationToken) =>
+        {
+            var records = id.Contains('/', StringComparison.Ordinal)
+                ? (await queue.FindAsync(id, cancellationToken) is { } one ? [one] : [])
+                : await queue.FindMessageAsync(id, cancellationToken);
+            return records.Count == 0
+                ? Results.Json(new { error = "not-found", message = $"no message or recipient {id}" }, statusCode: 404)
+                : Results.Content(StatusCommand.ToJson(records), "application/json");
+        });
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        return app;
+    }
+
+    private static HttpSubmission ToSubmission(HttpRequest request) => new(
+        request.Query.SelectMany(q => q.Value.Select(v => (q.Key, Value: v ?? string.Empty))).ToLookup(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase),
+        request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
+        request.ContentType?.Split(';')[0].Trim(),
+        request.Body);
+
+    /// <summary>Polls the wake-up queue and runs the sweeper while the host runs.</summary>
+    private sealed class WorkerService(WakeUpWorker worker) : BackgroundService
+    {
+        protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken));
+    }
+}
+
+/// <summary>Starts Azurite for the default development connection string when nothing listens on its ports.</summary>
+internal sealed class LocalAzurite : IDisposable
+{
+    private readonly Process? process;
+
+    private LocalAzurite(Process? process) => this.process = process;
+
+    public static async Task<LocalAzurite> StartIfNeededAsync(string connectionString, TextWriter output, CancellationToken cancellationToken)
+    {
+        if (!connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase) || await ListensAsync(10000))
+        {
+            return new LocalAzurite(null);
+        }
+        var azurite = Find() ?? throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
+        var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
+        Directory.CreateDirectory(location);
+        var process = Process.Start(new ProcessStartInfo(azurite, $"--silent --skipApiVersionCheck --location {location} --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        for (var i = 0; i < 300 && !(await ListensAsync(10000) && await ListensAsync(10001) && await ListensAsync(10002)); i++)
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+        await output.WriteLineAsync($"started Azurite (data in {location})");
+        return new LocalAzurite(process);
+    }
+
+    private static string? Find()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+        return null;
+    }
+
+    private static async Task<bool> ListensAsync(int port)
+    {
+        using var client = new TcpClient();
+        try
+        {
+            await client.ConnectAsync("127.0.0.1", port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (process is { HasExited: false })
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        process?.Dispose();
+    }
+}

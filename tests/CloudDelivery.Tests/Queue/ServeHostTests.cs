@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using CloudDelivery.Cli.Commands;
+using CloudDelivery.Tests.Delivery;
+
+namespace CloudDelivery.Tests.Queue;
+
+/// <summary>The <c>serve</c> host end to end: HTTP submission → Azurite → worker → loopback MX → status.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ServeHostTests(AzuriteFixture azurite) : IAsyncLifetime
+{
+    private LoopbackWorld world = null!;
+    private Microsoft.AspNetCore.Builder.WebApplication app = null!;
+    private HttpClient http = null!;
+    private CloudDelivery.Loopback.Smtp.LoopbackSmtpServer mx = null!;
+    private string caFile = null!;
+
+    public async Task InitializeAsync()
+    {
+        world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("served.example", 10, "mx.served.example");
+        mx = await world.AddMxServerAsync("mx.served.example");
+        caFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(caFile, world.Pki.RootPem);
+        var storage = await azurite.NewStorageAsync();
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        app = ServeCommand.Build($"http://127.0.0.1:{port}", new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Hostname"] = "mta.loopback.test",
+            ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
+            ["CloudDelivery:Storage:BodiesContainer"] = storage.Options.BodiesContainer,
+            ["CloudDelivery:Storage:RecipientsTable"] = storage.Options.RecipientsTable,
+            ["CloudDelivery:Storage:WakeUpQueue"] = storage.Options.WakeUpQueue,
+            ["CloudDelivery:Storage:PoisonQueue"] = storage.Options.PoisonQueue,
+            ["CloudDelivery:Delivery:Resolver"] = world.Dns.EndPoint.ToString(),
+            ["CloudDelivery:Delivery:SmtpPort"] = world.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["CloudDelivery:Delivery:MtaStsHttpsPort"] = world.MtaSts.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["CloudDelivery:Delivery:AllowPrivateAddresses"] = "true",
+            ["CloudDelivery:Delivery:TrustCaFile"] = caFile,
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        await app.StartAsync();
+        http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+    }
+
+    public async Task DisposeAsync()
+    {
+        http.Dispose();
+        await app.StopAsync();
+        await app.DisposeAsync();
+        await world.DisposeAsync();
+        File.Delete(caFile);
+    }
+
+    [Fact]
+    public async Task Raw_submission_is_accepted_delivered_and_reported_by_status()
+    {
+        var message = "From: <s@sender.example>\r\nTo: <r@served.example>\r\nSubject: served\r\n\r\nvia serve\r\n";
+        using var content = new StringContent(message, Encoding.UTF8, "message/rfc822");
+
+        var response = await http.PostAsync("/api/messages?from=s@sender.example&to=r@served.example", content);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        using var accepted = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var id = accepted.RootElement.GetProperty("recipients")[0].GetProperty("id").GetString()!;
+        await mx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30));
+        Assert.Equal(message, Encoding.UTF8.GetString(Assert.Single(mx.Messages).Data));
+        string state;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        do
+        {
+            using var status = JsonDocument.Parse(await http.GetStringAsync($"/api/messages/{id}"));
+            state = status.RootElement[0].GetProperty("state").GetString()!;
+        }
+        while (state != "delivered" && DateTime.UtcNow < deadline);
+        Assert.Equal("delivered", state);
+    }
+
+    [Fact]
+    public async Task Json_submission_with_base64_message_is_accepted()
+    {
+        var response = await http.PostAsJsonAsync("/api/messages", new { from = "s@sender.example", to = new[] { "j@served.example" }, message = Convert.ToBase64String("Subject: json\r\n\r\nhi\r\n"u8.ToArray()) });
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        await mx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30));
+    }
+
+    [Theory]
+    [InlineData("/api/messages?from=s@sender.example&to=not%20an%20address", "message/rfc822", 400, "invalid-recipient")]
+    [InlineData("/api/messages?to=r@served.example", "message/rfc822", 400, "missing-sender")]
+    [InlineData("/api/messages?from=s@sender.example&to=r@served.example", "image/png", 415, "unsupported-media-type")]
+    [InlineData("/api/messages", "application/json", 400, "invalid-json")]
+    public async Task Client_mistakes_get_a_4xx_with_an_error_code(string path, string contentType, int status, string error)
+    {
+        using var content = new StringContent("Subject: x\r\n\r\nbody\r\n", Encoding.UTF8, contentType);
+
+        var response = await http.PostAsync(path, content);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(error, json.RootElement.GetProperty("error").GetString());
+    }
+}
