@@ -189,3 +189,73 @@ public class OutboundQueueTests(AzuriteFixture azurite)
         }
     }
 }
+
+[Collection(AzuriteCollection.Name)]
+public class LargeMessageTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task Thirty_megabyte_message_is_streamed_through_storage_and_delivered_whole()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("big.example", 10, "mx.big.example");
+        long received = -1;
+        await world.Network.AddMxServerAsync("mx.big.example", o =>
+        {
+            o.KeepMessages = false;
+            o.OnDataEnd = context =>
+            {
+                received = context.Size;
+                return null;
+            };
+        });
+        // 30 MiB of 76-character lines, generated as it is read: never all in memory on the way in.
+        const long size = 30L * 1024 * 1024;
+        var header = "From: <s@sender.example>\r\nTo: <r@big.example>\r\nSubject: big\r\n\r\n"u8.ToArray();
+        var line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123\r\n"u8.ToArray();
+        await using var body = new GeneratedStream(header, line, size);
+
+        var submitted = await world.Queue.SubmitAsync(new SubmissionRequest { Sender = "s@sender.example", Recipients = ["r@big.example"], Message = body }, CancellationToken.None);
+        await world.DrainAsync();
+
+        Assert.Equal(RecipientState.Delivered, (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!.State);
+        Assert.Equal(submitted.Size, received);
+        Assert.True(submitted.Size >= size);
+    }
+
+    /// <summary>A read-only stream of a header and a repeated line, up to a length.</summary>
+    private sealed class GeneratedStream(byte[] header, byte[] line, long length) : Stream
+    {
+        private long position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = 0;
+            while (n < count && position < length)
+            {
+                buffer[offset + n++] = position < header.Length ? header[position] : line[(position - header.Length) % line.Length];
+                position++;
+            }
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
