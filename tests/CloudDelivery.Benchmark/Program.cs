@@ -36,6 +36,17 @@ else
         : "sink: CloudDelivery.Loopback SMTP server");
 }
 
+if (args.Contains("--end-to-end"))
+{
+    var status = await EndToEndBenchmark.RunAsync(settings, sinkPort);
+    postfixSink?.Kill(entireProcessTree: true);
+    if (ownSink is not null)
+    {
+        await ownSink.DisposeAsync();
+    }
+    return status;
+}
+
 var zone = new DnsZone();
 for (var d = 0; d < settings.Domains; d++)
 {

@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
+using CloudDelivery.Loopback.Dns;
+
+/// <summary>
+/// The whole service on one machine: submission → Azurite (blob, table, queue) → wake-up worker →
+/// engine → Postfix's smtp-sink. Prints deliveries/second and storage transactions per delivered message.
+/// </summary>
+internal static class EndToEndBenchmark
+{
+    private const string DevAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort)
+    {
+        var azurite = FindAzurite() ?? throw new InvalidOperationException("run `npm ci` first: the end-to-end benchmark needs Azurite");
+        var ports = Enumerable.Range(0, 3).Select(_ => FreePort()).ToArray();
+        using var emulator = Process.Start(new ProcessStartInfo(azurite, $"--silent --inMemoryPersistence --skipApiVersionCheck --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}") { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        try
+        {
+            await Task.Delay(2000);
+            var connection = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DevAccountKey};BlobEndpoint=http://127.0.0.1:{ports[0]}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{ports[1]}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{ports[2]}/devstoreaccount1;";
+            var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
+            await storage.EnsureCreatedAsync(CancellationToken.None);
+            var queue = new OutboundQueue(storage, new OutboundQueueOptions());
+
+            var zone = new DnsZone();
+            for (var d = 0; d < settings.Domains; d++)
+            {
+                zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
+            }
+            await using var dns = await LoopbackDnsServer.StartAsync(zone);
+            using var engine = DeliveryEngine.Create(new DeliverySettings { Resolver = dns.EndPoint, EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AllowPrivateAddresses = true, MtaStsHttpsPort = 1 });
+            var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test");
+            var worker = new WakeUpWorker(queue, handler, new WakeUpWorkerOptions { BatchSize = 32 });
+
+            var message = Encoding.ASCII.GetBytes("From: <bench@sender.bench.test>\r\nSubject: e2e\r\n\r\n" + new string('x', Math.Max(0, settings.Size - 60)) + "\r\n");
+            var clock = Stopwatch.StartNew();
+            using var gate = new SemaphoreSlim(32);
+            await Task.WhenAll(Enumerable.Range(0, settings.Messages).Select(async i =>
+            {
+                await gate.WaitAsync();
+                try
+                {
+                    await queue.SubmitAsync(new SubmissionRequest { Sender = "bench@sender.bench.test", Recipients = [$"user{i}@d{i % settings.Domains}.bench.example"], Message = new MemoryStream(message) }, CancellationToken.None);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }));
+            var submitted = clock.Elapsed;
+            var submitTransactions = storage.Counter.Count;
+
+            var delivered = 0;
+            var idle = 0;
+            while (delivered < settings.Messages && idle < 20)
+            {
+                var taken = await worker.PollOnceAsync(CancellationToken.None);
+                idle = taken == 0 ? idle + 1 : 0;
+                if (taken == 0)
+                {
+                    delivered = await CountDeliveredAsync(storage);
+                }
+            }
+            delivered = await CountDeliveredAsync(storage);
+            clock.Stop();
+            var transactions = storage.Counter.Count - 1; // the final count query is ours, not the service's
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
+            return delivered == settings.Messages ? 0 : 1;
+        }
+        finally
+        {
+            emulator.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static async Task<int> CountDeliveredAsync(OutboundStorage storage)
+    {
+        var count = 0;
+        await foreach (var _ in storage.Recipients.QueryAsync<RecipientRecord>(r => r.State == RecipientState.Delivered, select: ["State"]))
+        {
+            count++;
+        }
+        return count;
+    }
+
+    private static string? FindAzurite()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
