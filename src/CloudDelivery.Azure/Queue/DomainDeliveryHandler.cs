@@ -68,15 +68,16 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             return new DomainRunResult(false, 0, 0, 0, 0, null);
         }
 
-        var bodies = new Dictionary<string, BlobMessageBody>(StringComparer.Ordinal);
+        var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
         var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
         var messages = new List<OutboundMessage>();
-        foreach (var group in records.GroupBy(r => (r.Body, r.Sender, r.TlsRequirement)))
+        foreach (var group in records.GroupBy(r => (Body: r.Body == RecipientRecord.InlineBodyMarker ? $"inline:{r.MessageId}" : r.Body, r.Sender, r.TlsRequirement)))
         {
             var first = group.First();
-            if (!bodies.TryGetValue(first.Body, out var body))
+            var bodyKey = first.Body == RecipientRecord.InlineBodyMarker ? $"inline:{first.MessageId}" : first.Body;
+            if (!bodies.TryGetValue(bodyKey, out var body))
             {
-                bodies[first.Body] = body = new BlobMessageBody(queue.Storage.Bodies.GetBlobClient(first.Body), first.BodySize);
+                bodies[bodyKey] = body = await queue.BodyOfAsync(first, records, cancellationToken);
             }
             var recipients = new List<EmailAddress>();
             foreach (var record in group)
@@ -229,7 +230,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     f.Result.Host,
                     f.Record.LastAttemptAt ?? now,
                     f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null)).ToArray();
-                await using var original = await queue.Storage.Bodies.GetBlobClient(first.Body).OpenReadAsync(cancellationToken: cancellationToken);
+                await using var original = (await queue.BodyOfAsync(first, message.Select(f => f.Record), cancellationToken)).OpenRead();
                 var (dsn, _) = DsnComposer.Compose(reportingMta, EmailAddress.Parse(first.Sender), original, first.SubmittedAt, entries, now);
                 await queue.SubmitAsync(new SubmissionRequest
                 {
@@ -239,7 +240,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     IsDsn = true,
                 }, cancellationToken);
             }
-            catch (Exception e) when (e is global::Azure.RequestFailedException or SubmissionException or IOException)
+            catch (Exception e) when (e is global::Azure.RequestFailedException or SubmissionException or IOException or InvalidOperationException)
             {
                 // The outcome is recorded; a lost DSN is logged, it does not undo the delivery result.
                 log.LogError(e, "Could not send a DSN for message {MessageId}", first.MessageId);

@@ -4,6 +4,7 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
 
 namespace CloudDelivery.Azure.Queue;
 
@@ -64,6 +65,16 @@ public sealed class OutboundQueueOptions
     public TimeSpan DomainLease { get; set; } = TimeSpan.FromMinutes(5);
 
     public RetrySchedule Retry { get; set; } = new();
+
+    /// <summary>
+    /// Submissions to a domain within this window share one wake-up (it becomes visible when the window
+    /// ends), so a burst costs one queue message and one delivery run rather than one per message. Zero
+    /// wakes the domain at once for every submission.
+    /// </summary>
+    public TimeSpan WakeUpWindow { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Bodies up to this size, of messages whose recipients share one domain, are kept in the table.</summary>
+    public int InlineBodyLimit { get; set; } = 48 * 1024;
 }
 
 /// <summary>
@@ -73,7 +84,11 @@ public sealed class OutboundQueueOptions
 /// </summary>
 public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions options, TimeProvider? time = null)
 {
+    /// <summary>Bodies up to this size are uploaded in one request; larger ones are streamed in blocks.</summary>
+    private const int SingleUploadLimit = 4 * 1024 * 1024;
+
     private readonly TimeProvider clock = time ?? TimeProvider.System;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> wakeUpWindows = new(StringComparer.Ordinal);
 
     public OutboundStorage Storage => storage;
 
@@ -105,13 +120,28 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var now = clock.GetUtcNow();
         var messageId = Guid.CreateVersion7(now).ToString("N");
-        var blob = storage.Bodies.GetBlobClient(messageId);
         var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
-        await blob.UploadAsync(body, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
-        if (body.StoredLength <= 2)
+        var head = new byte[SingleUploadLimit + 1];
+        var headLength = await body.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
+        if (headLength <= 2)
         {
-            await blob.DeleteIfExistsAsync(cancellationToken: cancellationToken);
             throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty");
+        }
+        var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
+        byte[]? inline = null;
+        if (headLength <= options.InlineBodyLimit && singleDomain)
+        {
+            inline = head[..headLength];
+        }
+        else if (headLength <= SingleUploadLimit)
+        {
+            await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(head.AsMemory(0, headLength)), cancellationToken);
+        }
+        else
+        {
+            // Larger than one request: stream the rest behind what was read, in blocks.
+            using var whole = new ConcatenatedStream(new MemoryStream(head, 0, headLength), body);
+            await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
         }
 
         var requirement = request.RequireTls ? "requiretls" : request.TlsRequiredNo || body.TlsRequiredNo ? "tls-required-no" : "default";
@@ -126,7 +156,8 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 MessageId = messageId,
                 Sender = sender?.ToString() ?? string.Empty,
                 Recipient = recipient.ToString(),
-                Body = messageId,
+                Body = inline is null ? messageId : RecipientRecord.InlineBodyMarker,
+                InlineBody = index == 0 ? inline : null,
                 BodySize = body.StoredLength,
                 Has8Bit = body.Has8Bit,
                 SmtpUtf8 = smtpUtf8,
@@ -142,9 +173,25 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)), cancellationToken);
             }
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
-            await WakeAsync(domain.Key, TimeSpan.Zero, cancellationToken);
+            await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
         return new SubmissionResult(messageId, body.StoredLength, submitted);
+    }
+
+    /// <summary>
+    /// Wakes the domain for newly written records, unless a wake-up this process sent is still pending far
+    /// enough ahead that its run will see them (records written before the window's end, with a margin).
+    /// </summary>
+    private async Task WakeForSubmissionAsync(string domain, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        var margin = options.WakeUpWindow / 2;
+        if (options.WakeUpWindow > TimeSpan.Zero && wakeUpWindows.TryGetValue(domain, out var windowEnd) && now < windowEnd - margin)
+        {
+            return;
+        }
+        wakeUpWindows[domain] = now + options.WakeUpWindow;
+        await WakeAsync(domain, options.WakeUpWindow, cancellationToken);
     }
 
     /// <summary>Enqueues a wake-up for <paramref name="domain"/>, visible after <paramref name="delay"/> (at most 7 days).</summary>
@@ -180,6 +227,23 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateReplace, r, ETag.All)), cancellationToken);
             }
         }
+    }
+
+    /// <summary>
+    /// The body of <paramref name="record"/>: from its blob, or inline from the message's first record
+    /// (taken from <paramref name="loaded"/> when it is there, else read).
+    /// </summary>
+    public async Task<MessageBody> BodyOfAsync(RecipientRecord record, IEnumerable<RecipientRecord> loaded, CancellationToken cancellationToken)
+    {
+        if (record.Body != RecipientRecord.InlineBodyMarker)
+        {
+            return new BlobMessageBody(storage.Bodies.GetBlobClient(record.Body), record.BodySize);
+        }
+        var holder = loaded.FirstOrDefault(r => r.MessageId == record.MessageId && r.InlineBody is not null)
+            ?? await FindAsync($"{record.PartitionKey}/{record.MessageId}.0000", cancellationToken);
+        return holder?.InlineBody is { } bytes
+            ? MessageBody.FromBytes(bytes)
+            : throw new InvalidOperationException($"the inline body of message {record.MessageId} is missing");
     }
 
     /// <summary>Finds a record by its id ("{domain}/{rowKey}").</summary>

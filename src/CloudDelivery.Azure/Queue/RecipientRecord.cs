@@ -52,8 +52,16 @@ public sealed class RecipientRecord : ITableEntity
 
     public string Recipient { get; set; } = string.Empty;
 
-    /// <summary>Blob name of the body.</summary>
+    /// <summary>Blob name of the body, or <see cref="InlineBodyMarker"/> when the message's first record holds it.</summary>
     public string Body { get; set; } = string.Empty;
+
+    /// <summary>
+    /// A small body of a message whose recipients share one domain, kept in the message's first record
+    /// instead of a blob: still stored once, and it saves a blob write and a blob read per message.
+    /// </summary>
+    public byte[]? InlineBody { get; set; }
+
+    public const string InlineBodyMarker = "inline";
 
     public long BodySize { get; set; }
 

@@ -15,7 +15,8 @@ public sealed class QueueWorld : IAsyncDisposable
         Network = network;
         Storage = storage;
         Time = time;
-        Queue = new OutboundQueue(storage, new OutboundQueueOptions(), time);
+        // No wake-up window: the tests drain the queue right after submitting, on a clock they move by hand.
+        Queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero }, time);
         Engine = network.CreateEngine(time: time);
         Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test");
     }
