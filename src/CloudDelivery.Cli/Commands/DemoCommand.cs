@@ -92,7 +92,22 @@ internal static class DemoCommand
             }
             await output.WriteLineAsync("TLSRPT results (RFC 8460 JSON):");
             await output.WriteLineAsync(JsonSerializer.Serialize(report.TlsRpt, DeliveryReport.JsonOptions));
-            return report.ExitCode;
+            if (report.ExitCode != 0)
+            {
+                return report.ExitCode;
+            }
+
+            // Part two: the same destination through the durable queue, as `serve` runs it.
+            var caFile = Path.GetTempFileName();
+            await File.WriteAllTextAsync(caFile, pki.RootPem, cancellationToken);
+            try
+            {
+                return await QueueDemo.RunAsync(output, dns.EndPoint, mx, policyServer.EndPoint.Port, caFile, message, cancellationToken);
+            }
+            finally
+            {
+                File.Delete(caFile);
+            }
         });
         return command;
     }
