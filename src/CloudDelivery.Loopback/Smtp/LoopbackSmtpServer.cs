@@ -130,6 +130,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         private List<string> mailParameters = [];
         private readonly List<string> recipients = [];
         private int rcptCommands;
+        private bool authenticated;
 
         private CancellationToken Stopping => server.stopping.Token;
 
@@ -181,6 +182,9 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                             return;
                         }
                         continue;
+                    case "AUTH":
+                        Authenticate(argument);
+                        break;
                     case "MAIL":
                         Mail(argument);
                         break;
@@ -260,6 +264,10 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             {
                 lines.Add("REQUIRETLS");
             }
+            if (tls is not null && options.Credentials is not null)
+            {
+                lines.Add("AUTH PLAIN");
+            }
             for (var i = 0; i < lines.Count; i++)
             {
                 Reply($"250{(i == lines.Count - 1 ? ' ' : '-')}{lines[i]}\r\n");
@@ -293,6 +301,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             }, Stopping);
             stream = tls;
             greeted = false;
+            authenticated = false;
             ResetTransaction();
             return true;
         }
@@ -307,6 +316,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (mailFrom is not null)
             {
                 Reply("503 5.5.1 nested MAIL\r\n");
+                return;
+            }
+            if (options.Credentials is not null && !authenticated)
+            {
+                Reply("530 5.7.0 authentication required\r\n");
                 return;
             }
             if (!TryPath(argument, "FROM:", out var path, out var parameters))
@@ -419,6 +433,36 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                 Reply($"250 2.0.0 queued as {number}.{transaction}\r\n");
             }
             ResetTransaction();
+        }
+
+        private void Authenticate(string argument)
+        {
+            // RFC 4954 with RFC 4616 PLAIN: "AUTH PLAIN base64(authzid NUL user NUL password)", over TLS only.
+            var parts = argument.Split(' ', 2);
+            if (options.Credentials is not { } expected || tls is null || !parts[0].Equals("PLAIN", StringComparison.OrdinalIgnoreCase) || parts.Length < 2)
+            {
+                Reply("504 5.5.4 AUTH PLAIN over TLS only\r\n");
+                return;
+            }
+            string[] fields;
+            try
+            {
+                fields = Encoding.UTF8.GetString(Convert.FromBase64String(parts[1])).Split('\0');
+            }
+            catch (FormatException)
+            {
+                Reply("501 5.5.2 bad base64\r\n");
+                return;
+            }
+            if (fields.Length == 3 && fields[1] == expected.User && fields[2] == expected.Password)
+            {
+                authenticated = true;
+                Reply("235 2.7.0 authenticated\r\n");
+            }
+            else
+            {
+                Reply("535 5.7.8 authentication credentials invalid\r\n");
+            }
         }
 
         private void ResetTransaction()

@@ -91,4 +91,10 @@ public sealed class LoopbackSmtpServerOptions
     public SmtpServerReply? StartTlsReply { get; set; }
 
     public SmtpStall Stall { get; set; }
+
+    /// <summary>
+    /// When set, the server is a submission server: it offers AUTH PLAIN (RFC 4954) after STARTTLS and
+    /// refuses MAIL before a successful login with these credentials.
+    /// </summary>
+    public (string User, string Password)? Credentials { get; set; }
 }

@@ -458,84 +458,7 @@ public sealed class DeliveryEngine : IDisposable
         await using (session)
         {
             state.Connections.Add(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
-            var stillPending = new List<PendingRecipient>();
-            var delivered = 0;
-            var failed = 0;
-            HostError? sharedError = null;
-            foreach (var messageGroup in pending.GroupBy(p => p.Message))
-            {
-                var todo = messageGroup.ToList();
-                if (!session.IsUsable)
-                {
-                    stillPending.AddRange(todo);
-                    continue;
-                }
-                var firstTransaction = true;
-                while (todo.Count > 0)
-                {
-                    // RFC 9422 §4.2: no more recipients per transaction than the server's RCPTMAX.
-                    var count = session.RcptMax > 0 ? Math.Min(session.RcptMax, todo.Count) : todo.Count;
-                    var batch = todo.Take(count).ToList();
-                    var rest = todo.Skip(count).ToList();
-                    TransactionResult result;
-                    try
-                    {
-                        result = await session.SendAsync(messageGroup.Key, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
-                    }
-                    catch (SmtpSessionException e)
-                    {
-                        var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-                        if (firstTransaction && rest.Count == 0)
-                        {
-                            // The failure concerns the whole message: another host may do better (unless permanent).
-                            stillPending.AddRange(batch);
-                            sharedError = new HostError(reply, permanent, false);
-                        }
-                        else
-                        {
-                            state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host.Display, dialled, reply);
-                            failed += batch.Count;
-                        }
-                        if (!session.IsUsable)
-                        {
-                            stillPending.AddRange(rest);
-                            rest.Clear();
-                        }
-                        await state.PublishAsync(cancellationToken);
-                        todo = rest;
-                        firstTransaction = false;
-                        continue;
-                    }
-                    var next = new List<PendingRecipient>();
-                    // As mox: only a refusal of the whole transaction counts as the host refusing us, and
-                    // may be made temporary for a dual-stack host (see Inspect).
-                    var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
-                    for (var i = 0; i < batch.Count; i++)
-                    {
-                        var reply = result.RecipientReplies[i];
-                        if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
-                        {
-                            // "Too many recipients" for a later recipient: it goes into the next transaction
-                            // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
-                            next.Add(batch[i]);
-                        }
-                        else if (reply.IsPositive)
-                        {
-                            state.Complete(batch[i], RecipientStatus.Delivered, host.Display, dialled, reply);
-                            delivered++;
-                        }
-                        else
-                        {
-                            var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, state.Request.Attempt, addresses.DualStack) : (reply, reply.IsPermanent);
-                            state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host.Display, dialled, inspected);
-                            failed++;
-                        }
-                    }
-                    await state.PublishAsync(cancellationToken);
-                    todo = [.. next, .. rest];
-                    firstTransaction = false;
-                }
-            }
+            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state, session, pending, host.Display, dialled!, addresses.DualStack, cancellationToken);
             attempt.StillPending = stillPending;
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
@@ -544,6 +467,95 @@ public sealed class DeliveryEngine : IDisposable
             }
             return attempt;
         }
+    }
+
+    /// <summary>
+    /// Sends each message's pending recipients over an open session: at most RCPTMAX recipients per
+    /// transaction, a later recipient's 452/552 moved to the next transaction, results published right
+    /// after each reply. Returns what could not be concluded on this connection and why.
+    /// </summary>
+    private static async Task<(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed)> RunTransactionsAsync(
+        AttemptState state, SmtpSession session, List<PendingRecipient> pending, string host, IPAddress dialled, bool dualStack, CancellationToken cancellationToken)
+    {
+        var stillPending = new List<PendingRecipient>();
+        var delivered = 0;
+        var failed = 0;
+        HostError? sharedError = null;
+        foreach (var messageGroup in pending.GroupBy(p => p.Message))
+        {
+            var todo = messageGroup.ToList();
+            if (!session.IsUsable)
+            {
+                stillPending.AddRange(todo);
+                continue;
+            }
+            var firstTransaction = true;
+            while (todo.Count > 0)
+            {
+                // RFC 9422 §4.2: no more recipients per transaction than the server's RCPTMAX.
+                var count = session.RcptMax > 0 ? Math.Min(session.RcptMax, todo.Count) : todo.Count;
+                var batch = todo.Take(count).ToList();
+                var rest = todo.Skip(count).ToList();
+                TransactionResult result;
+                try
+                {
+                    result = await session.SendAsync(messageGroup.Key, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
+                }
+                catch (SmtpSessionException e)
+                {
+                    var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, dualStack);
+                    if (firstTransaction && rest.Count == 0)
+                    {
+                        // The failure concerns the whole message: another host may do better (unless permanent).
+                        stillPending.AddRange(batch);
+                        sharedError = new HostError(reply, permanent, false);
+                    }
+                    else
+                    {
+                        state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply);
+                        failed += batch.Count;
+                    }
+                    if (!session.IsUsable)
+                    {
+                        stillPending.AddRange(rest);
+                        rest.Clear();
+                    }
+                    await state.PublishAsync(cancellationToken);
+                    todo = rest;
+                    firstTransaction = false;
+                    continue;
+                }
+                var next = new List<PendingRecipient>();
+                // As mox: only a refusal of the whole transaction counts as the host refusing us, and
+                // may be made temporary for a dual-stack host (see Inspect).
+                var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var reply = result.RecipientReplies[i];
+                    if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
+                    {
+                        // "Too many recipients" for a later recipient: it goes into the next transaction
+                        // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
+                        next.Add(batch[i]);
+                    }
+                    else if (reply.IsPositive)
+                    {
+                        state.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply);
+                        delivered++;
+                    }
+                    else
+                    {
+                        var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, state.Request.Attempt, dualStack) : (reply, reply.IsPermanent);
+                        state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected);
+                        failed++;
+                    }
+                }
+                await state.PublishAsync(cancellationToken);
+                todo = [.. next, .. rest];
+                firstTransaction = false;
+            }
+        }
+        return (stillPending, sharedError, delivered, failed);
     }
 
     /// <summary>
