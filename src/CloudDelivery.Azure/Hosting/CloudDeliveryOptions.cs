@@ -25,6 +25,34 @@ public sealed class CloudDeliveryOptions
     public WakeUpWorkerOptions Worker { get; set; } = new();
 
     public DeliveryConfiguration Delivery { get; set; } = new();
+
+    /// <summary>A relay for some or all senders; unset means direct delivery to MX hosts.</summary>
+    public SmarthostConfiguration Smarthost { get; set; } = new();
+}
+
+/// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>
+public sealed class SmarthostConfiguration
+{
+    /// <summary>Host name or IP; empty disables the smarthost.</summary>
+    public string? Host { get; set; }
+
+    public int Port { get; set; } = 587;
+
+    public string? UserName { get; set; }
+
+    public string? Password { get; set; }
+
+    /// <summary>Comma-separated sender domains that use the relay; empty means all senders.</summary>
+    public string? SenderDomains { get; set; }
+
+    public SmarthostSettings? ToSettings() => string.IsNullOrWhiteSpace(Host) ? null : new SmarthostSettings
+    {
+        Host = Host,
+        Port = Port,
+        UserName = string.IsNullOrEmpty(UserName) ? null : UserName,
+        Password = Password,
+        SenderDomains = (SenderDomains ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+    };
 }
 
 /// <summary>Direct-delivery settings in bindable form (strings and numbers).</summary>

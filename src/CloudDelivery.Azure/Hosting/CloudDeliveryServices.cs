@@ -26,7 +26,8 @@ public static class CloudDeliveryServices
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DeliveryEngine>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
-            p.GetService<ILogger<DomainDeliveryHandler>>()));
+            p.GetService<ILogger<DomainDeliveryHandler>>(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings()));
         services.AddSingleton(p => new WakeUpWorker(
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DomainDeliveryHandler>(),

@@ -24,7 +24,7 @@ public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, in
 /// has replied, schedules retries with a delayed wake-up, and sends DSNs for failures, expiries and long
 /// delays. The Functions queue trigger and the <c>serve</c> host both call this.
 /// </summary>
-public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null)
+public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
@@ -111,50 +111,63 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
         try
         {
+            async Task ResultsReady(IReadOnlyList<RecipientResult> results, CancellationToken token)
+            {
+                // Recorded before anything else happens: a crash after this cannot deliver twice.
+                var now = time.GetUtcNow();
+                var changed = new List<RecipientRecord>();
+                foreach (var result in results)
+                {
+                    if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
+                    {
+                        continue;
+                    }
+                    Apply(record, result, now, dialled, out var delayDsn);
+                    changed.Add(record);
+                    switch (record.State)
+                    {
+                        case RecipientState.Delivered:
+                            delivered++;
+                            break;
+                        case RecipientState.Queued:
+                            deferred++;
+                            if (delayDsn)
+                            {
+                                failures.Add((record, result, true));
+                            }
+                            break;
+                        default:
+                            failures.Add((record, result, false));
+                            break;
+                    }
+                }
+                await queue.SaveAsync(changed, token);
+                if (AfterResultsSaved is not null)
+                {
+                    await AfterResultsSaved();
+                }
+            }
+
+            // Senders configured for the smarthost go there; the rest directly to the domain's MX hosts.
+            var relayed = messages.Where(m => smarthost?.Handles(m.Sender) == true).ToList();
+            var direct = messages.Except(relayed).ToList();
+            if (relayed.Count > 0)
+            {
+                var relayRequest = new DeliveryRequest { Destination = nextHop, Messages = relayed, Attempt = records.Min(r => r.Attempts) + 1, ResultsReady = ResultsReady };
+                await engine.DeliverViaSmarthostAsync(relayRequest, smarthost!, cancellationToken);
+            }
             var request = new DeliveryRequest
             {
                 Destination = nextHop,
-                Messages = messages,
+                Messages = direct,
                 Attempt = records.Min(r => r.Attempts) + 1,
                 DialledAddresses = dialled,
-                ResultsReady = async (results, token) =>
-                {
-                    // Recorded before anything else happens: a crash after this cannot deliver twice.
-                    var now = time.GetUtcNow();
-                    var changed = new List<RecipientRecord>();
-                    foreach (var result in results)
-                    {
-                        if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
-                        {
-                            continue;
-                        }
-                        Apply(record, result, now, dialled, out var delayDsn);
-                        changed.Add(record);
-                        switch (record.State)
-                        {
-                            case RecipientState.Delivered:
-                                delivered++;
-                                break;
-                            case RecipientState.Queued:
-                                deferred++;
-                                if (delayDsn)
-                                {
-                                    failures.Add((record, result, true));
-                                }
-                                break;
-                            default:
-                                failures.Add((record, result, false));
-                                break;
-                        }
-                    }
-                    await queue.SaveAsync(changed, token);
-                    if (AfterResultsSaved is not null)
-                    {
-                        await AfterResultsSaved();
-                    }
-                },
+                ResultsReady = ResultsReady,
             };
-            await engine.DeliverAsync(request, cancellationToken);
+            if (direct.Count > 0)
+            {
+                await engine.DeliverAsync(request, cancellationToken);
+            }
         }
         finally
         {

@@ -160,6 +160,85 @@ public sealed class DeliveryEngine : IDisposable
         return state.ToOutcome();
     }
 
+    /// <summary>
+    /// Delivers <paramref name="request"/>'s messages through a smarthost instead of the recipients' MX
+    /// hosts: STARTTLS with a WebPKI-verified certificate is required, then the login, then the same
+    /// transactions and per-recipient results as direct delivery. Relay failures are temporary unless the
+    /// relay answers 5xx for a recipient or a message.
+    /// </summary>
+    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostSettings smarthost, CancellationToken cancellationToken)
+    {
+        var state = new AttemptState(request);
+        IReadOnlyList<IPAddress> addresses;
+        if (IPAddress.TryParse(smarthost.Host, out var literal))
+        {
+            addresses = [literal];
+        }
+        else
+        {
+            var lookup = await resolver.LookupAddressesAsync(smarthost.Host, cancellationToken);
+            addresses = lookup.Records;
+            if (!lookup.Found)
+            {
+                state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.3", $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"));
+                await state.PublishAsync(cancellationToken);
+                return state.ToOutcome();
+            }
+        }
+
+        // The relay is the operator's choice, so the address policy for strangers' DNS does not apply.
+        Socket? socket = null;
+        IPAddress? dialled = null;
+        string? dialError = null;
+        foreach (var address in addresses)
+        {
+            var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.ConnectTimeout);
+            try
+            {
+                await connecting.ConnectAsync(new IPEndPoint(address, smarthost.Port), timeout.Token);
+                (socket, dialled) = (connecting, address);
+                break;
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                connecting.Dispose();
+                dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
+            }
+        }
+        if (socket is null)
+        {
+            state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.1", dialError ?? $"smarthost {smarthost.Host} has no addresses"));
+            await state.PublishAsync(cancellationToken);
+            return state.ToOutcome();
+        }
+
+        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = smarthost.Host });
+        try
+        {
+            var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
+            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+            await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
+            state.Connections.Add(new ConnectionReport(smarthost.Host, dialled!, TlsVersionName(session.TlsProtocol), session.Verification, session.CertificateSubject, false, null));
+            if (smarthost.UserName is not null)
+            {
+                await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
+            }
+            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state, session, state.Pending.ToList(), smarthost.Host, dialled!, dualStack: false, cancellationToken);
+            var reply = sharedError?.Reply ?? new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost");
+            state.FailAll(stillPending, sharedError?.Permanent == true ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, reply);
+        }
+        catch (SmtpSessionException e)
+        {
+            // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
+            state.Connections.Add(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
+            state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply);
+        }
+        await state.PublishAsync(cancellationToken);
+        return state.ToOutcome();
+    }
+
     private async Task DeliverGroupAsync(AttemptState state, DestinationSet destinationSet, MtaStsLookup? policyLookup, TlsRequirement requirement, List<PendingRecipient> pending, CancellationToken cancellationToken)
     {
         var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
@@ -660,6 +739,8 @@ public sealed class DeliveryEngine : IDisposable
             results[recipient] = result;
             unpublished.Add(result);
         }
+
+        public bool IsComplete(PendingRecipient recipient) => results.ContainsKey(recipient);
 
         /// <summary>Hands results decided since the last call to the request's callback.</summary>
         public async Task PublishAsync(CancellationToken cancellationToken)

@@ -313,6 +313,20 @@ public sealed class SmtpSession : IAsyncDisposable
         }
     }
 
+    /// <summary>Logs in (RFC 4954) with the best mechanism both sides support; for submission to a smarthost.</summary>
+    /// <exception cref="SmtpSessionException">The server refused the credentials or the connection broke (temporary: a configuration problem must not bounce mail).</exception>
+    public async Task AuthenticateAsync(string userName, string password, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.AuthenticateAsync(new NetworkCredential(userName, password), cancellationToken);
+        }
+        catch (Exception e) when (e is MailKit.Security.AuthenticationException or SmtpCommandException or NotSupportedException or IOException or SmtpProtocolException)
+        {
+            throw new SmtpSessionException(new SmtpReply(451, "4.7.0", $"smarthost login failed: {e.Message}"), false, false, e.Message, e);
+        }
+    }
+
     /// <summary>True while the connection can take another transaction.</summary>
     public bool IsUsable => client.IsConnected;
 
