@@ -285,3 +285,29 @@ public class WakeUpWindowTests(AzuriteFixture azurite)
         Assert.Equal(10, mx.TransactionCount);
     }
 }
+
+public class DsnComposerTests
+{
+    [Fact]
+    public void Dsn_for_an_internationalised_recipient_uses_the_rfc_6533_types()
+    {
+        var original = new MemoryStream(Encoding.UTF8.GetBytes("From: <sender@example.com>\r\nMessage-ID: <orig@example.com>\r\nSubject: hi\r\n\r\nbody\r\n"));
+
+        var (bytes, needsSmtpUtf8) = CloudDelivery.Dsn.DsnComposer.Compose(
+            "mta.example.net",
+            CloudDelivery.Addressing.EmailAddress.Parse("sender@example.com"),
+            original,
+            DateTimeOffset.UtcNow,
+            [new CloudDelivery.Dsn.DsnRecipient(CloudDelivery.Addressing.EmailAddress.Parse("jöran@bücher.example"), false, new CloudDelivery.Smtp.SmtpReply(550, "5.1.1", "unknown"), "mx.bücher.example", DateTimeOffset.UtcNow)],
+            DateTimeOffset.UtcNow);
+
+        var text = Encoding.UTF8.GetString(bytes);
+        Assert.True(needsSmtpUtf8);
+        Assert.Contains("message/global-delivery-status", text, StringComparison.Ordinal);
+        Assert.Contains("Final-Recipient: utf-8; jöran@bücher.example", text, StringComparison.Ordinal);
+        Assert.Contains("message/global-headers", text, StringComparison.Ordinal);
+        var parsed = MimeMessage.Load(new MemoryStream(bytes));
+        Assert.Equal("<orig@example.com>", "<" + parsed.InReplyTo + ">");
+        Assert.Equal("auto-replied", parsed.Headers["Auto-Submitted"]);
+    }
+}

@@ -1,0 +1,56 @@
+using CloudDelivery.Cli;
+
+namespace CloudDelivery.Tests.Queue;
+
+/// <summary>send, status and queue against Azurite, through the command line as an operator uses them.</summary>
+[Collection(AzuriteCollection.Name)]
+public class QueueCliTests(AzuriteFixture azurite)
+{
+    private static async Task<(int Exit, string Output)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        var exit = await CliApplication.RunAsync(args, output, output);
+        return (exit, output.ToString());
+    }
+
+    [Fact]
+    public async Task Send_then_status_then_queue_retry_and_drop()
+    {
+        // The commands use the default container, table and queue names (only this test does).
+        var defaults = new Azure.Storage.OutboundStorage(new Azure.Storage.OutboundStorageOptions { ConnectionString = azurite.ConnectionString });
+        await defaults.EnsureCreatedAsync(CancellationToken.None);
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, "Subject: cli\r\n\r\nbody\r\n");
+        try
+        {
+            var sent = await RunAsync("send", "--from", "s@sender.example", "--to", "r1@cli-queue.example", "--to", "r2@cli-queue.example", "--message", file, "--storage", azurite.ConnectionString);
+            Assert.Equal(0, sent.Exit);
+            var lines = sent.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var messageId = lines[0].Split(' ')[1];
+            var firstId = lines[1].Split(' ')[1];
+            var secondId = lines[2].Split(' ')[1];
+
+            var status = await RunAsync("status", messageId, "--storage", azurite.ConnectionString);
+            Assert.Equal(0, status.Exit);
+            Assert.Contains("r1@cli-queue.example", status.Output, StringComparison.Ordinal);
+            Assert.Contains("queued", status.Output, StringComparison.Ordinal);
+
+            var listed = await RunAsync("queue", "list", "--domain", "cli-queue.example", "--storage", azurite.ConnectionString);
+            Assert.Contains(firstId, listed.Output, StringComparison.Ordinal);
+
+            Assert.Equal(0, (await RunAsync("queue", "drop", secondId, "--storage", azurite.ConnectionString)).Exit);
+            Assert.Equal(0, (await RunAsync("queue", "retry", firstId, "--storage", azurite.ConnectionString)).Exit);
+            var after = await RunAsync("status", secondId, "--json", "--storage", azurite.ConnectionString);
+            Assert.Contains("\"state\": \"dropped\"", after.Output, StringComparison.Ordinal);
+            var retried = await RunAsync("status", firstId, "--storage", azurite.ConnectionString);
+            Assert.Contains("retry: operator asked for an attempt now", retried.Output, StringComparison.Ordinal);
+
+            var missing = await RunAsync("status", "nothing-here", "--storage", azurite.ConnectionString);
+            Assert.Equal(1, missing.Exit);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+}
