@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Dns;
+using CloudDelivery.Loopback.Storage;
 
 /// <summary>
 /// The whole service on one machine: submission → Azurite (blob, table, queue) → wake-up worker →
@@ -14,17 +13,11 @@ using CloudDelivery.Loopback.Dns;
 /// </summary>
 internal static class EndToEndBenchmark
 {
-    private const string DevAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
     public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort)
     {
-        var azurite = FindAzurite() ?? throw new InvalidOperationException("run `npm ci` first: the end-to-end benchmark needs Azurite");
-        var ports = Enumerable.Range(0, 3).Select(_ => FreePort()).ToArray();
-        using var emulator = Process.Start(new ProcessStartInfo(azurite, $"--silent --inMemoryPersistence --skipApiVersionCheck --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}") { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        try
+        using var azurite = await AzuriteProcess.StartAsync();
         {
-            await Task.Delay(2000);
-            var connection = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DevAccountKey};BlobEndpoint=http://127.0.0.1:{ports[0]}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{ports[1]}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{ports[2]}/devstoreaccount1;";
+            var connection = azurite.ConnectionString;
             var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
             await storage.EnsureCreatedAsync(CancellationToken.None);
             var queue = new OutboundQueue(storage, new OutboundQueueOptions());
@@ -77,10 +70,6 @@ internal static class EndToEndBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
             return delivered == settings.Messages ? 0 : 1;
         }
-        finally
-        {
-            emulator.Kill(entireProcessTree: true);
-        }
     }
 
     private static async Task<int> CountDeliveredAsync(global::Azure.Data.Tables.TableClient table)
@@ -91,25 +80,5 @@ internal static class EndToEndBenchmark
             count++;
         }
         return count;
-    }
-
-    private static string? FindAzurite()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        return null;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Loopback.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;
@@ -14,32 +14,20 @@ namespace CloudDelivery.Cli.Commands;
 /// </summary>
 internal static class QueueDemo
 {
-    private const string DevAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
     public static async Task<int> RunAsync(TextWriter output, IPEndPoint resolver, LoopbackSmtpServer mx, int mtaStsPort, string caFile, byte[] message, CancellationToken cancellationToken)
     {
-        var azurite = FindAzurite();
-        if (azurite is null)
+        if (AzuriteProcess.Find() is null)
         {
             await output.WriteLineAsync("queue demo skipped: Azurite is not installed (run `npm ci` in the repository root)");
             return 0;
         }
-        var ports = Enumerable.Range(0, 4).Select(_ => FreePort()).ToArray();
-        using var emulator = Process.Start(new ProcessStartInfo(azurite, $"--silent --inMemoryPersistence --skipApiVersionCheck --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}") { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        try
+        using var azurite = await AzuriteProcess.StartAsync(cancellationToken: cancellationToken);
         {
-            foreach (var port in ports[..3])
-            {
-                for (var i = 0; i < 300 && !await ListensAsync(port); i++)
-                {
-                    await Task.Delay(100, cancellationToken);
-                }
-            }
-            var url = $"http://127.0.0.1:{ports[3]}";
+            var url = $"http://127.0.0.1:{FreePort()}";
             await using var app = ServeCommand.Build(url, new Dictionary<string, string?>
             {
                 ["CloudDelivery:Hostname"] = "demo-sender.loopback.test",
-                ["CloudDelivery:Storage:ConnectionString"] = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DevAccountKey};BlobEndpoint=http://127.0.0.1:{ports[0]}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{ports[1]}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{ports[2]}/devstoreaccount1;",
+                ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
                 ["CloudDelivery:Delivery:Resolver"] = resolver.ToString(),
                 ["CloudDelivery:Delivery:SmtpPort"] = mx.EndPoint.Port.ToString(CultureInfo.InvariantCulture),
                 ["CloudDelivery:Delivery:MtaStsHttpsPort"] = mtaStsPort.ToString(CultureInfo.InvariantCulture),
@@ -49,7 +37,7 @@ internal static class QueueDemo
             });
             await app.Services.GetRequiredService<Azure.Storage.OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await app.StartAsync(cancellationToken);
-            await output.WriteLineAsync($"queue demo: Azurite on 127.0.0.1:{ports[0]}-{ports[2]}, `serve` host at {url}");
+            await output.WriteLineAsync($"queue demo: Azurite on 127.0.0.1:{azurite.BlobPort}/{azurite.QueuePort}/{azurite.TablePort}, `serve` host at {url}");
 
             using var http = new HttpClient { BaseAddress = new Uri(url) };
             using var content = new ByteArrayContent(message);
@@ -74,26 +62,6 @@ internal static class QueueDemo
             await app.StopAsync(cancellationToken);
             return status.Contains("\"state\": \"delivered\"", StringComparison.Ordinal) ? 0 : CliApplication.ExitTemporaryFailure;
         }
-        finally
-        {
-            emulator.Kill(entireProcessTree: true);
-        }
-    }
-
-    private static string? FindAzurite()
-    {
-        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
-        {
-            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
-            {
-                var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-        return null;
     }
 
     private static int FreePort()
@@ -101,19 +69,5 @@ internal static class QueueDemo
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<bool> ListensAsync(int port)
-    {
-        using var client = new TcpClient();
-        try
-        {
-            await client.ConnectAsync(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 }

@@ -1,9 +1,8 @@
 using System.CommandLine;
-using System.Diagnostics;
-using System.Net.Sockets;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Loopback.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -97,70 +96,22 @@ internal static class ServeCommand
 }
 
 /// <summary>Starts Azurite for the default development connection string when nothing listens on its ports.</summary>
-internal sealed class LocalAzurite : IDisposable
+internal static class LocalAzurite
 {
-    private readonly Process? process;
-
-    private LocalAzurite(Process? process) => this.process = process;
-
-    public static async Task<LocalAzurite> StartIfNeededAsync(string connectionString, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<IDisposable?> StartIfNeededAsync(string connectionString, TextWriter output, CancellationToken cancellationToken)
     {
-        if (!connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase) || await ListensAsync(10000))
+        if (!connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase) || await AzuriteProcess.ListensAsync(10000))
         {
-            return new LocalAzurite(null);
+            return null;
         }
-        var azurite = Find() ?? throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
+        if (AzuriteProcess.Find() is null)
+        {
+            throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
+        }
         var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
         Directory.CreateDirectory(location);
-        var process = Process.Start(new ProcessStartInfo(azurite, $"--silent --skipApiVersionCheck --location {location} --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
-        for (var i = 0; i < 300 && !(await ListensAsync(10000) && await ListensAsync(10001) && await ListensAsync(10002)); i++)
-        {
-            await Task.Delay(100, cancellationToken);
-        }
+        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken);
         await output.WriteLineAsync($"started Azurite (data in {location})");
-        return new LocalAzurite(process);
-    }
-
-    private static string? Find()
-    {
-        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
-        {
-            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
-            {
-                var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-        }
-        return null;
-    }
-
-    private static async Task<bool> ListensAsync(int port)
-    {
-        using var client = new TcpClient();
-        try
-        {
-            await client.ConnectAsync("127.0.0.1", port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    public void Dispose()
-    {
-        if (process is { HasExited: false })
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        process?.Dispose();
+        return azurite;
     }
 }

@@ -1,51 +1,20 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Loopback.Storage;
 
 namespace CloudDelivery.Tests.Queue;
 
 /// <summary>
-/// Azurite (the Azure Storage emulator from npm) for the test run: started once on free loopback ports,
-/// in memory. Each test takes its own container, table and queue names, so tests stay independent.
+/// Azurite for the test run: started once on free loopback ports, in memory. Each test takes its own
+/// container, table and queue names, so tests stay independent.
 /// </summary>
 public sealed class AzuriteFixture : IAsyncLifetime
 {
-    private const string DevAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
     private static int nextName;
-    private Process? process;
+    private AzuriteProcess? azurite;
 
-    public string ConnectionString { get; private set; } = string.Empty;
+    public string ConnectionString => azurite!.ConnectionString;
 
-    public async Task InitializeAsync()
-    {
-        var azurite = FindAzurite() ?? throw new InvalidOperationException("Azurite not found: run `npm ci` in the repository root (it installs the azurite package)");
-        var ports = Enumerable.Range(0, 3).Select(_ => FreePort()).ToArray();
-        var start = new ProcessStartInfo(azurite, $"--silent --inMemoryPersistence --skipApiVersionCheck --disableProductStyleUrl --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        foreach (var port in ports)
-        {
-            while (!await ListensAsync(port))
-            {
-                if (process.HasExited || DateTime.UtcNow > deadline)
-                {
-                    throw new InvalidOperationException($"Azurite did not start (exit code {(process.HasExited ? process.ExitCode : -1)})");
-                }
-                await Task.Delay(100);
-            }
-        }
-        ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DevAccountKey};" +
-            $"BlobEndpoint=http://127.0.0.1:{ports[0]}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{ports[1]}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{ports[2]}/devstoreaccount1;";
-    }
+    public async Task InitializeAsync() => azurite = await AzuriteProcess.StartAsync();
 
     /// <summary>Storage with names no other test uses, created.</summary>
     public async Task<OutboundStorage> NewStorageAsync()
@@ -66,46 +35,8 @@ public sealed class AzuriteFixture : IAsyncLifetime
 
     public Task DisposeAsync()
     {
-        if (process is { HasExited: false })
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        process?.Dispose();
+        azurite?.Dispose();
         return Task.CompletedTask;
-    }
-
-    private static string? FindAzurite()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var candidate = Path.Combine(directory.FullName, "node_modules", ".bin", "azurite");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        return null;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<bool> ListensAsync(int port)
-    {
-        using var client = new TcpClient();
-        try
-        {
-            await client.ConnectAsync(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 }
 
