@@ -135,7 +135,7 @@ static int FreePort()
     return port;
 }
 
-internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink)
+internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink, int WakeUpWindowMs)
 {
     public static BenchmarkSettings Parse(string[] args)
     {
@@ -144,7 +144,7 @@ internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, in
             var index = Array.IndexOf(args, name);
             return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
         }
-        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"));
+        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"), Value("--wake-up-window-ms", 2000));
     }
 }
 

@@ -67,11 +67,11 @@ public sealed class OutboundQueueOptions
     public RetrySchedule Retry { get; set; } = new();
 
     /// <summary>
-    /// Submissions to a domain within this window share one wake-up (it becomes visible when the window
-    /// ends), so a burst costs one queue message and one delivery run rather than one per message. Zero
-    /// wakes the domain at once for every submission.
+    /// After a submission wakes a domain, further submissions to it within this window share one trailing
+    /// wake-up at the window's end, so a burst costs a few queue messages and delivery runs rather than one
+    /// per message. Zero wakes the domain at once for every submission.
     /// </summary>
-    public TimeSpan WakeUpWindow { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan WakeUpWindow { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Bodies up to this size, of messages whose recipients share one domain, are kept in the table.</summary>
     public int InlineBodyLimit { get; set; } = 48 * 1024;
@@ -88,7 +88,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     private const int SingleUploadLimit = 4 * 1024 * 1024;
 
     private readonly TimeProvider clock = time ?? TimeProvider.System;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> wakeUpWindows = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, WakeUpWindowState> wakeUpWindows = new(StringComparer.Ordinal);
 
     public OutboundStorage Storage => storage;
 
@@ -167,10 +167,18 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {body.StoredLength} bytes") }),
             }).ToList();
-            foreach (var chunk in records.Chunk(100))
+            if (records.Count == 1)
             {
-                // One entity group transaction per 100 records of a partition (the service's limit).
-                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)), cancellationToken);
+                // One record: a plain insert, cheaper to build and to serve than a one-entity batch.
+                await storage.Recipients.AddEntityAsync(records[0], cancellationToken);
+            }
+            else
+            {
+                foreach (var chunk in records.Chunk(100))
+                {
+                    // One entity group transaction per 100 records of a partition (the service's limit).
+                    await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)), cancellationToken);
+                }
             }
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
@@ -179,19 +187,50 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     }
 
     /// <summary>
-    /// Wakes the domain for newly written records, unless a wake-up this process sent is still pending far
-    /// enough ahead that its run will see them (records written before the window's end, with a margin).
+    /// Wakes the domain for newly written records. The first submission to a domain wakes it at once, so a
+    /// lone message goes out without delay; further submissions within <see cref="OutboundQueueOptions.WakeUpWindow"/>
+    /// share one trailing wake-up that becomes visible when the window ends, after their records are
+    /// written, so its run finds them all. Bursts cost two wake-ups per window instead of one per message.
     /// </summary>
     private async Task WakeForSubmissionAsync(string domain, CancellationToken cancellationToken)
     {
-        var now = clock.GetUtcNow();
-        var margin = options.WakeUpWindow / 2;
-        if (options.WakeUpWindow > TimeSpan.Zero && wakeUpWindows.TryGetValue(domain, out var windowEnd) && now < windowEnd - margin)
+        if (options.WakeUpWindow <= TimeSpan.Zero)
         {
+            await WakeAsync(domain, TimeSpan.Zero, cancellationToken);
             return;
         }
-        wakeUpWindows[domain] = now + options.WakeUpWindow;
-        await WakeAsync(domain, options.WakeUpWindow, cancellationToken);
+        var now = clock.GetUtcNow();
+        var window = wakeUpWindows.GetOrAdd(domain, _ => new WakeUpWindowState());
+        TimeSpan? delay;
+        lock (window)
+        {
+            if (now >= window.End)
+            {
+                window.End = now + options.WakeUpWindow;
+                window.TrailingScheduled = false;
+                delay = TimeSpan.Zero;
+            }
+            else if (!window.TrailingScheduled)
+            {
+                window.TrailingScheduled = true;
+                delay = window.End - now;
+            }
+            else
+            {
+                delay = null;
+            }
+        }
+        if (delay is { } visibleAfter)
+        {
+            await WakeAsync(domain, visibleAfter, cancellationToken);
+        }
+    }
+
+    private sealed class WakeUpWindowState
+    {
+        public DateTimeOffset End { get; set; }
+
+        public bool TrailingScheduled { get; set; }
     }
 
     /// <summary>Enqueues a wake-up for <paramref name="domain"/>, visible after <paramref name="delay"/> (at most 7 days).</summary>
@@ -220,6 +259,11 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>Writes records back, 100 per table transaction (they share one partition).</summary>
     public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, CancellationToken cancellationToken)
     {
+        if (records.Count == 1)
+        {
+            await storage.Recipients.UpdateEntityAsync(records[0], ETag.All, TableUpdateMode.Replace, cancellationToken);
+            return;
+        }
         foreach (var partition in records.GroupBy(r => r.PartitionKey))
         {
             foreach (var chunk in partition.Chunk(100))
