@@ -23,6 +23,12 @@ public sealed class OutboundStorageOptions
 
     /// <summary>Where wake-ups go that could not be processed after the allowed number of tries.</summary>
     public string PoisonQueue { get; set; } = "cd-wakeups-poison";
+
+    /// <summary>The Azure SDK's own request logging (verbose; for troubleshooting storage access).</summary>
+    public bool SdkLogging { get; set; }
+
+    /// <summary>The Azure SDK's distributed tracing of storage calls (spans in Application Insights).</summary>
+    public bool SdkTracing { get; set; } = true;
 }
 
 /// <summary>
@@ -45,12 +51,9 @@ public sealed class OutboundStorage
     {
         Options = options;
         Counter = counter ?? new StorageTransactionCounter();
-        var blobOptions = new BlobClientOptions();
-        blobOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
-        var tableOptions = new TableClientOptions();
-        tableOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
-        var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 };
-        queueOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        var blobOptions = Configure(new BlobClientOptions(), options);
+        var tableOptions = Configure(new TableClientOptions(), options);
+        var queueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }, options);
         Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
         Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
         WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
@@ -58,6 +61,16 @@ public sealed class OutboundStorage
     }
 
     public OutboundStorageOptions Options { get; }
+
+    private T Configure<T>(T clientOptions, OutboundStorageOptions options)
+        where T : ClientOptions
+    {
+        clientOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        // The SDK's per-request logging costs CPU on every storage call; the queue logs what matters itself.
+        clientOptions.Diagnostics.IsLoggingEnabled = options.SdkLogging;
+        clientOptions.Diagnostics.IsDistributedTracingEnabled = options.SdkTracing;
+        return clientOptions;
+    }
 
     public StorageTransactionCounter Counter { get; }
 
