@@ -55,7 +55,6 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
 
     private async Task<DomainRunResult> DeliverAsync(DomainLease lease, CancellationToken cancellationToken)
     {
-        var options = queue.Options;
         var time = queue.Time;
         var records = await queue.ReadyAsync(lease.Domain, cancellationToken);
         if (records.Count == 0)
@@ -74,10 +73,9 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         foreach (var group in records.GroupBy(r => (Body: r.Body == RecipientRecord.InlineBodyMarker ? $"inline:{r.MessageId}" : r.Body, r.Sender, r.TlsRequirement)))
         {
             var first = group.First();
-            var bodyKey = first.Body == RecipientRecord.InlineBodyMarker ? $"inline:{first.MessageId}" : first.Body;
-            if (!bodies.TryGetValue(bodyKey, out var body))
+            if (!bodies.TryGetValue(group.Key.Body, out var body))
             {
-                bodies[bodyKey] = body = await queue.BodyOfAsync(first, records, cancellationToken);
+                bodies[group.Key.Body] = body = await queue.BodyOfAsync(first, records, cancellationToken);
             }
             var recipients = new List<EmailAddress>();
             foreach (var record in group)
