@@ -38,8 +38,9 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var (lease, busyUntil) = await DomainLease.TryAcquireAsync(queue.Storage.Recipients, time, wakeUp.Domain, options.DomainLease, cancellationToken);
         if (lease is null)
         {
-            // The holder may miss records that arrived after it looked: come back when its lease ends.
-            var retryAt = busyUntil + TimeSpan.FromSeconds(1);
+            // The holder may miss records that arrived after it looked: come back soon (runs are short;
+            // waiting for the whole lease would hold those records up to its length).
+            var retryAt = Min(busyUntil + TimeSpan.FromSeconds(1), time.GetUtcNow() + options.BusyRetryDelay);
             await queue.WakeAsync(wakeUp.Domain, retryAt - time.GetUtcNow(), cancellationToken);
             return new DomainRunResult(true, 0, 0, 0, 0, retryAt);
         }
@@ -52,6 +53,8 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             await lease.ReleaseAsync(CancellationToken.None);
         }
     }
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     private async Task<DomainRunResult> DeliverAsync(DomainLease lease, CancellationToken cancellationToken)
     {

@@ -64,6 +64,9 @@ public sealed class OutboundQueueOptions
     /// <summary>How long a worker owns a domain; renewed while it delivers.</summary>
     public TimeSpan DomainLease { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>A wake-up that finds its domain busy comes back after this long (or when the lease ends, if sooner).</summary>
+    public TimeSpan BusyRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
+
     public RetrySchedule Retry { get; set; } = new();
 
     /// <summary>
