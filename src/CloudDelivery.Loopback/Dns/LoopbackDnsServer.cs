@@ -100,52 +100,29 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
         }
     }
 
-    private async Task ServeTcpAsync()
+    private Task ServeTcpAsync() => AcceptLoop.RunAsync(tcp, ServeTcpClientAsync, stopping.Token);
+
+    private async Task ServeTcpClientAsync(Socket socket)
     {
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        var lengthBuffer = new byte[2];
+        // RFC 1035 §4.2.2: each message is preceded by a two-byte length; several may follow. A broken
+        // peer ends in an exception that the accept loop absorbs.
         while (!stopping.IsCancellationRequested)
         {
-            TcpClient client;
-            try
+            await stream.ReadExactlyAsync(lengthBuffer, stopping.Token);
+            var length = BinaryPrimitives.ReadUInt16BigEndian(lengthBuffer);
+            var message = new byte[length];
+            await stream.ReadExactlyAsync(message, stopping.Token);
+            var response = Answer(message, "tcp");
+            if (response is null)
             {
-                client = await tcp.AcceptTcpClientAsync(stopping.Token);
+                continue;
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            _ = Task.Run(() => ServeTcpClientAsync(client));
-        }
-    }
-
-    private async Task ServeTcpClientAsync(TcpClient client)
-    {
-        using (client)
-        {
-            var stream = client.GetStream();
-            var lengthBuffer = new byte[2];
-            try
-            {
-                // RFC 1035 §4.2.2: each message is preceded by a two-byte length; several may follow.
-                while (!stopping.IsCancellationRequested)
-                {
-                    await stream.ReadExactlyAsync(lengthBuffer, stopping.Token);
-                    var length = BinaryPrimitives.ReadUInt16BigEndian(lengthBuffer);
-                    var message = new byte[length];
-                    await stream.ReadExactlyAsync(message, stopping.Token);
-                    var response = Answer(message, "tcp");
-                    if (response is null)
-                    {
-                        continue;
-                    }
-                    var framed = new byte[response.Length + 2];
-                    BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)response.Length);
-                    response.CopyTo(framed, 2);
-                    await stream.WriteAsync(framed, stopping.Token);
-                }
-            }
-            catch (Exception e) when (e is IOException or EndOfStreamException or OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-            }
+            var framed = new byte[response.Length + 2];
+            BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)response.Length);
+            response.CopyTo(framed, 2);
+            await stream.WriteAsync(framed, stopping.Token);
         }
     }
 

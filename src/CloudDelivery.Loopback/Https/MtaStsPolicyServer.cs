@@ -66,34 +66,7 @@ public sealed class MtaStsPolicyServer : IAsyncDisposable
     public void SetPolicy(string domain, string policyText, X509Certificate2 certificate, MtaStsServerBehaviour behaviour = MtaStsServerBehaviour.Normal) =>
         domains[$"mta-sts.{domain.TrimEnd('.')}"] = (policyText, certificate, behaviour);
 
-    private async Task AcceptAsync()
-    {
-        while (!stopping.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await listener.AcceptTcpClientAsync(stopping.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (client)
-                {
-                    try
-                    {
-                        await ServeAsync(client.GetStream());
-                    }
-                    catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException or SocketException)
-                    {
-                    }
-                }
-            });
-        }
-    }
+    private Task AcceptAsync() => AcceptLoop.RunAsync(listener, socket => ServeAsync(new NetworkStream(socket, ownsSocket: false)), stopping.Token);
 
     private async Task ServeAsync(NetworkStream network)
     {

@@ -21,7 +21,6 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     private readonly TcpListener listener;
     private readonly CancellationTokenSource stopping = new();
     private readonly ConcurrentQueue<ReceivedSmtpMessage> messages = new();
-    private readonly ConcurrentDictionary<int, Task> connections = new();
     private readonly Task acceptLoop;
     private int connectionCount;
     private int transactionCount;
@@ -65,39 +64,13 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptAsync()
+    private Task AcceptAsync() => AcceptLoop.RunAsync(listener, ServeConnectionAsync, stopping.Token);
+
+    private async Task ServeConnectionAsync(Socket socket)
     {
-        while (!stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptSocketAsync(stopping.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            var number = Interlocked.Increment(ref connectionCount);
-            socket.NoDelay = true;
-            connections[number] = Task.Run(async () =>
-            {
-                try
-                {
-                    using var connection = new Connection(this, socket, number);
-                    await connection.RunAsync();
-                }
-                catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or AuthenticationException or InvalidOperationException)
-                {
-                    // The peer went away or misbehaved; only this connection ends.
-                }
-                finally
-                {
-                    socket.Dispose();
-                    connections.TryRemove(number, out _);
-                }
-            });
-        }
+        var number = Interlocked.Increment(ref connectionCount);
+        using var connection = new Connection(this, socket, number);
+        await connection.RunAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -107,7 +80,6 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         try
         {
             await acceptLoop.WaitAsync(TimeSpan.FromSeconds(5));
-            await Task.WhenAll(connections.Values).WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (TimeoutException)
         {
