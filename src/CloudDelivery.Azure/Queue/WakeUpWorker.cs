@@ -14,6 +14,9 @@ public sealed class WakeUpWorkerOptions
     /// <summary>Messages fetched per poll (host.json queues.batchSize).</summary>
     public int BatchSize { get; set; } = 16;
 
+    /// <summary>Fetch the next batch when no more than this many wake-ups are in hand (host.json queues.newBatchThreshold).</summary>
+    public int NewBatchThreshold { get; set; } = 8;
+
     /// <summary>Tries before a message goes to the poison queue (host.json queues.maxDequeueCount).</summary>
     public int MaxDequeueCount { get; set; } = 5;
 
@@ -45,16 +48,29 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
         return messages.Length;
     }
 
-    /// <summary>Polls until cancelled, backing off while the queue is empty.</summary>
+    /// <summary>
+    /// Polls until cancelled, like the Functions queue trigger: a new batch is fetched as soon as no more
+    /// than <see cref="WakeUpWorkerOptions.NewBatchThreshold"/> wake-ups are still being handled, so one
+    /// long domain run does not hold up the others; polling backs off while the queue is empty.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var idle = TimeSpan.FromMilliseconds(100);
+        var running = new List<Task>();
         while (!cancellationToken.IsCancellationRequested)
         {
+            running.RemoveAll(t => t.IsCompleted);
+            if (running.Count > options.NewBatchThreshold)
+            {
+                await Task.WhenAny(running);
+                continue;
+            }
             try
             {
-                if (await PollOnceAsync(cancellationToken) > 0)
+                var messages = (await queue.Storage.WakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
+                if (messages.Length > 0)
                 {
+                    running.AddRange(messages.Select(message => ProcessAsync(message, cancellationToken)));
                     idle = TimeSpan.FromMilliseconds(100);
                     continue;
                 }
@@ -65,7 +81,7 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
             try
             {
@@ -73,9 +89,17 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
             }
             catch (OperationCanceledException)
             {
-                return;
+                break;
             }
             idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, options.MaxPollingInterval.Ticks));
+        }
+        try
+        {
+            // Let the wake-ups in hand finish (or see the cancellation) before returning.
+            await Task.WhenAll(running);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
