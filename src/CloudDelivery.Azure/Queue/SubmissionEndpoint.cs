@@ -35,7 +35,7 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
         try
         {
             submission = request.ContentType?.Equals("application/json", StringComparison.OrdinalIgnoreCase) == true
-                ? await FromJsonAsync(request.Body, cancellationToken)
+                ? await FromJsonAsync(request.Body, JsonLimit, cancellationToken)
                 : request.ContentType is null or "message/rfc822" or "text/plain" or "application/octet-stream"
                     ? FromRaw(request)
                     : throw new BadRequestException(415, "unsupported-media-type", $"content type {request.ContentType} is not message/rfc822, text/plain, application/octet-stream or application/json");
@@ -84,12 +84,28 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
         };
     }
 
-    private static async Task<SubmissionRequest> FromJsonAsync(Stream body, CancellationToken cancellationToken)
+    /// <summary>A JSON body is parsed in memory; base64 makes it a third larger than the message.</summary>
+    private long JsonLimit => queue.Options.MaxMessageBytes / 3 * 4 + 64 * 1024;
+
+    private static async Task<SubmissionRequest> FromJsonAsync(Stream body, long limit, CancellationToken cancellationToken)
     {
+        // Read at most the limit, so a huge body is refused rather than buffered.
+        var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > limit)
+            {
+                throw new BadRequestException(413, "too-large", $"JSON body larger than {limit} bytes");
+            }
+        }
+        buffer.Position = 0;
         JsonSubmission? parsed;
         try
         {
-            parsed = await JsonSerializer.DeserializeAsync<JsonSubmission>(body, Json, cancellationToken);
+            parsed = await JsonSerializer.DeserializeAsync<JsonSubmission>(buffer, Json, cancellationToken);
         }
         catch (JsonException e)
         {

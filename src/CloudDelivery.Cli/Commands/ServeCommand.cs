@@ -60,6 +60,8 @@ internal static class ServeCommand
         var builder = WebApplication.CreateSlimBuilder();
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.WebHost.UseUrls(urls);
+        // The queue enforces its own message size limit (and answers 413); Kestrel's 30 MB default is lower.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
         builder.Services.AddCloudDelivery(builder.Configuration);
         builder.Services.AddHostedService<WorkerService>();
         var app = builder.Build();

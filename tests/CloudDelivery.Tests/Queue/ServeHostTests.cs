@@ -92,6 +92,54 @@ public sealed class ServeHostTests(AzuriteFixture azurite) : IAsyncLifetime
         await mx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task Oversized_json_body_is_refused_with_413_without_being_buffered_whole()
+    {
+        // 90 MB of base64: more than a 64 MiB message can be.
+        using var content = new StreamContent(new RepeatingStream("{\"from\":\"s@sender.example\",\"to\":[\"r@served.example\"],\"message\":\""u8.ToArray(), (byte)'A', 90_000_000));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        var response = await http.PostAsync("/api/messages", content);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+    }
+
+    /// <summary>A prefix followed by one byte repeated, produced as it is read.</summary>
+    private sealed class RepeatingStream(byte[] prefix, byte fill, long length) : Stream
+    {
+        private long position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = (int)Math.Min(count, length - position);
+            for (var i = 0; i < n; i++, position++)
+            {
+                buffer[offset + i] = position < prefix.Length ? prefix[position] : fill;
+            }
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     [Theory]
     [InlineData("/api/messages?from=s@sender.example&to=not%20an%20address", "message/rfc822", 400, "invalid-recipient")]
     [InlineData("/api/messages?to=r@served.example", "message/rfc822", 400, "missing-sender")]
