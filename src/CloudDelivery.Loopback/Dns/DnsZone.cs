@@ -4,26 +4,44 @@ using System.Net.Sockets;
 
 namespace CloudDelivery.Loopback.Dns;
 
-/// <summary>Record types the loopback server knows (RFC 1035 §3.2.2, RFC 3596, RFC 6698).</summary>
+/// <summary>Record types the loopback server knows (RFC 1035 §3.2.2, RFC 3596, RFC 6698) and names for logs.</summary>
 public static class DnsRecordType
 {
     public const ushort A = 1;
+    public const ushort Ns = 2;
     public const ushort Cname = 5;
+    public const ushort Soa = 6;
     public const ushort Mx = 15;
     public const ushort Txt = 16;
     public const ushort Aaaa = 28;
+    public const ushort Srv = 33;
     public const ushort Opt = 41;
+    public const ushort Ds = 43;
+    public const ushort Rrsig = 46;
+    public const ushort Dnskey = 48;
     public const ushort Tlsa = 52;
+    public const ushort Https = 65;
+    public const ushort Any = 255;
 
+    /// <summary>The mnemonic of <paramref name="type"/>, or "TYPE<i>n</i>" for others (RFC 3597 §5).</summary>
     public static string Name(ushort type) => type switch
     {
         A => "A",
+        Ns => "NS",
         Cname => "CNAME",
+        Soa => "SOA",
         Mx => "MX",
         Txt => "TXT",
         Aaaa => "AAAA",
+        Srv => "SRV",
+        Opt => "OPT",
+        Ds => "DS",
+        Rrsig => "RRSIG",
+        Dnskey => "DNSKEY",
         Tlsa => "TLSA",
-        _ => type.ToString(CultureInfo.InvariantCulture),
+        Https => "HTTPS",
+        Any => "ANY",
+        _ => "TYPE" + type.ToString(CultureInfo.InvariantCulture),
     };
 }
 
@@ -34,11 +52,12 @@ internal sealed record ZoneRecord(ushort Type, byte[] Data, string? Target = nul
 /// The data a <see cref="LoopbackDnsServer"/> answers from: records per name, which names are "secure"
 /// (the server sets the AD bit for them, as a validating resolver does for DNSSEC-signed data), and names
 /// that fail in chosen ways (bogus with an extended DNS error, SERVFAIL, silence, a corrupt answer).
-/// Thread-safe; tests change it while the server runs.
+/// Names are case-insensitive (RFC 4343) and a trailing dot is optional. Thread-safe; tests change it
+/// while the server runs.
 /// </summary>
 public sealed class DnsZone
 {
-    private readonly object gate = new();
+    private readonly Lock gate = new();
     private readonly Dictionary<string, List<ZoneRecord>> records = new(StringComparer.Ordinal);
     private readonly List<string> secureSuffixes = [];
     private readonly Dictionary<string, (int Code, string Text)> bogus = new(StringComparer.Ordinal);
@@ -50,15 +69,23 @@ public sealed class DnsZone
 
     public DnsZone AddAaaa(string name, string address) => AddAddress(name, address, AddressFamily.InterNetworkV6, DnsRecordType.Aaaa);
 
-    public DnsZone AddMx(string name, int preference, string exchange) =>
-        Add(name, new ZoneRecord(DnsRecordType.Mx, [], Normalize(exchange), checked((ushort)preference)));
+    /// <summary>An MX record (RFC 1035 §3.3.9); an exchange of "." makes it a null MX.</summary>
+    public DnsZone AddMx(string name, int preference, string exchange)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(preference);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(preference, ushort.MaxValue);
+        return Add(name, new ZoneRecord(DnsRecordType.Mx, [], Normalize(exchange), (ushort)preference));
+    }
 
-    /// <summary>"MX 0 ." — the domain accepts no mail (RFC 7505).</summary>
-    public DnsZone AddNullMx(string name) => Add(name, new ZoneRecord(DnsRecordType.Mx, [], string.Empty, 0));
+    /// <summary>"MX 0 ." — the domain accepts no mail (RFC 7505 §3).</summary>
+    public DnsZone AddNullMx(string name) => AddMx(name, 0, ".");
 
     public DnsZone AddCname(string name, string target) => Add(name, new ZoneRecord(DnsRecordType.Cname, [], Normalize(target)));
 
-    /// <summary>A TXT record; strings longer than 255 bytes are split into several character-strings (RFC 1035 §3.3.14).</summary>
+    /// <summary>
+    /// One TXT record made of <paramref name="characterStrings"/>; a string longer than 255 bytes is split
+    /// into several character-strings (RFC 1035 §3.3.14 limits each to 255), as RFC 7208 §3.3 describes.
+    /// </summary>
     public DnsZone AddTxt(string name, params string[] characterStrings)
     {
         var data = new List<byte>();
@@ -70,51 +97,79 @@ public sealed class DnsZone
             {
                 var length = Math.Min(255, bytes.Length - offset);
                 data.Add((byte)length);
-                data.AddRange(bytes.AsSpan(offset, length).ToArray());
+                data.AddRange(bytes.AsSpan(offset, length));
                 offset += length;
             }
             while (offset < bytes.Length);
         }
+        if (data.Count > ushort.MaxValue)
+        {
+            throw new ArgumentException($"TXT data of {data.Count} bytes exceeds the 65535 bytes of one record's RDATA", nameof(characterStrings));
+        }
         return Add(name, new ZoneRecord(DnsRecordType.Txt, [.. data]));
     }
 
+    /// <summary>A TLSA record (RFC 6698 §2.1): usage, selector, matching type, certificate association data.</summary>
     public DnsZone AddTlsa(string name, byte usage, byte selector, byte matchingType, byte[] data) =>
         Add(name, new ZoneRecord(DnsRecordType.Tlsa, [usage, selector, matchingType, .. data]));
 
     /// <summary>Names at or below <paramref name="nameOrSuffix"/> are answered with the AD bit.</summary>
     public DnsZone MarkSecure(string nameOrSuffix)
     {
+        var suffix = Normalize(nameOrSuffix);
         lock (gate)
         {
-            secureSuffixes.Add(Normalize(nameOrSuffix));
+            secureSuffixes.Add(suffix);
         }
         return this;
     }
 
-    /// <summary>Any query for <paramref name="name"/> gets SERVFAIL with an RFC 8914 extended error (6 = DNSSEC Bogus).</summary>
+    /// <summary>
+    /// Any query for <paramref name="name"/> (or a CNAME chain through it) gets SERVFAIL with an RFC 8914
+    /// extended error: 6 = DNSSEC Bogus, 7 = Signature Expired, 9 = DNSKEY Missing... (RFC 8914 §4).
+    /// </summary>
     public DnsZone MarkBogus(string name, int extendedErrorCode = 6, string extraText = "")
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(extendedErrorCode);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(extendedErrorCode, ushort.MaxValue);
+        ArgumentNullException.ThrowIfNull(extraText);
+        var key = Normalize(name);
         lock (gate)
         {
-            bogus[Normalize(name)] = (extendedErrorCode, extraText);
+            bogus[key] = (extendedErrorCode, extraText);
         }
         return this;
     }
 
+    /// <summary>Queries for <paramref name="name"/> get SERVFAIL without an extended error.</summary>
     public DnsZone MarkServFail(string name) => Mark(servFail, name);
 
     /// <summary>Queries for <paramref name="name"/> are never answered (the client times out).</summary>
     public DnsZone MarkSilent(string name) => Mark(silent, name);
 
-    /// <summary>Queries for <paramref name="name"/> get a corrupt message.</summary>
+    /// <summary>Queries for <paramref name="name"/> get a corrupt message (an answer whose RDATA runs past the end).</summary>
     public DnsZone MarkMalformed(string name) => Mark(malformed, name);
+
+    /// <summary>Undoes <see cref="MarkBogus"/>, <see cref="MarkServFail"/>, <see cref="MarkSilent"/> and <see cref="MarkMalformed"/> for <paramref name="name"/>.</summary>
+    public DnsZone Unmark(string name)
+    {
+        var key = Normalize(name);
+        lock (gate)
+        {
+            bogus.Remove(key);
+            servFail.Remove(key);
+            silent.Remove(key);
+            malformed.Remove(key);
+        }
+        return this;
+    }
 
     /// <summary>Removes the records of <paramref name="name"/>, all or of one type ("MX", "TXT"...).</summary>
     public DnsZone Remove(string name, string? type = null)
     {
+        var key = Normalize(name);
         lock (gate)
         {
-            var key = Normalize(name);
             if (type is null)
             {
                 records.Remove(key);
@@ -122,172 +177,247 @@ public sealed class DnsZone
             else if (records.TryGetValue(key, out var list))
             {
                 list.RemoveAll(r => DnsRecordType.Name(r.Type).Equals(type, StringComparison.OrdinalIgnoreCase));
+                if (list.Count == 0)
+                {
+                    records.Remove(key);
+                }
             }
         }
         return this;
     }
 
     /// <summary>
-    /// Parses a zone description: one record per line ("name TYPE data"), comments after # or ;, and
-    /// directives "$secure SUFFIX", "$bogus NAME [CODE]", "$servfail NAME".
+    /// Parses a zone description: one record per line, "NAME [TTL] [IN] TYPE DATA" with TYPE one of A, AAAA,
+    /// MX, CNAME, TXT (quoted strings, \" and \\ escapes) and TLSA (hex data may be split by spaces); comments
+    /// start with # or ; outside quotes. Directives: "$secure NAME-OR-SUFFIX", "$bogus NAME [CODE [TEXT]]",
+    /// "$servfail NAME", "$silent NAME", "$malformed NAME".
     /// </summary>
     /// <exception cref="FormatException">A line is not understood; the message names the line.</exception>
     public static DnsZone Parse(string zoneText)
     {
+        ArgumentNullException.ThrowIfNull(zoneText);
         var zone = new DnsZone();
         var lineNumber = 0;
-        foreach (var rawLine in zoneText.Split('\n'))
+        foreach (var line in zoneText.Split('\n'))
         {
             lineNumber++;
-            var line = StripComment(rawLine).Trim();
-            if (line.Length == 0)
-            {
-                continue;
-            }
             try
             {
-                zone.ParseLine(line);
+                var fields = Tokenize(line);
+                if (fields.Count > 0)
+                {
+                    zone.ParseLine(fields);
+                }
             }
-            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or IndexOutOfRangeException)
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
             {
-                throw new FormatException($"zone line {lineNumber}: {e.Message}: {line}", e);
+                throw new FormatException($"zone line {lineNumber}: {e.Message} (in \"{line.Trim()}\")", e);
             }
         }
         return zone;
     }
 
-    private void ParseLine(string line)
+    private void ParseLine(List<string> fields)
     {
-        var fields = Tokenize(line);
-        if (fields[0].StartsWith('$'))
+        var first = fields[0];
+        if (first.StartsWith('$'))
         {
-            switch (fields[0].ToLowerInvariant())
+            var directive = first.ToLowerInvariant();
+            RequireCount(fields, 2, directive == "$bogus" ? 4 : 2, $"{directive} NAME" + (directive == "$bogus" ? " [CODE [TEXT]]" : string.Empty));
+            switch (directive)
             {
                 case "$secure":
                     MarkSecure(fields[1]);
                     return;
                 case "$bogus":
-                    MarkBogus(fields[1], fields.Count > 2 ? int.Parse(fields[2], CultureInfo.InvariantCulture) : 6);
+                    MarkBogus(fields[1], fields.Count > 2 ? ParseNumber(fields[2], "extended error code") : 6, fields.Count > 3 ? fields[3] : string.Empty);
                     return;
                 case "$servfail":
                     MarkServFail(fields[1]);
                     return;
+                case "$silent":
+                    MarkSilent(fields[1]);
+                    return;
+                case "$malformed":
+                    MarkMalformed(fields[1]);
+                    return;
                 default:
-                    throw new FormatException($"unknown directive {fields[0]}");
+                    throw new FormatException($"unknown directive {first}");
             }
         }
-        if (fields.Count < 3)
+
+        // RFC 1035 §5.1: an optional TTL and class may stand between the name and the type, in either order.
+        var typeIndex = 1;
+        while (typeIndex < fields.Count - 1 && (fields[typeIndex].All(char.IsAsciiDigit) || fields[typeIndex].Equals("IN", StringComparison.OrdinalIgnoreCase)))
+        {
+            typeIndex++;
+        }
+        if (typeIndex >= fields.Count)
         {
             throw new FormatException("expected NAME TYPE DATA");
         }
-        var name = fields[0];
-        var data = fields.Skip(2).ToList();
-        switch (fields[1].ToUpperInvariant())
+        var type = fields[typeIndex].ToUpperInvariant();
+        var data = fields.Skip(typeIndex + 1).ToList();
+        switch (type)
         {
             case "A":
-                AddA(name, data[0]);
+                RequireCount(data, 1, 1, "A ADDRESS");
+                AddA(first, data[0]);
                 break;
             case "AAAA":
-                AddAaaa(name, data[0]);
+                RequireCount(data, 1, 1, "AAAA ADDRESS");
+                AddAaaa(first, data[0]);
                 break;
             case "CNAME":
-                AddCname(name, data[0]);
+                RequireCount(data, 1, 1, "CNAME TARGET");
+                AddCname(first, data[0]);
                 break;
             case "MX":
-                if (data[1] == ".")
-                {
-                    AddNullMx(name);
-                }
-                else
-                {
-                    AddMx(name, int.Parse(data[0], CultureInfo.InvariantCulture), data[1]);
-                }
+                RequireCount(data, 2, 2, "MX PREFERENCE EXCHANGE");
+                AddMx(first, ParseNumber(data[0], "MX preference"), data[1]);
                 break;
             case "TXT":
-                AddTxt(name, [.. data]);
+                RequireCount(data, 1, int.MaxValue, "TXT \"TEXT\"...");
+                AddTxt(first, [.. data]);
                 break;
             case "TLSA":
-                AddTlsa(name, byte.Parse(data[0], CultureInfo.InvariantCulture), byte.Parse(data[1], CultureInfo.InvariantCulture), byte.Parse(data[2], CultureInfo.InvariantCulture), Convert.FromHexString(string.Concat(data.Skip(3))));
+                RequireCount(data, 4, int.MaxValue, "TLSA USAGE SELECTOR MATCHING-TYPE HEX");
+                AddTlsa(first, ParseByte(data[0], "usage"), ParseByte(data[1], "selector"), ParseByte(data[2], "matching type"), ParseHex(string.Concat(data.Skip(3))));
                 break;
             default:
-                throw new FormatException($"unsupported record type {fields[1]}");
+                throw new FormatException($"unsupported record type {fields[typeIndex]} (known: A AAAA MX CNAME TXT TLSA)");
         }
     }
 
-    private static string StripComment(string line)
+    private static void RequireCount(List<string> fields, int min, int max, string usage)
     {
-        var inQuotes = false;
-        for (var i = 0; i < line.Length; i++)
+        if (fields.Count < min || fields.Count > max)
         {
-            if (line[i] == '"')
-            {
-                inQuotes = !inQuotes;
-            }
-            else if (!inQuotes && line[i] is '#' or ';')
-            {
-                return line[..i];
-            }
+            throw new FormatException($"expected {usage}");
         }
-        return line;
     }
 
+    private static int ParseNumber(string text, string what) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : throw new FormatException($"{what} \"{text}\" is not a number");
+
+    private static byte ParseByte(string text, string what) =>
+        byte.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : throw new FormatException($"TLSA {what} \"{text}\" is not a number from 0 to 255");
+
+    private static byte[] ParseHex(string hex)
+    {
+        try
+        {
+            return Convert.FromHexString(hex);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"TLSA data \"{hex}\" is not an even number of hex digits");
+        }
+    }
+
+    /// <summary>
+    /// Splits a line into fields: whitespace separates, "quoted strings" keep spaces and may hold \" and \\
+    /// (RFC 1035 §5.1), and # or ; outside quotes starts a comment.
+    /// </summary>
     private static List<string> Tokenize(string line)
     {
         var tokens = new List<string>();
         var i = 0;
         while (i < line.Length)
         {
-            if (char.IsWhiteSpace(line[i]))
+            var c = line[i];
+            if (char.IsWhiteSpace(c))
             {
                 i++;
-                continue;
             }
-            if (line[i] == '"')
+            else if (c is '#' or ';')
             {
-                var end = line.IndexOf('"', i + 1);
-                if (end < 0)
+                break;
+            }
+            else if (c == '"')
+            {
+                var text = new System.Text.StringBuilder();
+                for (i++; ; i++)
                 {
-                    throw new FormatException("unterminated quoted string");
+                    if (i >= line.Length)
+                    {
+                        throw new FormatException("unterminated quoted string");
+                    }
+                    if (line[i] == '"')
+                    {
+                        i++;
+                        break;
+                    }
+                    if (line[i] == '\\' && i + 1 < line.Length)
+                    {
+                        i++;
+                    }
+                    text.Append(line[i]);
                 }
-                tokens.Add(line[(i + 1)..end]);
-                i = end + 1;
-                continue;
+                tokens.Add(text.ToString());
             }
-            var start = i;
-            while (i < line.Length && !char.IsWhiteSpace(line[i]))
+            else
             {
-                i++;
+                var start = i;
+                while (i < line.Length && !char.IsWhiteSpace(line[i]) && line[i] is not ('#' or ';' or '"'))
+                {
+                    i++;
+                }
+                tokens.Add(line[start..i]);
             }
-            tokens.Add(line[start..i]);
         }
         return tokens;
     }
 
-    internal static string Normalize(string name) => name.TrimEnd('.').ToLowerInvariant();
+    /// <summary>
+    /// The lookup key of a name: lower case, no trailing dot, "" for the root. Labels must be 1 to 63
+    /// ASCII characters and the whole name fit in 255 bytes on the wire (RFC 1035 §2.3.4).
+    /// </summary>
+    internal static string Normalize(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var key = name.EndsWith('.') ? name[..^1] : name;
+        if (key.Length == 0)
+        {
+            return key;
+        }
+        if (key.Length > 253)
+        {
+            throw new ArgumentException($"name {name} is longer than 253 characters");
+        }
+        foreach (var label in key.Split('.'))
+        {
+            if (label.Length is 0 or > 63 || !label.All(char.IsAscii) || label.Any(char.IsWhiteSpace))
+            {
+                throw new ArgumentException($"name {name} has an empty, over-long or non-ASCII label (use the A-label form)");
+            }
+        }
+        return key.ToLowerInvariant();
+    }
 
     internal ZoneLookup Lookup(string name)
     {
+        var key = Normalize(name);
         lock (gate)
         {
-            var key = Normalize(name);
-            var failure = bogus.TryGetValue(key, out var ede) ? ZoneFailure.Bogus
+            var failure = bogus.ContainsKey(key) ? ZoneFailure.Bogus
                 : servFail.Contains(key) ? ZoneFailure.ServFail
                 : silent.Contains(key) ? ZoneFailure.Silent
                 : malformed.Contains(key) ? ZoneFailure.Malformed
                 : ZoneFailure.None;
             var list = records.TryGetValue(key, out var found) ? found.ToArray() : [];
-            // RFC 8020: a name with descendants exists even without records of its own (empty non-terminal).
-            var exists = list.Length > 0 || records.Keys.Any(k => k.EndsWith("." + key, StringComparison.Ordinal) && records[k].Count > 0);
-            var secure = secureSuffixes.Any(s => key == s || key.EndsWith("." + s, StringComparison.Ordinal));
-            return new ZoneLookup(list, exists, secure, failure, ede.Code, ede.Text ?? string.Empty);
+            // RFC 8020: a name with descendants exists even without records of its own (an empty non-terminal).
+            var exists = list.Length > 0 || key.Length == 0 || records.Keys.Any(k => k.EndsWith("." + key, StringComparison.Ordinal));
+            var secure = secureSuffixes.Any(s => key == s || s.Length == 0 || key.EndsWith("." + s, StringComparison.Ordinal));
+            return new ZoneLookup(list, exists, secure, failure, failure == ZoneFailure.Bogus ? bogus[key] : null);
         }
     }
 
     private DnsZone Add(string name, ZoneRecord record)
     {
+        var key = Normalize(name);
         lock (gate)
         {
-            var key = Normalize(name);
             if (!records.TryGetValue(key, out var list))
             {
                 records[key] = list = [];
@@ -299,19 +429,19 @@ public sealed class DnsZone
 
     private DnsZone AddAddress(string name, string address, AddressFamily family, ushort type)
     {
-        var ip = IPAddress.Parse(address);
-        if (ip.AddressFamily != family)
+        if (!IPAddress.TryParse(address, out var ip) || ip.AddressFamily != family)
         {
-            throw new FormatException($"{address} is not an {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address");
+            throw new FormatException($"\"{address}\" is not an {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address");
         }
         return Add(name, new ZoneRecord(type, ip.GetAddressBytes()));
     }
 
     private DnsZone Mark(HashSet<string> set, string name)
     {
+        var key = Normalize(name);
         lock (gate)
         {
-            set.Add(Normalize(name));
+            set.Add(key);
         }
         return this;
     }
@@ -326,4 +456,5 @@ internal enum ZoneFailure
     Malformed,
 }
 
-internal sealed record ZoneLookup(ZoneRecord[] Records, bool Exists, bool Secure, ZoneFailure Failure, int ExtendedErrorCode, string ExtendedErrorText);
+/// <summary>What the zone holds for one name at one moment.</summary>
+internal sealed record ZoneLookup(ZoneRecord[] Records, bool Exists, bool Secure, ZoneFailure Failure, (int Code, string Text)? ExtendedError);
