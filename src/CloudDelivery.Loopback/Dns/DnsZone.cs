@@ -63,7 +63,7 @@ public sealed class DnsZone
     private readonly Dictionary<string, (int Code, string Text)> bogus = new(StringComparer.Ordinal);
     private readonly HashSet<string> servFail = new(StringComparer.Ordinal);
     private readonly HashSet<string> silent = new(StringComparer.Ordinal);
-    private readonly HashSet<string> malformed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DnsCorruption> malformed = new(StringComparer.Ordinal);
 
     public DnsZone AddA(string name, string address) => AddAddress(name, address, AddressFamily.InterNetwork, DnsRecordType.A);
 
@@ -147,8 +147,16 @@ public sealed class DnsZone
     /// <summary>Queries for <paramref name="name"/> are never answered (the client times out).</summary>
     public DnsZone MarkSilent(string name) => Mark(silent, name);
 
-    /// <summary>Queries for <paramref name="name"/> get a corrupt message (an answer whose RDATA runs past the end).</summary>
-    public DnsZone MarkMalformed(string name) => Mark(malformed, name);
+    /// <summary>Queries for <paramref name="name"/> get a corrupt message, of the kind <paramref name="corruption"/> names.</summary>
+    public DnsZone MarkMalformed(string name, DnsCorruption corruption = DnsCorruption.RdataPastEnd)
+    {
+        var key = Normalize(name);
+        lock (gate)
+        {
+            malformed[key] = corruption;
+        }
+        return this;
+    }
 
     /// <summary>Undoes <see cref="MarkBogus"/>, <see cref="MarkServFail"/>, <see cref="MarkSilent"/> and <see cref="MarkMalformed"/> for <paramref name="name"/>.</summary>
     public DnsZone Unmark(string name)
@@ -403,13 +411,13 @@ public sealed class DnsZone
             var failure = bogus.ContainsKey(key) ? ZoneFailure.Bogus
                 : servFail.Contains(key) ? ZoneFailure.ServFail
                 : silent.Contains(key) ? ZoneFailure.Silent
-                : malformed.Contains(key) ? ZoneFailure.Malformed
+                : malformed.ContainsKey(key) ? ZoneFailure.Malformed
                 : ZoneFailure.None;
             var list = records.TryGetValue(key, out var found) ? found.ToArray() : [];
             // RFC 8020: a name with descendants exists even without records of its own (an empty non-terminal).
             var exists = list.Length > 0 || key.Length == 0 || records.Keys.Any(k => k.EndsWith("." + key, StringComparison.Ordinal));
             var secure = secureSuffixes.Any(s => key == s || s.Length == 0 || key.EndsWith("." + s, StringComparison.Ordinal));
-            return new ZoneLookup(list, exists, secure, failure, failure == ZoneFailure.Bogus ? bogus[key] : null);
+            return new ZoneLookup(list, exists, secure, failure, failure == ZoneFailure.Bogus ? bogus[key] : null, malformed.GetValueOrDefault(key));
         }
     }
 
@@ -447,6 +455,22 @@ public sealed class DnsZone
     }
 }
 
+/// <summary>How a <see cref="DnsZone.MarkMalformed"/> answer is broken; each breaks a different rule of RFC 1035 §4.1.</summary>
+public enum DnsCorruption
+{
+    /// <summary>An A record whose RDLENGTH claims 200 bytes where 2 follow.</summary>
+    RdataPastEnd,
+
+    /// <summary>An answer whose owner name is a compression pointer to itself (RFC 1035 §4.1.4 loop).</summary>
+    CompressionLoop,
+
+    /// <summary>ANCOUNT claims three answers where one follows.</summary>
+    MissingRecords,
+
+    /// <summary>An MX record whose exchange starts with label length 64, beyond the 63 RFC 1035 §2.3.4 allows.</summary>
+    BadLabel,
+}
+
 internal enum ZoneFailure
 {
     None,
@@ -457,4 +481,4 @@ internal enum ZoneFailure
 }
 
 /// <summary>What the zone holds for one name at one moment.</summary>
-internal sealed record ZoneLookup(ZoneRecord[] Records, bool Exists, bool Secure, ZoneFailure Failure, (int Code, string Text)? ExtendedError);
+internal sealed record ZoneLookup(ZoneRecord[] Records, bool Exists, bool Secure, ZoneFailure Failure, (int Code, string Text)? ExtendedError, DnsCorruption Corruption);

@@ -254,7 +254,7 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
             case ZoneFailure.Silent:
                 return null;
             case ZoneFailure.Malformed:
-                return builder.BuildMalformed();
+                return builder.BuildMalformed(resolution.Corruption);
             case ZoneFailure.ServFail:
                 return builder.Build(ResponseCode.ServFail, authentic: false, [], reply);
             case ZoneFailure.Bogus:
@@ -290,7 +290,7 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
             if (lookup.Failure != ZoneFailure.None)
             {
                 // A failure anywhere on the chain fails the whole answer, as validation of the chain would.
-                return new Resolution(ResponseCode.ServFail, [], false, lookup.Failure, lookup.ExtendedError);
+                return new Resolution(ResponseCode.ServFail, [], false, lookup.Failure, lookup.ExtendedError, lookup.Corruption);
             }
             secure &= lookup.Secure;
             visited.Add(current);
@@ -372,7 +372,7 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
 
     private sealed record EdnsReply(bool DnssecOk, (int Code, string Text)? ExtendedError, int? ExtendedResponseCode);
 
-    private sealed record Resolution(int ResponseCode, List<(string Owner, ZoneRecord Record)> Answers, bool Secure, ZoneFailure Failure, (int Code, string Text)? ExtendedError);
+    private sealed record Resolution(int ResponseCode, List<(string Owner, ZoneRecord Record)> Answers, bool Secure, ZoneFailure Failure, (int Code, string Text)? ExtendedError, DnsCorruption Corruption = default);
 
     /// <summary>Writes responses to one query (RFC 1035 §4.1), uncompressed.</summary>
     private sealed class ResponseBuilder(ushort id, ushort queryFlags)
@@ -400,18 +400,40 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
             return writer.WrittenSpan.ToArray();
         }
 
-        /// <summary>An answer claiming an A record whose RDATA runs far past the end of the message.</summary>
-        public byte[] BuildMalformed()
+        /// <summary>A response broken as <paramref name="corruption"/> says, to exercise the client's parser.</summary>
+        public byte[] BuildMalformed(DnsCorruption corruption)
         {
             var writer = new ArrayBufferWriter<byte>(64);
-            WriteHeader(writer, ResponseCode.NoError, authentic: false, truncated: false, answerCount: 1, additionalCount: 0);
+            WriteHeader(writer, ResponseCode.NoError, authentic: false, truncated: false, answerCount: corruption == DnsCorruption.MissingRecords ? 3 : 1, additionalCount: 0);
             writer.Write(question);
-            writer.Write(DnsName.Encode(string.Empty));
-            WriteUInt16(writer, DnsRecordType.A);
+            var ownerOffset = writer.WrittenCount;
+            if (corruption == DnsCorruption.CompressionLoop)
+            {
+                writer.Write<byte>([(byte)(0xC0 | (ownerOffset >> 8)), (byte)ownerOffset]);
+            }
+            else
+            {
+                writer.Write<byte>([0xC0, HeaderLength]); // the question's name, correctly compressed
+            }
+            var type = corruption == DnsCorruption.BadLabel ? DnsRecordType.Mx : DnsRecordType.A;
+            WriteUInt16(writer, type);
             WriteUInt16(writer, ClassInternet);
             WriteUInt32(writer, AnswerTtl);
-            WriteUInt16(writer, 200);
-            writer.Write<byte>([127, 0]);
+            switch (corruption)
+            {
+                case DnsCorruption.RdataPastEnd:
+                    WriteUInt16(writer, 200);
+                    writer.Write<byte>([127, 0]);
+                    break;
+                case DnsCorruption.BadLabel:
+                    WriteUInt16(writer, 6);
+                    writer.Write<byte>([0, 10, 64, (byte)'m', (byte)'x', 0]);
+                    break;
+                default:
+                    WriteUInt16(writer, 4);
+                    writer.Write<byte>([127, 0, 0, 1]);
+                    break;
+            }
             return writer.WrittenSpan.ToArray();
         }
 

@@ -222,6 +222,23 @@ public sealed class LoopbackDnsServerTests : IAsyncLifetime
         Assert.True(after.Found);
     }
 
+    [Theory]
+    [InlineData(DnsCorruption.RdataPastEnd)]
+    [InlineData(DnsCorruption.CompressionLoop)]
+    [InlineData(DnsCorruption.MissingRecords)]
+    [InlineData(DnsCorruption.BadLabel)]
+    public async Task Each_kind_of_corrupt_answer_is_a_failed_lookup_not_an_exception(DnsCorruption corruption)
+    {
+        server.Zone.MarkMalformed("corrupt.test", corruption);
+
+        var mx = await resolver.LookupMxAsync("corrupt.test", CancellationToken.None);
+        var addresses = await resolver.LookupAddressesAsync("corrupt.test", CancellationToken.None);
+
+        Assert.True(mx.Failed, $"{corruption}: {mx.Status}");
+        Assert.True(addresses.Failed, $"{corruption}: {addresses.Status}");
+        Assert.True((await resolver.LookupMxAsync("example.test", CancellationToken.None)).Found);
+    }
+
     [Fact]
     public async Task Compressed_query_names_are_understood_and_bad_pointers_get_formerr()
     {
