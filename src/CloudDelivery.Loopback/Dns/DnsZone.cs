@@ -384,7 +384,7 @@ public sealed class DnsZone
     internal static string Normalize(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        var key = name.EndsWith('.') ? name[..^1] : name;
+        var key = Key(name);
         if (key.Length == 0)
         {
             return key;
@@ -400,12 +400,15 @@ public sealed class DnsZone
                 throw new ArgumentException($"name {name} has an empty, over-long or non-ASCII label (use the A-label form)");
             }
         }
-        return key.ToLowerInvariant();
+        return key;
     }
+
+    /// <summary>The lookup key without validation: a queried name the zone could never hold simply does not exist.</summary>
+    private static string Key(string name) => (name.EndsWith('.') ? name[..^1] : name).ToLowerInvariant();
 
     internal ZoneLookup Lookup(string name)
     {
-        var key = Normalize(name);
+        var key = Key(name);
         lock (gate)
         {
             var failure = bogus.ContainsKey(key) ? ZoneFailure.Bogus

@@ -7,7 +7,7 @@ using System.Text;
 
 namespace CloudDelivery.Loopback.Dns;
 
-/// <summary>A query the server received: the name (lower case, no trailing dot), the type ("MX", "TYPE65"...) and "udp" or "tcp".</summary>
+/// <summary>A query the server received: the name (lower case, no trailing dot), the type ("MX", "TYPE99"...) and "udp" or "tcp".</summary>
 public sealed record DnsQueryLogEntry(string Name, string Type, string Transport);
 
 /// <summary>

@@ -117,6 +117,7 @@ public sealed class LoopbackDnsServerTests : IAsyncLifetime
         Assert.Equal(string.Empty, Assert.Single(nullMx.Records).Exchange);
         Assert.Equal(3, (await ExchangeUdpAsync(Query("nothing.example.test", TypeMx))).ResponseCode);
         Assert.Equal(0, (await ExchangeUdpAsync(Query("mx1.example.test", TypeTxt))).ResponseCode);
+        Assert.Equal(3, (await ExchangeUdpAsync(Query("with space.test", TypeA))).ResponseCode);
         // RFC 8020: a parent of existing names exists, even with no records of its own.
         Assert.Equal(0, (await ExchangeUdpAsync(Query("_tcp.mx1.example.test", TypeTlsa))).ResponseCode);
         Assert.Equal(0, (await ExchangeUdpAsync(Query("mx1.example.test", 99))).ResponseCode);
