@@ -212,7 +212,7 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
         var flags = BinaryPrimitives.ReadUInt16BigEndian(message[2..]);
         if ((flags & HeaderFlags.Response) != 0)
         {
-            return null; // a response, never answered (RFC 1035 §7.3), or two servers could ping-pong forever
+            return null; // QR=1 marks a response (RFC 1035 §4.1.1); answering it could make two servers ping-pong forever
         }
         var questionCount = BinaryPrimitives.ReadUInt16BigEndian(message[4..]);
         var answerCount = BinaryPrimitives.ReadUInt16BigEndian(message[6..]);
