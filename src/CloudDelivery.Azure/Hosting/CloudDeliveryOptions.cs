@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 
 namespace CloudDelivery.Azure.Hosting;
@@ -28,6 +29,9 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>A relay for some or all senders; unset means direct delivery to MX hosts.</summary>
     public SmarthostConfiguration Smarthost { get; set; } = new();
+
+    /// <summary>TLSRPT (RFC 8460): recording results and sending daily reports.</summary>
+    public TlsRptOptions TlsRpt { get; set; } = new();
 }
 
 /// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>

@@ -1,5 +1,6 @@
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,12 +23,25 @@ public static class CloudDeliveryServices
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
             return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
         });
+        services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
         services.AddSingleton(p => new DomainDeliveryHandler(
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DeliveryEngine>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
             p.GetService<ILogger<DomainDeliveryHandler>>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings()));
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.Enabled ? p.GetRequiredService<TlsRptResultStore>() : null));
+        services.AddSingleton(p =>
+        {
+            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
+            return TlsRptReportSender.Create(
+                p.GetRequiredService<TlsRptResultStore>(),
+                p.GetRequiredService<OutboundQueue>(),
+                p.GetRequiredService<DeliveryEngine>(),
+                options.TlsRpt.ToReporter(options.Hostname),
+                options.TlsRpt,
+                p.GetService<ILogger<TlsRptReportSender>>());
+        });
         services.AddSingleton(p => new WakeUpWorker(
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DomainDeliveryHandler>(),

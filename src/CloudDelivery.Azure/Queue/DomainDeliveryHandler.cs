@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using CloudDelivery.Addressing;
+using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
 using Microsoft.Extensions.Logging;
@@ -24,7 +25,7 @@ public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, in
 /// has replied, schedules retries with a delayed wake-up, and sends DSNs for failures, expiries and long
 /// delays. The Functions queue trigger and the <c>serve</c> host both call this.
 /// </summary>
-public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null)
+public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null, TlsRptResultStore? tlsResults = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
@@ -104,6 +105,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             });
         }
 
+        var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
         var dialled = MergeDialled(records);
         var failures = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
         var delivered = 0;
@@ -167,7 +169,8 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             };
             if (direct.Count > 0)
             {
-                await engine.DeliverAsync(request, cancellationToken);
+                var outcome = await engine.DeliverAsync(request, cancellationToken);
+                await RecordTlsResultsAsync(lease.Domain, outcome, direct.All(m => reportIds.Contains(m.Id)), cancellationToken);
             }
         }
         finally
@@ -231,8 +234,9 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
     private async Task SendDsnsAsync(List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> failures, CancellationToken cancellationToken)
     {
         var now = queue.Time.GetUtcNow();
-        // No DSN about a DSN or to the null sender (RFC 3464 §2, RFC 5321 §4.5.5).
-        foreach (var message in failures.Where(f => !f.Record.IsDsn && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
+        // No DSN about a DSN or to the null sender (RFC 3464 §2, RFC 5321 §4.5.5), nor about a TLS report
+        // (its failures show in the next report, as in mox).
+        foreach (var message in failures.Where(f => !f.Record.IsDsn && !f.Record.IsTlsReport && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
         {
             var first = message.First().Record;
             try
@@ -259,6 +263,25 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 // The outcome is recorded; a lost DSN is logged, it does not undo the delivery result.
                 log.LogError(e, "Could not send a DSN for message {MessageId}", first.MessageId);
             }
+        }
+    }
+
+    private async Task RecordTlsResultsAsync(string domain, DeliveryOutcome outcome, bool onlyTlsReports, CancellationToken cancellationToken)
+    {
+        // Sessions that carried only TLS reports are not counted, so reports do not beget reports (as mox).
+        // Results through a smarthost say nothing about the recipient domain's policies and are not counted either.
+        if (tlsResults is null || onlyTlsReports)
+        {
+            return;
+        }
+        try
+        {
+            await tlsResults.RecordAsync(domain, outcome.RecipientDomainResult, outcome.HostResults, cancellationToken);
+        }
+        catch (global::Azure.RequestFailedException e)
+        {
+            // Statistics: a lost update is logged, it never fails or repeats a delivery.
+            log.LogWarning(e, "Could not record TLSRPT results for {Domain}", domain);
         }
     }
 

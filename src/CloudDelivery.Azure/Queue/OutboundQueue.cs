@@ -45,6 +45,9 @@ public sealed class SubmissionRequest
 
     /// <summary>The message is a DSN or report: its own failures produce no DSN.</summary>
     public bool IsDsn { get; init; }
+
+    /// <summary>The message is a TLSRPT report (RFC 8460 §5.3): no TLSRPT results about its delivery, no DSN.</summary>
+    public bool IsTlsReport { get; init; }
 }
 
 /// <summary>What was stored: the message id and an id per recipient.</summary>
@@ -166,6 +169,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 SmtpUtf8 = smtpUtf8,
                 TlsRequirement = requirement,
                 IsDsn = request.IsDsn,
+                IsTlsReport = request.IsTlsReport,
                 SubmittedAt = now,
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {body.StoredLength} bytes") }),

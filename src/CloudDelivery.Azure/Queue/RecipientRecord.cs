@@ -75,6 +75,9 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>The message is a DSN: failures do not produce further DSNs.</summary>
     public bool IsDsn { get; set; }
 
+    /// <summary>The message is a TLSRPT report: its deliveries are not counted in TLSRPT results and it gets no DSN (as mox).</summary>
+    public bool IsTlsReport { get; set; }
+
     public string State { get; set; } = RecipientState.Queued;
 
     public int Attempts { get; set; }

@@ -18,6 +18,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of recipient records (partition = recipient domain) and domain leases.</summary>
     public string RecipientsTable { get; set; } = "cdrecipients";
 
+    /// <summary>Table of TLSRPT results per UTC day (partition) and recipient domain, and report send marks.</summary>
+    public string TlsReportsTable { get; set; } = "cdtlsrpt";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -56,6 +59,7 @@ public sealed class OutboundStorage
         var queueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }, options);
         Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
         Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
+        TlsReports = new TableClient(options.ConnectionString, options.TlsReportsTable, tableOptions);
         WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
         Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
     }
@@ -78,6 +82,8 @@ public sealed class OutboundStorage
 
     public TableClient Recipients { get; }
 
+    public TableClient TlsReports { get; }
+
     public QueueClient WakeUps { get; }
 
     public QueueClient Poison { get; }
@@ -87,6 +93,7 @@ public sealed class OutboundStorage
     {
         await Bodies.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Recipients.CreateIfNotExistsAsync(cancellationToken);
+        await TlsReports.CreateIfNotExistsAsync(cancellationToken);
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Loopback.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
@@ -89,11 +91,33 @@ internal static class ServeCommand
         request.ContentType?.Split(';')[0].Trim(),
         request.Body);
 
-    /// <summary>Polls the wake-up queue and runs the sweeper while the host runs.</summary>
-    private sealed class WorkerService(WakeUpWorker worker) : BackgroundService
+    /// <summary>Polls the wake-up queue and runs the sweeper and the TLSRPT report timer while the host runs.</summary>
+    private sealed class WorkerService(WakeUpWorker worker, TlsRptReportSender reports, TimeProvider time, ILogger<WorkerService> log) : BackgroundService
     {
         protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken));
+            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken), SendReportsAsync(stoppingToken));
+
+        private async Task SendReportsAsync(CancellationToken stoppingToken)
+        {
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(TlsRptReportSender.NextRun(time.GetUtcNow()) - time.GetUtcNow(), time, stoppingToken);
+                    try
+                    {
+                        await reports.RunAsync(stoppingToken);
+                    }
+                    catch (Exception e) when (e is global::Azure.RequestFailedException or IOException)
+                    {
+                        log.LogError(e, "TLS report run failed; the next run retries");
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
     }
 }
 

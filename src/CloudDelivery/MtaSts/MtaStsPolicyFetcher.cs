@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using CloudDelivery.Addressing;
@@ -65,13 +64,13 @@ public sealed record MtaStsFetchResult(MtaStsPolicy? Policy, string? Text, MtaSt
 /// </summary>
 public sealed class MtaStsPolicyFetcher
 {
-    private readonly DnsResolver resolver;
+    private readonly ResolvingConnector connector;
     private readonly MtaStsFetchOptions options;
     private readonly TimeProvider time;
 
     public MtaStsPolicyFetcher(DnsResolver resolver, MtaStsFetchOptions options, TimeProvider? time = null)
     {
-        this.resolver = resolver;
+        connector = new ResolvingConnector(resolver, options.AddressPolicy);
         this.options = options;
         this.time = time ?? TimeProvider.System;
     }
@@ -134,7 +133,7 @@ public sealed class MtaStsPolicyFetcher
         {
             return Failed(MtaStsFetchFailure.FetchError, "cannot-fetch-policy", $"timed out after {options.Timeout.TotalSeconds:0} s");
         }
-        catch (HttpRequestException e) when (context.NoSuchHost)
+        catch (HttpRequestException e) when (context.Connect.NoSuchHost)
         {
             return Failed(MtaStsFetchFailure.NoPolicy, "no-policy-served", e.Message);
         }
@@ -145,8 +144,8 @@ public sealed class MtaStsPolicyFetcher
         }
         catch (HttpRequestException e)
         {
-            var reason = context.DnsError?.IsAuthenticationFailure == true ? context.DnsError.TlsRptReasonCode : "cannot-fetch-policy";
-            return Failed(MtaStsFetchFailure.FetchError, reason, context.ConnectError ?? e.Message);
+            var reason = context.Connect.DnsError?.IsAuthenticationFailure == true ? context.Connect.DnsError.TlsRptReasonCode : "cannot-fetch-policy";
+            return Failed(MtaStsFetchFailure.FetchError, reason, context.Connect.Error ?? e.Message);
         }
         catch (IOException e)
         {
@@ -165,41 +164,9 @@ public sealed class MtaStsPolicyFetcher
 
     private static MtaStsFetchResult Failed(MtaStsFetchFailure failure, string reasonCode, string error) => new(null, null, failure, error, reasonCode);
 
-    private async ValueTask<Stream> ConnectAsync(FetchContext state, SocketsHttpConnectionContext context, CancellationToken cancellationToken)
-    {
-        var lookup = await resolver.LookupAddressesAsync(context.DnsEndPoint.Host, cancellationToken);
-        if (lookup.NotFound)
-        {
-            state.NoSuchHost = true;
-            throw new HttpRequestException($"{context.DnsEndPoint.Host} does not exist");
-        }
-        if (lookup.Failed)
-        {
-            state.DnsError = lookup.ExtendedError;
-            state.ConnectError = $"resolving {context.DnsEndPoint.Host}: {lookup.Error}";
-            throw new HttpRequestException(state.ConnectError);
-        }
-        foreach (var address in lookup.Records)
-        {
-            if (options.AddressPolicy.Refusal(address) is { } refusal)
-            {
-                state.ConnectError = refusal;
-                continue;
-            }
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(new IPEndPoint(address, options.HttpsPort), cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                state.ConnectError = $"connecting to {address}: {e.Message}";
-            }
-        }
-        throw new HttpRequestException(state.ConnectError ?? $"no usable address for {context.DnsEndPoint.Host}");
-    }
+    private ValueTask<Stream> ConnectAsync(FetchContext state, SocketsHttpConnectionContext context, CancellationToken cancellationToken) =>
+        // The policy host's port is fixed (443, RFC 8461 §3.3), whatever the URL says; tests move it.
+        connector.ConnectAsync(context.DnsEndPoint.Host, options.HttpsPort, state.Connect, cancellationToken);
 
     private bool ValidateCertificate(FetchContext state, X509Certificate? certificate, X509Chain? chain)
     {
@@ -220,11 +187,7 @@ public sealed class MtaStsPolicyFetcher
     {
         public string Host { get; } = host;
 
-        public bool NoSuchHost { get; set; }
-
-        public ExtendedDnsError? DnsError { get; set; }
-
-        public string? ConnectError { get; set; }
+        public ConnectAttempt Connect { get; } = new();
 
         public PkixVerification? CertificateFailure { get; set; }
     }
