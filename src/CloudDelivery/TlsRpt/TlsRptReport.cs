@@ -59,13 +59,13 @@ public sealed class TlsRptReport
 
     /// <summary>The policy domain the report is about (not part of the JSON; it names the file and the mail).</summary>
     [JsonIgnore]
-    public required string PolicyDomain { get; init; }
+    public string PolicyDomain { get; private init; } = string.Empty;
 
     [JsonIgnore]
-    public required DateOnly Day { get; init; }
+    public DateOnly Day { get; private init; }
 
     [JsonIgnore]
-    public required string SubmitterDomain { get; init; }
+    public string SubmitterDomain { get; private init; } = string.Empty;
 
     /// <summary>The report of <paramref name="day"/> about <paramref name="policyDomain"/>, results with equal policies merged.</summary>
     public static TlsRptReport Create(TlsRptReporter reporter, string policyDomain, DateOnly day, IEnumerable<TlsRptResult> results)
@@ -103,6 +103,7 @@ public sealed class TlsRptReport
     }
 
     /// <summary>True when some session failed or some failure was noted.</summary>
+    [JsonIgnore]
     public bool HasFailures => Policies.Any(p => p.Summary.TotalFailureSessionCount > 0 || p.FailureDetails.Count > 0);
 
     /// <summary>The report as UTF-8 JSON.</summary>
@@ -123,6 +124,7 @@ public sealed class TlsRptReport
     /// The file name of RFC 8460 §5.3: submitter "!" policy-domain "!" begin "!" end ".json.gz", with the
     /// timestamps in seconds since the epoch.
     /// </summary>
+    [JsonIgnore]
     public string FileName
     {
         get

@@ -26,6 +26,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
             ConnectionString = ConnectionString,
             BodiesContainer = $"bodies{suffix}",
             RecipientsTable = $"recipients{suffix}".Replace("x", "X", StringComparison.Ordinal),
+            TlsReportsTable = $"tlsrpt{suffix}".Replace("x", "X", StringComparison.Ordinal),
             WakeUpQueue = $"wakeups{suffix}",
             PoisonQueue = $"poison{suffix}",
         });

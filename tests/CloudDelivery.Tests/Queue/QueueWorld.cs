@@ -1,6 +1,7 @@
 using System.Text;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using CloudDelivery.Tests.Delivery;
 using CloudDelivery.Tests.MtaSts;
@@ -18,7 +19,8 @@ public sealed class QueueWorld : IAsyncDisposable
         // No wake-up window: the tests drain the queue right after submitting, on a clock they move by hand.
         Queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero }, time);
         Engine = network.CreateEngine(time: time);
-        Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test");
+        TlsResults = new TlsRptResultStore(storage.TlsReports, time);
+        Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test", tlsResults: TlsResults);
     }
 
     public LoopbackWorld Network { get; }
@@ -32,6 +34,9 @@ public sealed class QueueWorld : IAsyncDisposable
     public DeliveryEngine Engine { get; }
 
     public DomainDeliveryHandler Handler { get; }
+
+    /// <summary>Where the handler records TLSRPT results.</summary>
+    public TlsRptResultStore TlsResults { get; }
 
     public static async Task<QueueWorld> StartAsync(AzuriteFixture azurite)
     {
