@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Delivery;
+using CloudDelivery.MtaSts;
 
 namespace CloudDelivery.Azure.Hosting;
 
@@ -28,6 +29,9 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>A relay for some or all senders; unset means direct delivery to MX hosts.</summary>
     public SmarthostConfiguration Smarthost { get; set; } = new();
+
+    /// <summary>The MTA-STS policy refresher (the cache itself is Storage:MtaStsTable).</summary>
+    public MtaStsRefreshOptions MtaSts { get; set; } = new();
 }
 
 /// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>

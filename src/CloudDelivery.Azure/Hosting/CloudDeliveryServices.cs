@@ -1,6 +1,8 @@
+using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Delivery;
+using CloudDelivery.MtaSts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -20,8 +22,14 @@ public static class CloudDeliveryServices
         services.AddSingleton(p =>
         {
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
-            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
+            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), policyStore: p.GetRequiredService<IMtaStsPolicyStore>(), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
         });
+        services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
+        services.AddSingleton(p => new MtaStsPolicyRefresher(
+            p.GetRequiredService<DeliveryEngine>().MtaSts,
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.MtaSts,
+            p.GetRequiredService<TimeProvider>(),
+            p.GetService<ILogger<MtaStsPolicyRefresher>>()));
         services.AddSingleton(p => new DomainDeliveryHandler(
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DeliveryEngine>(),

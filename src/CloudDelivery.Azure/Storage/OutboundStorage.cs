@@ -18,6 +18,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of recipient records (partition = recipient domain) and domain leases.</summary>
     public string RecipientsTable { get; set; } = "cdrecipients";
 
+    /// <summary>Table of cached MTA-STS policies (partition = recipient domain).</summary>
+    public string MtaStsTable { get; set; } = "cdmtasts";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -57,6 +60,7 @@ public sealed class OutboundStorage
         Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
         Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
         WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
+        MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
         Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
     }
 
@@ -80,14 +84,18 @@ public sealed class OutboundStorage
 
     public QueueClient WakeUps { get; }
 
+    /// <summary>The MTA-STS policy cache (see TableMtaStsPolicyStore).</summary>
+    public TableClient MtaStsPolicies { get; }
+
     public QueueClient Poison { get; }
 
-    /// <summary>Creates the container, table and queues if they do not exist (idempotent).</summary>
+    /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
         await Bodies.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Recipients.CreateIfNotExistsAsync(cancellationToken);
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
     }
 }
