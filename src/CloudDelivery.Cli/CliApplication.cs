@@ -32,6 +32,7 @@ public static class CliApplication
             SendCommand.Create(output),
             StatusCommand.Create(output),
             QueueCommand.Create(output),
+            PolicyCommand.Create(output),
         };
         var configuration = new InvocationConfiguration { Output = output, Error = error };
         return await root.Parse(args).InvokeAsync(configuration);
