@@ -19,6 +19,9 @@ public sealed class TableMtaStsPolicyStore(TableClient table) : IMtaStsPolicySto
     private const int ChunkChars = 30_000;
     private const int MaxChunks = 8;
 
+    // The MX column is a summary for people; the full list is in the policy text.
+    private const int MaxMxColumnChars = 4_000;
+
     // Edm.DateTime cannot hold dates before 1601.
     private static readonly DateTimeOffset EarliestStorable = new(1601, 1, 2, 0, 0, 0, TimeSpan.Zero);
 
@@ -113,7 +116,8 @@ public sealed class TableMtaStsPolicyStore(TableClient table) : IMtaStsPolicySto
         {
             entity["Mode"] = parsed.Mode.ToString().ToLowerInvariant();
             entity["MaxAgeSeconds"] = (long)parsed.MaxAge.TotalSeconds;
-            entity["Mx"] = string.Join(' ', parsed.MxHostPatterns);
+            var mx = string.Join(' ', parsed.MxHostPatterns);
+            entity["Mx"] = mx.Length <= MaxMxColumnChars ? mx : mx[..MaxMxColumnChars] + " ...";
         }
         return entity;
     }
