@@ -10,6 +10,7 @@ using CloudDelivery.MtaSts;
 using CloudDelivery.Tests.Delivery;
 using CloudDelivery.Tests.Queue;
 using CloudDelivery.TlsRpt;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Tests.MtaSts;
 
@@ -312,6 +313,42 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
         await store.PutAsync(Entry("timer.example", lastUsed: time.GetUtcNow() - TimeSpan.FromDays(200)), CancellationToken.None);
         await new MtaStsFunctions(Refresher(Provider())).RefreshMtaStsPolicies(new Microsoft.Azure.Functions.Worker.TimerInfo(), CancellationToken.None);
         Assert.Null(await store.GetAsync(Domain.Parse("timer.example"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Refresher_spreads_its_fetches_over_the_run()
+    {
+        var now = time.GetUtcNow();
+        foreach (var name in new[] { "spread1.example", "spread2.example", "spread3.example" })
+        {
+            world.PublishMtaSts(name, "enforce", ["mx." + name]);
+            await store.PutAsync(Entry(name, validUntil: now + TimeSpan.FromHours(1)), CancellationToken.None);
+        }
+        // Real delays (ManualTimeProvider has no timers); three slots of 200 ms, the last starting at 400 ms.
+        var refresher = new MtaStsPolicyRefresher(Provider(), new MtaStsRefreshOptions { Spread = TimeSpan.FromMilliseconds(600) }, TimeProvider.System);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var summary = await refresher.RefreshAsync(TimeSpan.FromHours(6), CancellationToken.None);
+
+        Assert.Equal(3, summary.Refreshed);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(390), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Hosts_cache_policies_in_the_configured_table_and_run_the_refresher()
+    {
+        await using var app = CloudDelivery.Cli.Commands.ServeCommand.Build("http://127.0.0.1:0", new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
+            ["CloudDelivery:Storage:MtaStsTable"] = storage.Options.MtaStsTable,
+            ["CloudDelivery:MtaSts:Interval"] = "03:00:00",
+        });
+
+        var engine = app.Services.GetRequiredService<CloudDelivery.Delivery.DeliveryEngine>();
+        var tableStore = Assert.IsType<TableMtaStsPolicyStore>(engine.MtaSts.Store);
+        Assert.Equal(storage.Options.MtaStsTable, tableStore.Table.Name);
+        Assert.Equal(TimeSpan.FromHours(3), app.Services.GetRequiredService<MtaStsPolicyRefresher>().Options.Interval);
+        Assert.Contains(app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>(), s => s.GetType().Name == "MtaStsRefreshService");
     }
 
     [Fact]
