@@ -41,7 +41,7 @@ public sealed class TableMtaStsPolicyStore(TableClient table) : IMtaStsPolicySto
     }
 
     public Task PutAsync(CachedMtaStsPolicy policy, CancellationToken cancellationToken) =>
-        WithTableAsync(() => table.UpsertEntityAsync(ToEntity(policy), TableUpdateMode.Replace, cancellationToken));
+        WithTableAsync(() => table.UpsertEntityAsync(ToEntity(policy), TableUpdateMode.Replace, cancellationToken), cancellationToken);
 
     public async Task TouchAsync(string domain, DateTimeOffset lastUsed, CancellationToken cancellationToken)
     {
@@ -77,7 +77,7 @@ public sealed class TableMtaStsPolicyStore(TableClient table) : IMtaStsPolicySto
     }
 
     /// <summary>Runs a write, creating the table first when it does not exist yet (a host that skipped EnsureCreated).</summary>
-    private async Task WithTableAsync(Func<Task<Response>> write)
+    private async Task WithTableAsync(Func<Task<Response>> write, CancellationToken cancellationToken)
     {
         try
         {
@@ -85,7 +85,7 @@ public sealed class TableMtaStsPolicyStore(TableClient table) : IMtaStsPolicySto
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
-            await table.CreateIfNotExistsAsync();
+            await table.CreateIfNotExistsAsync(cancellationToken);
             await write();
         }
     }

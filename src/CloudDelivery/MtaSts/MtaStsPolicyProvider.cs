@@ -86,7 +86,11 @@ public sealed class MtaStsPolicyProvider
             if (refreshed.Policy is null)
             {
                 var detail = refreshed.ToFailureDetails()! with { FailureReasonCode = refreshed.FailureReasonCode + "+fallback-to-cached-policy" };
-                await store.PutAsync(cached with { LastError = refreshed.Error }, cancellationToken);
+                if (cached.LastError != refreshed.Error)
+                {
+                    // Only a new error is worth a write; the same one again would cost a write per message.
+                    await store.PutAsync(cached with { LastError = refreshed.Error }, cancellationToken);
+                }
                 return new MtaStsLookup(cachedPolicy, StsResult(domain, cachedPolicy, detail), null);
             }
             await StoreAsync(domain, record.Record.Id, refreshed, now, cancellationToken);

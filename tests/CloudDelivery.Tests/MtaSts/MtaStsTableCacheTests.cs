@@ -201,6 +201,14 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
         Assert.Equal("one", stored!.RecordId);
         Assert.False(string.IsNullOrEmpty(stored.LastError));
         Assert.False(stored.Backoff);
+
+        // The same failure on the next message: fetched again, but nothing new to write.
+        var before = storage.Counter.Count;
+        var requests = world.MtaSts.RequestCount;
+        var again = await Provider().GetAsync(domain, CancellationToken.None);
+        Assert.True(again.Policy!.Matches(Domain.Parse("mx1.keep.example")));
+        Assert.Equal(requests + 1, world.MtaSts.RequestCount);
+        Assert.Equal(1, storage.Counter.Count - before);
     }
 
     [Fact]
