@@ -33,6 +33,7 @@ public static class CliApplication
             StatusCommand.Create(output),
             QueueCommand.Create(output),
             TlsRptCommand.Create(output),
+            PolicyCommand.Create(output),
         };
         var configuration = new InvocationConfiguration { Output = output, Error = error };
         return await root.Parse(args).InvokeAsync(configuration);

@@ -4,6 +4,7 @@ using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
+using CloudDelivery.MtaSts;
 
 namespace CloudDelivery.Azure.Hosting;
 
@@ -32,6 +33,9 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>TLSRPT (RFC 8460): recording results and sending daily reports.</summary>
     public TlsRptOptions TlsRpt { get; set; } = new();
+
+    /// <summary>The MTA-STS policy refresher (the cache itself is Storage:MtaStsTable).</summary>
+    public MtaStsRefreshOptions MtaSts { get; set; } = new();
 }
 
 /// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>

@@ -1,7 +1,9 @@
+using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
+using CloudDelivery.MtaSts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -21,9 +23,15 @@ public static class CloudDeliveryServices
         services.AddSingleton(p =>
         {
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
-            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
+            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), policyStore: p.GetRequiredService<IMtaStsPolicyStore>(), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
         });
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
+        services.AddSingleton(p => new MtaStsPolicyRefresher(
+            p.GetRequiredService<DeliveryEngine>().MtaSts,
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.MtaSts,
+            p.GetRequiredService<TimeProvider>(),
+            p.GetService<ILogger<MtaStsPolicyRefresher>>()));
         services.AddSingleton(p => new DomainDeliveryHandler(
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DeliveryEngine>(),

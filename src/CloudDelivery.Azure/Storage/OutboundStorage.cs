@@ -21,6 +21,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of TLSRPT results per UTC day (partition) and recipient domain, and report send marks.</summary>
     public string TlsReportsTable { get; set; } = "cdtlsrpt";
 
+    /// <summary>Table of cached MTA-STS policies (partition = recipient domain).</summary>
+    public string MtaStsTable { get; set; } = "cdmtasts";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -61,6 +64,7 @@ public sealed class OutboundStorage
         Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
         TlsReports = new TableClient(options.ConnectionString, options.TlsReportsTable, tableOptions);
         WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
+        MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
         Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
     }
 
@@ -86,9 +90,12 @@ public sealed class OutboundStorage
 
     public QueueClient WakeUps { get; }
 
+    /// <summary>The MTA-STS policy cache (see TableMtaStsPolicyStore).</summary>
+    public TableClient MtaStsPolicies { get; }
+
     public QueueClient Poison { get; }
 
-    /// <summary>Creates the container, table and queues if they do not exist (idempotent).</summary>
+    /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
         await Bodies.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
@@ -96,5 +103,6 @@ public sealed class OutboundStorage
         await TlsReports.CreateIfNotExistsAsync(cancellationToken);
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
     }
 }

@@ -4,6 +4,7 @@ using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Loopback.Storage;
+using CloudDelivery.MtaSts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -66,6 +67,7 @@ internal static class ServeCommand
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
         builder.Services.AddCloudDelivery(builder.Configuration);
         builder.Services.AddHostedService<WorkerService>();
+        builder.Services.AddHostedService<MtaStsRefreshService>();
         var app = builder.Build();
         app.MapPost("/api/messages", async (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
         {
@@ -118,6 +120,12 @@ internal static class ServeCommand
             {
             }
         }
+    }
+
+    /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>
+    private sealed class MtaStsRefreshService(MtaStsPolicyRefresher refresher) : BackgroundService
+    {
+        protected override Task ExecuteAsync(CancellationToken stoppingToken) => refresher.RunAsync(stoppingToken);
     }
 }
 

@@ -21,6 +21,9 @@ public sealed class MtaStsPolicyProvider
     /// <summary>After a failed fetch without a cached policy, how long to wait before fetching again.</summary>
     public static readonly TimeSpan FetchBackoff = TimeSpan.FromMinutes(5);
 
+    /// <summary>A lookup writes <see cref="CachedMtaStsPolicy.LastUsed"/> only when the stored value is at least this old.</summary>
+    public static readonly TimeSpan LastUsedResolution = TimeSpan.FromHours(1);
+
     private readonly DnsResolver resolver;
     private readonly MtaStsPolicyFetcher fetcher;
     private readonly IMtaStsPolicyStore store;
@@ -47,8 +50,14 @@ public sealed class MtaStsPolicyProvider
         }
         if (cached is not null)
         {
-            cached = cached with { LastUsed = now };
-            await store.PutAsync(cached, cancellationToken);
+            // LastUsed only decides which entries the refresher keeps (unused for 180 days → deleted), so
+            // an hour's resolution is plenty; writing it on every lookup would cost a storage write per
+            // domain per delivery run.
+            if (now - cached.LastUsed >= LastUsedResolution)
+            {
+                await store.TouchAsync(cached.Domain, now, cancellationToken);
+                cached = cached with { LastUsed = now };
+            }
             if (cached.Backoff)
             {
                 return new MtaStsLookup(null, StsResult(domain, null, new TlsRptFailureDetails { ResultType = TlsRptResultType.StsPolicyFetchError, FailureReasonCode = "back-off-after-recent-fetch-error" }), null);
@@ -77,7 +86,11 @@ public sealed class MtaStsPolicyProvider
             if (refreshed.Policy is null)
             {
                 var detail = refreshed.ToFailureDetails()! with { FailureReasonCode = refreshed.FailureReasonCode + "+fallback-to-cached-policy" };
-                await store.PutAsync(cached with { LastError = refreshed.Error }, cancellationToken);
+                if (cached.LastError != refreshed.Error)
+                {
+                    // Only a new error is worth a write; the same one again would cost a write per message.
+                    await store.PutAsync(cached with { LastError = refreshed.Error }, cancellationToken);
+                }
                 return new MtaStsLookup(cachedPolicy, StsResult(domain, cachedPolicy, detail), null);
             }
             await StoreAsync(domain, record.Record.Id, refreshed, now, cancellationToken);
@@ -118,31 +131,45 @@ public sealed class MtaStsPolicyProvider
         return new MtaStsLookup(fetched.Policy, PolicyResult(domain, fetched.Policy), null);
     }
 
-    /// <summary>Fetches the policy now regardless of the cache and stores it (the refresh timer's and CLI's path).</summary>
+    /// <summary>
+    /// Fetches the policy now regardless of the cache and stores it (the refresh timer's and CLI's path).
+    /// A failure leaves a cached policy in force until it expires (RFC 8461 §5.1) and is recorded as its
+    /// <see cref="CachedMtaStsPolicy.LastError"/>; without a cached entry nothing is stored. A refresh is not a
+    /// use: the entry keeps its <see cref="CachedMtaStsPolicy.LastUsed"/>, so refreshing never keeps an
+    /// unused domain alive.
+    /// </summary>
     public async Task<MtaStsFetchResult> RefreshAsync(Domain domain, CancellationToken cancellationToken)
     {
+        var now = time.GetUtcNow();
+        var cached = await store.GetAsync(domain, cancellationToken);
         var record = await LookupRecordAsync(domain, cancellationToken);
-        if (record.Record is null)
-        {
-            return new MtaStsFetchResult(null, null, MtaStsFetchFailure.NoPolicy, record.Error, record.ReasonCode);
-        }
-        var fetched = await fetcher.FetchAsync(domain, cancellationToken);
+        var fetched = record.Record is null
+            ? new MtaStsFetchResult(null, null, MtaStsFetchFailure.NoPolicy, record.Error, record.ReasonCode)
+            : await fetcher.FetchAsync(domain, cancellationToken);
         if (fetched.Policy is not null)
         {
-            await StoreAsync(domain, record.Record.Id, fetched, time.GetUtcNow(), cancellationToken);
+            await StoreAsync(domain, record.Record!.Id, fetched, now, cached?.LastUsed ?? now, cancellationToken);
+        }
+        else if (cached is not null)
+        {
+            await store.PutAsync(cached with { LastError = fetched.Error ?? fetched.FailureReasonCode }, cancellationToken);
         }
         return fetched;
     }
 
     private Task StoreAsync(Domain domain, string recordId, MtaStsFetchResult fetched, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoreAsync(domain, recordId, fetched, now, now, cancellationToken);
+
+    private Task StoreAsync(Domain domain, string recordId, MtaStsFetchResult fetched, DateTimeOffset now, DateTimeOffset lastUsed, CancellationToken cancellationToken) =>
         store.PutAsync(new CachedMtaStsPolicy
         {
             Domain = domain.Ascii,
             RecordId = recordId,
             PolicyText = fetched.Text!,
             FetchedAt = now,
+            // RFC 8461 §3.2: max_age is how long the policy may be cached, counted from the fetch.
             ValidUntil = now + fetched.Policy!.MaxAge,
-            LastUsed = now,
+            LastUsed = lastUsed,
         }, cancellationToken);
 
     private async Task<RecordLookup> LookupRecordAsync(Domain domain, CancellationToken cancellationToken)

@@ -36,8 +36,9 @@ public sealed record CachedMtaStsPolicy
 }
 
 /// <summary>
-/// Where cached MTA-STS policies live. The engine needs only get and put; the Table Storage implementation
-/// and the refresh timer build on the same records.
+/// Where cached MTA-STS policies live. The engine needs get, put and touch; the refresh timer and the CLI
+/// also list and delete. Several workers share one store: writes are upserts, the last writer wins (it is a
+/// cache; every writer writes what it just fetched), and no write fails because another got there first.
 /// </summary>
 public interface IMtaStsPolicyStore
 {
@@ -46,6 +47,18 @@ public interface IMtaStsPolicyStore
 
     /// <summary>Inserts or replaces the entry of its domain.</summary>
     Task PutAsync(CachedMtaStsPolicy policy, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sets only <see cref="CachedMtaStsPolicy.LastUsed"/> of an existing entry; nothing happens when there
+    /// is none. Only that field is written, so a touch never undoes a policy another worker just stored.
+    /// </summary>
+    Task TouchAsync(string domain, DateTimeOffset lastUsed, CancellationToken cancellationToken);
+
+    /// <summary>Every entry, in no particular order.</summary>
+    IAsyncEnumerable<CachedMtaStsPolicy> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>Removes the entry of <paramref name="domain"/>, if there is one.</summary>
+    Task DeleteAsync(string domain, CancellationToken cancellationToken);
 }
 
 /// <summary>A process-local policy cache, for the CLI, tests and single-instance hosts.</summary>
@@ -59,6 +72,31 @@ public sealed class InMemoryMtaStsPolicyStore : IMtaStsPolicyStore
     public Task PutAsync(CachedMtaStsPolicy policy, CancellationToken cancellationToken)
     {
         entries[policy.Domain] = policy;
+        return Task.CompletedTask;
+    }
+
+    public Task TouchAsync(string domain, DateTimeOffset lastUsed, CancellationToken cancellationToken)
+    {
+        // Compare-and-swap so a concurrent put is never overwritten with the older policy.
+        while (entries.TryGetValue(domain, out var current) && !entries.TryUpdate(domain, current with { LastUsed = lastUsed }, current))
+        {
+        }
+        return Task.CompletedTask;
+    }
+
+    public async IAsyncEnumerable<CachedMtaStsPolicy> ListAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var entry in entries.Values.ToArray())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return entry;
+        }
+        await Task.CompletedTask;
+    }
+
+    public Task DeleteAsync(string domain, CancellationToken cancellationToken)
+    {
+        entries.TryRemove(domain, out _);
         return Task.CompletedTask;
     }
 

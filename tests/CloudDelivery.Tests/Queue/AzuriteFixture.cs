@@ -29,6 +29,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
             TlsReportsTable = $"tlsrpt{suffix}".Replace("x", "X", StringComparison.Ordinal),
             WakeUpQueue = $"wakeups{suffix}",
             PoisonQueue = $"poison{suffix}",
+            MtaStsTable = $"mtasts{suffix}".Replace("x", "X", StringComparison.Ordinal),
         });
         await storage.EnsureCreatedAsync(CancellationToken.None);
         return storage;
