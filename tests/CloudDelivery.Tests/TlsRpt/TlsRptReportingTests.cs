@@ -139,10 +139,18 @@ public class TlsRptReportingTests(AzuriteFixture azurite)
         Assert.Empty(TlsRptSchema.Errors(loud.Report.ToJson()));
         Assert.Equal(["mailto:tls@reports.loopback.test"], loud.Destinations.Select(d => d.Destination));
 
-        await sender.SendDayAsync(day, dryRun: false, CancellationToken.None);
+        // The Functions timer, the next day: the report goes out.
+        world.Time.Advance(TimeSpan.FromDays(1));
+        await new CloudDelivery.Functions.TlsRptFunctions(sender).SendTlsReports(new Microsoft.Azure.Functions.Worker.TimerInfo(), CancellationToken.None);
         await world.DrainAsync();
         var mail = MimeMessage.Load(new MemoryStream(Assert.Single(reportsMx.Messages).Data));
         Assert.Equal("loud.loopback.test", mail.Headers["TLS-Report-Domain"]);
+
+        // Past retention the day's results are deleted.
+        world.Time.Advance(TimeSpan.FromDays(4));
+        await sender.RunAsync(CancellationToken.None);
+        Assert.Empty(await world.TlsResults.ListAsync(day, CancellationToken.None));
+        Assert.Single(reportsMx.Messages);
     }
 
     private static byte[] ParseReport(MimeMessage message)
