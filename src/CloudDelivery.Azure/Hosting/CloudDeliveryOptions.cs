@@ -28,6 +28,9 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>A relay for some or all senders; unset means direct delivery to MX hosts.</summary>
     public SmarthostConfiguration Smarthost { get; set; } = new();
+
+    /// <summary>DKIM signing keys per From domain; private keys as Key Vault references in Azure.</summary>
+    public DkimConfiguration Dkim { get; set; } = new();
 }
 
 /// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>
