@@ -67,7 +67,7 @@ public sealed class DkimMessageSigner
     public DkimKey? KeyFor(ReadOnlyMemory<byte> messageStart)
     {
         using var stream = AsStream(messageStart);
-        return ReadHeaderSection(stream, out _) is { } section ? KeyFor(Parse(section)) : null;
+        return ReadHeaderSection(stream, out _) is { } section && Parse(section) is { } parsed ? KeyFor(parsed) : null;
     }
 
     /// <summary>Signs a message held in memory.</summary>
@@ -94,8 +94,7 @@ public sealed class DkimMessageSigner
         {
             return null;
         }
-        var parsed = Parse(section);
-        if (KeyFor(parsed) is not { } key)
+        if (Parse(section) is not { } parsed || KeyFor(parsed) is not { } key)
         {
             return null;
         }
@@ -156,10 +155,21 @@ public sealed class DkimMessageSigner
         return domains is [{ } ascii] && keys.TryGetValue(ascii, out var key) ? key : null;
     }
 
-    private static MimeMessage Parse(byte[] headerSection)
+    /// <summary>
+    /// The parsed header section; null when MimeKit finds none (the message does not start with a header
+    /// field, RFC 5322 §2.2). Such a message is sent unsigned rather than refused: it is the sender's.
+    /// </summary>
+    private static MimeMessage? Parse(byte[] headerSection)
     {
         using var stream = new MemoryStream(headerSection, writable: false);
-        return MimeMessage.Load(stream);
+        try
+        {
+            return MimeMessage.Load(stream);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

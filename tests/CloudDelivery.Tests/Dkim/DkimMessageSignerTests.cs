@@ -153,6 +153,22 @@ public class DkimMessageSignerTests
     }
 
     [Theory]
+    [InlineData("\r\nFrom: sender@signed.example\r\n\r\nno header section\r\n", false)]
+    [InlineData("not a header line\r\nFrom: sender@signed.example\r\n\r\nbody\r\n", false)]
+    [InlineData(" From: sender@signed.example\r\n\r\nbody\r\n", false)]
+    [InlineData("From: <@>\r\n\r\nbody\r\n", false)]
+    [InlineData("From: sender@signed.example\r\n", true)]
+    public void Malformed_messages_are_left_unsigned_without_failing(string message, bool expectSignature)
+    {
+        var signer = new DkimMessageSigner([DkimTestKey.Rsa("signed.example").ToKey()]);
+
+        var header = signer.Sign(Encoding.ASCII.GetBytes(message));
+
+        Assert.Equal(expectSignature, header is not null);
+        Assert.Equal(expectSignature, signer.KeyFor(Encoding.ASCII.GetBytes(message)) is not null);
+    }
+
+    [Theory]
     [InlineData("From: Sender <Someone@SIGNED.Example>\r\n", "signed.example")]
     [InlineData("From: a@xn--bcher-kva.example\r\n", "xn--bcher-kva.example")]
     [InlineData("From: a@bücher.example\r\n", "xn--bcher-kva.example")]
