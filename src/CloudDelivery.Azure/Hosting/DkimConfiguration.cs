@@ -77,9 +77,17 @@ public sealed class DkimKeyConfiguration
         {
             throw new FormatException($"{path}:Domain is required");
         }
+        if (!CloudDelivery.Addressing.Domain.TryParse(Domain, out _, out var domainError))
+        {
+            throw new FormatException($"{path}:Domain '{Domain}' is invalid: {domainError}");
+        }
         if (string.IsNullOrWhiteSpace(Selector))
         {
             throw new FormatException($"{path}:Selector is required");
+        }
+        if (!DkimKey.IsValidSelector(Selector.Trim()))
+        {
+            throw new FormatException($"{path}:Selector '{Selector}' is invalid: letters, digits and hyphens in dot-separated labels (RFC 6376 §3.1)");
         }
         if (!DkimKey.TryParseAlgorithm(Algorithm, out var algorithm))
         {
@@ -92,7 +100,7 @@ public sealed class DkimKeyConfiguration
         }
         catch (FormatException e)
         {
-            throw new FormatException($"{path}: {setting} for {Domain}: {e.Message}", e);
+            throw new FormatException($"{path}:{setting} ({Domain}): {e.Message}", e);
         }
     }
 

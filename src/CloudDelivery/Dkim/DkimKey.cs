@@ -75,8 +75,7 @@ public sealed class DkimKey
             throw new FormatException($"invalid DKIM domain: {error}");
         }
         selector = selector?.Trim() ?? string.Empty;
-        // RFC 6376 §3.1: a selector is one or more dot-separated sub-domain labels (letters, digits, hyphens).
-        if (selector.Length == 0 || selector.Split('.').Any(label => label.Length == 0 || label.Length > 63 || !label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-')))
+        if (!IsValidSelector(selector))
         {
             throw new FormatException($"invalid DKIM selector '{selector}'");
         }
@@ -111,6 +110,10 @@ public sealed class DkimKey
         }
         return new DkimKey(parsed, selector, algorithm, key);
     }
+
+    /// <summary>RFC 6376 §3.1: a selector is one or more dot-separated sub-domain labels (letters, digits, hyphens).</summary>
+    public static bool IsValidSelector(string? selector) =>
+        !string.IsNullOrEmpty(selector) && selector.Split('.').All(label => label.Length is > 0 and <= 63 && label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
 
     private static string KeyKind(AsymmetricKeyParameter key) => key switch
     {

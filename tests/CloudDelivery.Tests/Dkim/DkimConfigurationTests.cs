@@ -53,7 +53,10 @@ public class DkimConfigurationTests
 
     [Theory]
     [InlineData("Algorithm", "rsa-sha1", "CloudDelivery:Dkim:Keys:0:Algorithm 'rsa-sha1' is not supported")]
-    [InlineData("PrivateKeyPem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "CloudDelivery:Dkim:Keys:0: PrivateKeyPem for signed.example")]
+    [InlineData("PrivateKeyPem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "CloudDelivery:Dkim:Keys:0:PrivateKeyPem (signed.example): no readable private key")]
+    [InlineData("Algorithm", "ed25519-sha256", "CloudDelivery:Dkim:Keys:0:PrivateKeyPem (signed.example): the private key is an RSA key, which does not suit ed25519-sha256")]
+    [InlineData("Domain", "not a domain!", "CloudDelivery:Dkim:Keys:0:Domain 'not a domain!' is invalid")]
+    [InlineData("Selector", "bad selector", "CloudDelivery:Dkim:Keys:0:Selector 'bad selector' is invalid")]
     [InlineData("PrivateKeyPem", "@Microsoft.KeyVault(SecretUri=https://vault.vault.azure.net/secrets/dkim)", "CloudDelivery:Dkim:Keys:0:PrivateKeyPem is an unresolved Key Vault reference")]
     [InlineData("PrivateKeyFile", "/nonexistent/dkim.pem", "CloudDelivery:Dkim:Keys:0:PrivateKeyFile /nonexistent/dkim.pem cannot be read")]
     [InlineData("Selector", "", "CloudDelivery:Dkim:Keys:0:Selector is required")]
