@@ -204,6 +204,40 @@ public class DkimMessageSignerTests
     }
 
     [Fact]
+    public async Task Signing_a_large_file_takes_memory_independent_of_its_size()
+    {
+        var key = DkimTestKey.Ed25519("signed.example");
+        var signer = new DkimMessageSigner([key.ToKey()]);
+        var path = Path.GetTempFileName();
+        try
+        {
+            await using (var file = File.Create(path))
+            {
+                await file.WriteAsync(Encoding.ASCII.GetBytes("From: sender@signed.example\r\nSubject: big\r\n\r\n"));
+                var line = Encoding.ASCII.GetBytes(new string('x', 998) + "\r\n");
+                for (var i = 0; i < 20_000; i++)
+                {
+                    await file.WriteAsync(line);
+                }
+            }
+            await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read);
+            signer.Sign(stream); // warm-up: MimeKit's and BouncyCastle's one-time initialisation
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var header = signer.Sign(stream);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+            Assert.NotNull(header);
+            Assert.True(allocated < 2_000_000, $"signing a {stream.Length} byte file allocated {allocated} bytes");
+            Assert.True(await DkimTestKey.VerifyAsync([.. header, .. await File.ReadAllBytesAsync(path)], key));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public async Task Configured_header_list_replaces_the_default()
     {
         var key = DkimTestKey.Rsa("signed.example");
