@@ -36,6 +36,9 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>The MTA-STS policy refresher (the cache itself is Storage:MtaStsTable).</summary>
     public MtaStsRefreshOptions MtaSts { get; set; } = new();
+
+    /// <summary>DKIM signing keys per From domain; private keys as Key Vault references in Azure.</summary>
+    public DkimConfiguration Dkim { get; set; } = new();
 }
 
 /// <summary>Smarthost settings in bindable form. Keep the password in Key Vault (a secret reference).</summary>

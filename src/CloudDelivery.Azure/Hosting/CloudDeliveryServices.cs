@@ -19,7 +19,14 @@ public static class CloudDeliveryServices
         services.Configure<CloudDeliveryOptions>(configuration.GetSection(CloudDeliveryOptions.SectionName));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(p => new OutboundStorage(p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage));
-        services.AddSingleton(p => new OutboundQueue(p.GetRequiredService<OutboundStorage>(), p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue, p.GetRequiredService<TimeProvider>()));
+        // Bad DKIM settings stop the host at start-up, naming the setting.
+        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
+        services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
+        services.AddSingleton(p => new OutboundQueue(
+            p.GetRequiredService<OutboundStorage>(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
+            p.GetRequiredService<TimeProvider>(),
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner()));
         services.AddSingleton(p =>
         {
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;

@@ -5,6 +5,7 @@ using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Delivery;
+using CloudDelivery.Dkim;
 
 namespace CloudDelivery.Azure.Queue;
 
@@ -86,9 +87,10 @@ public sealed class OutboundQueueOptions
 /// <summary>
 /// The durable queue's storage operations: accepting messages (body blob, recipient records, wake-ups)
 /// and reading and writing records and leases. Submissions are the one way in, for HTTP and in-process
-/// callers alike.
+/// callers alike. With <paramref name="dkim"/>, every submission whose From domain has a key, DSNs
+/// included, is stored DKIM-signed.
 /// </summary>
-public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions options, TimeProvider? time = null)
+public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions options, TimeProvider? time = null, DkimMessageSigner? dkim = null)
 {
     /// <summary>Bodies up to this size are uploaded in one request; larger ones are streamed in blocks.</summary>
     private const int SingleUploadLimit = 4 * 1024 * 1024;
@@ -101,6 +103,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     public OutboundQueueOptions Options => options;
 
     public TimeProvider Time => clock;
+
+    /// <summary>The DKIM signer applied at submission; null when nothing is signed.</summary>
+    public DkimMessageSigner? Dkim => dkim;
 
     /// <summary>
     /// Validates and stores a message: the body once in Blob Storage, one record per recipient in the
@@ -134,14 +139,43 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty");
         }
         var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
+        // The DKIM signature (RFC 6376) goes in front of the normalised bytes and is computed over exactly
+        // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
+        byte[] signature = [];
         byte[]? inline = null;
-        if (headLength <= options.InlineBodyLimit && singleDomain)
+        if (headLength <= SingleUploadLimit)
         {
-            inline = head[..headLength];
+            // The whole message is in memory: sign it there.
+            signature = dkim?.Sign(head.AsMemory(0, headLength)) ?? [];
+            var stored = signature.Length == 0 ? head.AsMemory(0, headLength) : (byte[])[.. signature, .. head.AsSpan(0, headLength)];
+            if (stored.Length <= options.InlineBodyLimit && singleDomain)
+            {
+                inline = stored.ToArray();
+            }
+            else
+            {
+                await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(stored), cancellationToken);
+            }
         }
-        else if (headLength <= SingleUploadLimit)
+        else if (dkim?.KeyFor(head.AsMemory(0, headLength)) is not null)
         {
-            await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(head.AsMemory(0, headLength)), cancellationToken);
+            // Too large to hold, and to be signed: the body hash needs all of it before the signature, which
+            // goes first, can be written. Spool the normalised message to a temporary file (memory stays
+            // flat), sign from there, then upload the signature followed by the file.
+            await using var spool = new FileStream(
+                Path.Combine(Path.GetTempPath(), $"clouddelivery-{messageId}.eml"),
+                FileMode.CreateNew,
+                FileAccess.ReadWrite,
+                FileShare.None,
+                81920,
+                FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+            await spool.WriteAsync(head.AsMemory(0, headLength), cancellationToken);
+            await body.CopyToAsync(spool, cancellationToken);
+            await spool.FlushAsync(cancellationToken);
+            signature = dkim.Sign(spool) ?? [];
+            spool.Position = 0;
+            using var whole = new ConcatenatedStream(new MemoryStream(signature, writable: false), spool);
+            await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
         }
         else
         {
@@ -149,6 +183,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             using var whole = new ConcatenatedStream(new MemoryStream(head, 0, headLength), body);
             await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
         }
+        // What is stored, signature included: the length the body is read and sent with. The limit applies
+        // to the submitted message; our own signature may take it a few hundred bytes beyond.
+        var storedLength = body.StoredLength + signature.Length;
 
         var requirement = request.RequireTls ? "requiretls" : request.TlsRequiredNo || body.TlsRequiredNo ? "tls-required-no" : "default";
         var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
@@ -164,7 +201,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 Recipient = recipient.ToString(),
                 Body = inline is null ? messageId : RecipientRecord.InlineBodyMarker,
                 InlineBody = index == 0 ? inline : null,
-                BodySize = body.StoredLength,
+                BodySize = storedLength,
                 Has8Bit = body.Has8Bit,
                 SmtpUtf8 = smtpUtf8,
                 TlsRequirement = requirement,
@@ -172,7 +209,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 IsTlsReport = request.IsTlsReport,
                 SubmittedAt = now,
                 NextAttemptAt = now,
-                Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {body.StoredLength} bytes") }),
+                Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),
             }).ToList();
             if (records.Count == 1)
             {
@@ -190,7 +227,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
-        return new SubmissionResult(messageId, body.StoredLength, submitted);
+        return new SubmissionResult(messageId, storedLength, submitted);
     }
 
     /// <summary>
