@@ -52,6 +52,8 @@ public sealed class DkimMessageSigner
     [
         "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "In-Reply-To", "References",
         "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Unsubscribe", "List-Unsubscribe-Post",
+        // Present only in TLSRPT report mails (RFC 8460 §5.3); signed so the report's subject cannot be forged.
+        "TLS-Report-Domain", "TLS-Report-Submitter",
     ];
 
     /// <summary>The configured keys.</summary>

@@ -1,7 +1,10 @@
 using System.IO.Compression;
 using System.Text.Json;
+using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Dkim;
 using CloudDelivery.Tests.Delivery;
+using CloudDelivery.Tests.Dkim;
 using CloudDelivery.Tests.Queue;
 using CloudDelivery.TlsRpt;
 using MimeKit;
@@ -151,6 +154,34 @@ public class TlsRptReportingTests(AzuriteFixture azurite)
         await sender.RunAsync(CancellationToken.None);
         Assert.Empty(await world.TlsResults.ListAsync(day, CancellationToken.None));
         Assert.Single(reportsMx.Messages);
+    }
+
+    [Fact]
+    public async Task Report_mail_is_dkim_signed_and_verifies_after_delivery()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("signed.loopback.test", 10, "mx.signed.loopback.test");
+        await world.Network.AddMxServerAsync("mx.signed.loopback.test");
+        world.Network.Zone.AddMx("reports.loopback.test", 10, "mx.reports.loopback.test");
+        var reportsMx = await world.Network.AddMxServerAsync("mx.reports.loopback.test");
+        world.Network.Zone.AddTxt("_smtp._tls.signed.loopback.test", "v=TLSRPTv1; rua=mailto:tls@reports.loopback.test");
+        await world.SubmitAsync("app@sender.loopback.test", ["a@signed.loopback.test"]);
+        await world.DrainAsync();
+        var key = DkimTestKey.Ed25519("sender.loopback.test");
+        var signingQueue = new OutboundQueue(world.Storage, world.Queue.Options, world.Time, new DkimMessageSigner([key.ToKey()]));
+        var sender = TlsRptReportSender.Create(world.TlsResults, signingQueue, world.Engine, Reporter, new TlsRptOptions { StartJitter = TimeSpan.Zero });
+
+        world.Time.Advance(TimeSpan.FromDays(1));
+        await sender.RunAsync(CancellationToken.None);
+        await world.DrainAsync();
+
+        var received = Assert.Single(reportsMx.Messages).Data;
+        Assert.True(await DkimTestKey.VerifyAsync(received, key));
+        Assert.Contains("tls-report-domain", DkimTestKey.Tags(received)["h"], StringComparison.OrdinalIgnoreCase);
+        var tampered = (byte[])received.Clone();
+        var at = Array.IndexOf(tampered, (byte)'R', tampered.Length / 2);
+        tampered[at] = (byte)'S';
+        Assert.False(await DkimTestKey.VerifyAsync(tampered, key));
     }
 
     private static byte[] ParseReport(MimeMessage message)
