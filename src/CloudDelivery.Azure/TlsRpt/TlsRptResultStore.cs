@@ -36,6 +36,7 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
     private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = false };
 
     private readonly TimeProvider clock = time ?? TimeProvider.System;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Day, string Domain), WrittenEntity> lastWritten = new();
 
     public TableClient Table => table;
 
@@ -61,8 +62,22 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
         var day = DayKey(DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime));
         for (var attempt = 0; ; attempt++)
         {
-            var existing = await table.GetEntityIfExistsAsync<TableEntity>(day, recipientDomain, cancellationToken: cancellationToken);
-            var stored = existing.HasValue ? Parse(existing.Value!.GetString("Results")) : [];
+            // What this instance wrote last for the entity, if nobody wrote since, saves reading it back:
+            // one conditional write per run instead of a read and a write (a 412 means re-read and merge).
+            var cached = attempt == 0 && lastWritten.TryGetValue((day, recipientDomain), out var known) ? known : null;
+            List<Entry> stored;
+            ETag? etag;
+            if (cached is not null)
+            {
+                stored = Parse(cached.Json);
+                etag = cached.ETag;
+            }
+            else
+            {
+                var existing = await table.GetEntityIfExistsAsync<TableEntity>(day, recipientDomain, cancellationToken: cancellationToken);
+                stored = existing.HasValue ? Parse(existing.Value!.GetString("Results")) : [];
+                etag = existing.HasValue ? existing.Value!.ETag : null;
+            }
             foreach (var (isHost, result) in additions)
             {
                 var same = stored.Find(s => s.IsHost == isHost && s.Result.Policy.SameAs(result.Policy));
@@ -73,23 +88,31 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
                 same.Result.Merge(result);
                 Trim(same.Result);
             }
-            var entity = new TableEntity(day, recipientDomain) { ["Results"] = Serialize(stored) };
+            var json = Serialize(stored);
+            var entity = new TableEntity(day, recipientDomain) { ["Results"] = json };
             try
             {
-                if (existing.HasValue)
+                var response = etag is { } match
+                    ? await table.UpdateEntityAsync(entity, match, TableUpdateMode.Replace, cancellationToken)
+                    : await table.AddEntityAsync(entity, cancellationToken);
+                if (response.Headers.ETag is { } written)
                 {
-                    await table.UpdateEntityAsync(entity, existing.Value!.ETag, TableUpdateMode.Replace, cancellationToken);
-                }
-                else
-                {
-                    await table.AddEntityAsync(entity, cancellationToken);
+                    if (lastWritten.Count > 10_000)
+                    {
+                        lastWritten.Clear();
+                    }
+                    lastWritten[(day, recipientDomain)] = new WrittenEntity(written, json);
                 }
                 return;
             }
-            catch (RequestFailedException e) when (e.Status is 409 or 412 && attempt < 20)
+            catch (RequestFailedException e) when (e.Status is 404 or 409 or 412 && attempt < 20)
             {
-                // Another instance wrote first: read its totals and merge again.
-                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 + (attempt * 10))), cancellationToken);
+                // Another instance wrote first (or the entity went away): read its totals and merge again.
+                lastWritten.TryRemove((day, recipientDomain), out _);
+                if (cached is null)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 + (attempt * 10))), cancellationToken);
+                }
             }
         }
     }
@@ -195,6 +218,8 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
     }
 
     private sealed record Entry(bool IsHost, TlsRptResult Result);
+
+    private sealed record WrittenEntity(ETag ETag, string Json);
 
     private sealed record Stored(bool Host, TlsRptPolicy Policy, long Successes, long Failures, List<TlsRptFailureDetails> Details)
     {

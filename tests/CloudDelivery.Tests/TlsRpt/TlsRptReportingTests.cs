@@ -49,6 +49,27 @@ public class TlsRptReportingTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_writer_merges_into_what_it_wrote_last_with_one_conditional_write_and_rereads_after_a_conflict()
+    {
+        var storage = await azurite.NewStorageAsync();
+        var store = new TlsRptResultStore(storage.TlsReports);
+        var other = new TlsRptResultStore(storage.TlsReports);
+        var run = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, "cached.example");
+        run.Add(1, 0);
+
+        await store.RecordAsync("cached.example", run, [], CancellationToken.None);
+        var before = storage.Counter.Count;
+        await store.RecordAsync("cached.example", run, [], CancellationToken.None);
+        Assert.Equal(1, storage.Counter.Count - before);
+
+        // Another instance writes in between: the stale ETag fails, the writer re-reads and loses nothing.
+        await other.RecordAsync("cached.example", run, [], CancellationToken.None);
+        await store.RecordAsync("cached.example", run, [], CancellationToken.None);
+        var stored = Assert.Single(await store.ListAsync(DateOnly.FromDateTime(DateTime.UtcNow), CancellationToken.None));
+        Assert.Equal(4, stored.Result.Summary.TotalSuccessfulSessionCount);
+    }
+
+    [Fact]
     public async Task Daily_report_arrives_by_mail_and_https_once_and_failed_posts_are_retried()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
