@@ -27,25 +27,20 @@ internal static class ServeCommand
     public static Command Create(TextWriter output)
     {
         var urls = new Option<string>("--urls") { Description = "Where the HTTP submission endpoint listens.", DefaultValueFactory = _ => "http://127.0.0.1:8025" };
-        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else Azurite's UseDevelopmentStorage=true)." };
-        var settings = new Option<string[]>("--set") { Description = "Configuration overrides KEY=VALUE, e.g. CloudDelivery:Delivery:SmtpPort=2525 (repeatable)." };
-        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls, storage, settings };
+        var service = new ServiceOptions();
+        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls };
+        service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-            if (parse.GetValue(storage) is { } connectionString)
+            Dictionary<string, string?> overrides;
+            try
             {
-                overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
+                overrides = service.Overrides(parse);
             }
-            foreach (var setting in parse.GetValue(settings) ?? [])
+            catch (FormatException e)
             {
-                var eq = setting.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0)
-                {
-                    await output.WriteLineAsync($"clouddelivery serve: --set {setting}: expected KEY=VALUE");
-                    return CliApplication.ExitUsage;
-                }
-                overrides[setting[..eq]] = setting[(eq + 1)..];
+                await output.WriteLineAsync($"clouddelivery serve: {e.Message}");
+                return CliApplication.ExitUsage;
             }
             await using var app = Build(parse.GetValue(urls)!, overrides);
             using var azurite = await LocalAzurite.StartIfNeededAsync(app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage.ConnectionString, output, cancellationToken);

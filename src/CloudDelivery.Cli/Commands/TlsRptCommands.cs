@@ -2,51 +2,11 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;
-
-/// <summary>The service configuration the operator commands share with <c>serve</c>: environment plus --storage and --set.</summary>
-internal sealed class ServiceOptions
-{
-    public Option<string?> Storage { get; } = new("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else UseDevelopmentStorage=true)." };
-
-    public Option<string[]> Settings { get; } = new("--set") { Description = "Configuration overrides KEY=VALUE, e.g. CloudDelivery:Delivery:Resolver=127.0.0.1:53 (repeatable)." };
-
-    public void AddTo(Command command)
-    {
-        command.Options.Add(Storage);
-        command.Options.Add(Settings);
-    }
-
-    /// <summary>The same services as the hosts, from environment variables and the command's overrides.</summary>
-    /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
-    public ServiceProvider Build(ParseResult parse)
-    {
-        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var setting in parse.GetValue(Settings) ?? [])
-        {
-            var eq = setting.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0)
-            {
-                throw new FormatException($"--set {setting}: expected KEY=VALUE");
-            }
-            overrides[setting[..eq]] = setting[(eq + 1)..];
-        }
-        if (parse.GetValue(Storage) is { } connectionString)
-        {
-            overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
-        }
-        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(overrides).Build();
-        var services = new ServiceCollection();
-        services.AddCloudDelivery(configuration);
-        return services.BuildServiceProvider();
-    }
-}
 
 /// <summary><c>clouddelivery tlsrpt show|send</c>: the aggregated TLSRPT results and the daily reports.</summary>
 internal static class TlsRptCommand

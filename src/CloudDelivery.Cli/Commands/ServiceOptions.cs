@@ -1,0 +1,51 @@
+using System.CommandLine;
+using CloudDelivery.Azure.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CloudDelivery.Cli.Commands;
+
+/// <summary>The service configuration <c>serve</c> and the operator commands share: environment plus --storage and --set.</summary>
+internal sealed class ServiceOptions
+{
+    public Option<string?> Storage { get; } = new("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else Azurite's UseDevelopmentStorage=true)." };
+
+    public Option<string[]> Settings { get; } = new("--set") { Description = "Configuration overrides KEY=VALUE, e.g. CloudDelivery:Delivery:Resolver=127.0.0.1:53 (repeatable)." };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Storage);
+        command.Options.Add(Settings);
+    }
+
+    /// <summary>The configuration overrides of --storage and --set (a --set of the connection string wins).</summary>
+    /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
+    public Dictionary<string, string?> Overrides(ParseResult parse)
+    {
+        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (parse.GetValue(Storage) is { } connectionString)
+        {
+            overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
+        }
+        foreach (var setting in parse.GetValue(Settings) ?? [])
+        {
+            var eq = setting.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new FormatException($"--set {setting}: expected KEY=VALUE");
+            }
+            overrides[setting[..eq]] = setting[(eq + 1)..];
+        }
+        return overrides;
+    }
+
+    /// <summary>The same services as the hosts, from environment variables and the command's overrides.</summary>
+    /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
+    public ServiceProvider Build(ParseResult parse)
+    {
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(Overrides(parse)).Build();
+        var services = new ServiceCollection();
+        services.AddCloudDelivery(configuration);
+        return services.BuildServiceProvider();
+    }
+}
