@@ -11,7 +11,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
@@ -88,33 +87,11 @@ internal static class ServeCommand
         request.ContentType?.Split(';')[0].Trim(),
         request.Body);
 
-    /// <summary>Polls the wake-up queue and runs the sweeper and the TLSRPT report timer while the host runs.</summary>
-    private sealed class WorkerService(WakeUpWorker worker, TlsRptReportSender reports, TimeProvider time, ILogger<WorkerService> log) : BackgroundService
+    /// <summary>Polls the wake-up queue and runs the sweeper and the TLSRPT report schedule while the host runs.</summary>
+    private sealed class WorkerService(WakeUpWorker worker, TlsRptReportSender reports) : BackgroundService
     {
         protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken), SendReportsAsync(stoppingToken));
-
-        private async Task SendReportsAsync(CancellationToken stoppingToken)
-        {
-            try
-            {
-                while (true)
-                {
-                    await Task.Delay(TlsRptReportSender.NextRun(time.GetUtcNow()) - time.GetUtcNow(), time, stoppingToken);
-                    try
-                    {
-                        await reports.RunAsync(stoppingToken);
-                    }
-                    catch (Exception e) when (e is global::Azure.RequestFailedException or IOException)
-                    {
-                        log.LogError(e, "TLS report run failed; the next run retries");
-                    }
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
+            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken), reports.RunScheduledAsync(stoppingToken));
     }
 
     /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>
