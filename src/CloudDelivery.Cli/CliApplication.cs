@@ -35,7 +35,21 @@ public static class CliApplication
             TlsRptCommand.Create(output),
             PolicyCommand.Create(output),
         };
-        var configuration = new InvocationConfiguration { Output = output, Error = error };
-        return await root.Parse(args).InvokeAsync(configuration);
+        // Configuration mistakes and unreachable storage are the operator's to fix: one clear line, no stack trace.
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return await root.Parse(args).InvokeAsync(configuration);
+        }
+        catch (FormatException e)
+        {
+            await error.WriteLineAsync($"clouddelivery: {e.Message}");
+            return ExitUsage;
+        }
+        catch (global::Azure.RequestFailedException e)
+        {
+            await error.WriteLineAsync($"clouddelivery: storage request failed ({e.Status} {e.ErrorCode}): {e.Message.Split('\n')[0]}");
+            return 1;
+        }
     }
 }

@@ -1,10 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
 using CloudDelivery.Addressing;
-using CloudDelivery.Azure.MtaSts;
-using CloudDelivery.Azure.Storage;
 using CloudDelivery.Delivery;
 using CloudDelivery.MtaSts;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;
 
@@ -21,10 +20,11 @@ internal static class PolicyCommand
 
     private static Command CreateShow(TextWriter output)
     {
-        var storage = new StorageOption();
+        var service = new ServiceOptions();
         var domainArgument = new Argument<string>("domain") { Description = "Recipient domain." };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("show", "Show the cached policy of a domain: mode, MX patterns, max_age, when fetched, until when valid, last use, last error.") { domainArgument, json, storage.Storage };
+        var command = new Command("show", "Show the cached policy of a domain: mode, MX patterns, max_age, when fetched, until when valid, last use, last error.") { domainArgument, json };
+        service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Domain.TryParse(parse.GetValue(domainArgument), out var domain, out var error))
@@ -32,7 +32,8 @@ internal static class PolicyCommand
                 await output.WriteLineAsync($"clouddelivery policy show: {error}");
                 return CliApplication.ExitUsage;
             }
-            var entry = await OpenStore(storage, parse).GetAsync(domain, cancellationToken);
+            await using var provider = service.Build(parse);
+            var entry = await provider.GetRequiredService<IMtaStsPolicyStore>().GetAsync(domain, cancellationToken);
             if (entry is null)
             {
                 await output.WriteLineAsync($"clouddelivery policy show: no cached MTA-STS policy for {domain.Ascii}");
@@ -81,10 +82,11 @@ internal static class PolicyCommand
 
     private static Command CreateRefresh(TextWriter output)
     {
-        var storage = new StorageOption();
+        var service = new ServiceOptions();
         var common = new CommonOptions();
         var domainArgument = new Argument<string>("domain") { Description = "Recipient domain." };
-        var command = new Command("refresh", "Fetch the policy of a domain now and store it in the cache; prints the policy or why the fetch failed.") { domainArgument, storage.Storage };
+        var command = new Command("refresh", "Fetch the policy of a domain now and store it in the cache; prints the policy or why the fetch failed.") { domainArgument };
+        service.AddTo(command);
         common.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -95,7 +97,9 @@ internal static class PolicyCommand
                 {
                     throw new UsageException(error);
                 }
-                using var engine = DeliveryEngine.Create(settings, policyStore: OpenStore(storage, parse));
+                // The cache the workers share; the fetch itself with this command's resolver and ports.
+                await using var provider = service.Build(parse);
+                using var engine = DeliveryEngine.Create(settings, policyStore: provider.GetRequiredService<IMtaStsPolicyStore>());
                 var result = await engine.MtaSts.RefreshAsync(domain, cancellationToken);
                 if (result.Policy is not { } policy)
                 {
@@ -121,20 +125,4 @@ internal static class PolicyCommand
         MtaStsMode.Testing => "testing",
         _ => "none",
     };
-
-    /// <summary>The store on the same storage account and settings as the workers use.</summary>
-    private static TableMtaStsPolicyStore OpenStore(StorageOption storage, ParseResult parse)
-    {
-        var options = new OutboundStorageOptions
-        {
-            ConnectionString = parse.GetValue(storage.Storage)
-                ?? Environment.GetEnvironmentVariable("CloudDelivery__Storage__ConnectionString")
-                ?? "UseDevelopmentStorage=true",
-        };
-        if (Environment.GetEnvironmentVariable("CloudDelivery__Storage__MtaStsTable") is { Length: > 0 } table)
-        {
-            options.MtaStsTable = table;
-        }
-        return new TableMtaStsPolicyStore(new OutboundStorage(options).MtaStsPolicies);
-    }
 }

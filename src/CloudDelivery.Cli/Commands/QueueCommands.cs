@@ -1,41 +1,30 @@
 using System.CommandLine;
 using System.Text.Json;
 using CloudDelivery.Azure.Queue;
-using CloudDelivery.Azure.Storage;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;
-
-/// <summary>The storage the queue commands talk to.</summary>
-internal sealed class StorageOption
-{
-    public Option<string?> Storage { get; } = new("--storage") { Description = "Storage connection string (default: CloudDelivery__Storage__ConnectionString, else UseDevelopmentStorage=true)." };
-
-    public OutboundQueue Open(ParseResult parse)
-    {
-        var connectionString = parse.GetValue(Storage)
-            ?? Environment.GetEnvironmentVariable("CloudDelivery__Storage__ConnectionString")
-            ?? "UseDevelopmentStorage=true";
-        return new OutboundQueue(new OutboundStorage(new OutboundStorageOptions { ConnectionString = connectionString }), new OutboundQueueOptions());
-    }
-}
 
 /// <summary><c>clouddelivery send</c>: submits a message to the queue and prints the ids.</summary>
 internal static class SendCommand
 {
     public static Command Create(TextWriter output)
     {
-        var storage = new StorageOption();
+        var service = new ServiceOptions();
         var from = new Option<string>("--from") { Description = "Envelope sender; \"<>\" for the null sender.", Required = true };
         var to = new Option<string[]>("--to") { Description = "Recipient; repeat for more.", Required = true };
         var messageFile = new Option<FileInfo>("--message") { Description = "File with the RFC 5322 message.", Required = true };
         var requireTls = new Option<bool>("--require-tls") { Description = "REQUIRETLS (RFC 8689)." };
         var tlsRequiredNo = new Option<bool>("--tls-required-no") { Description = "As a \"TLS-Required: No\" header." };
-        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo, storage.Storage };
+        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo };
+        service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var queue = storage.Open(parse);
             try
             {
+                // The service's own queue: same tables, limits and DKIM keys as the hosts.
+                await using var provider = service.Build(parse);
+                var queue = provider.GetRequiredService<OutboundQueue>();
                 await queue.Storage.EnsureCreatedAsync(cancellationToken);
                 await using var message = parse.GetValue(messageFile)!.OpenRead();
                 var result = await queue.SubmitAsync(new SubmissionRequest
@@ -53,7 +42,7 @@ internal static class SendCommand
                 }
                 return 0;
             }
-            catch (Exception e) when (e is SubmissionException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is SubmissionException or IOException or UnauthorizedAccessException or FormatException)
             {
                 await output.WriteLineAsync($"clouddelivery send: {e.Message}");
                 return CliApplication.ExitUsage;
@@ -70,13 +59,15 @@ internal static class StatusCommand
 
     public static Command Create(TextWriter output)
     {
-        var storage = new StorageOption();
+        var service = new ServiceOptions();
         var id = new Argument<string?>("id") { Description = "A message id, or a recipient id (domain/row). Without: counts per state.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("status", "Show what happened to a message or recipient.") { id, json, storage.Storage };
+        var command = new Command("status", "Show what happened to a message or recipient.") { id, json };
+        service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var queue = storage.Open(parse);
+            await using var provider = service.Build(parse);
+            var queue = provider.GetRequiredService<OutboundQueue>();
             var wanted = parse.GetValue(id);
             if (wanted is null)
             {
@@ -139,12 +130,14 @@ internal static class QueueCommand
 {
     public static Command Create(TextWriter output)
     {
-        var storage = new StorageOption();
+        var service = new ServiceOptions();
         var domain = new Option<string?>("--domain") { Description = "Only this recipient domain." };
-        var list = new Command("list", "List queued recipients (waiting for a first attempt or a retry).") { domain, storage.Storage };
+        var list = new Command("list", "List queued recipients (waiting for a first attempt or a retry).") { domain };
+        service.AddTo(list);
         list.SetAction(async (parse, cancellationToken) =>
         {
-            var queue = storage.Open(parse);
+            await using var provider = service.Build(parse);
+            var queue = provider.GetRequiredService<OutboundQueue>();
             var only = parse.GetValue(domain);
             await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.State == RecipientState.Queued, cancellationToken: cancellationToken))
             {
@@ -156,16 +149,20 @@ internal static class QueueCommand
             return 0;
         });
         var retryId = new Argument<string>("id") { Description = "Recipient id (domain/row)." };
-        var retry = new Command("retry", "Make a queued recipient due now and wake its domain.") { retryId, storage.Storage };
-        retry.SetAction((parse, cancellationToken) => ChangeAsync(storage.Open(parse), parse.GetValue(retryId)!, "retry", output, cancellationToken));
+        var retry = new Command("retry", "Make a queued recipient due now and wake its domain.") { retryId };
+        service.AddTo(retry);
+        retry.SetAction((parse, cancellationToken) => ChangeAsync(service, parse, parse.GetValue(retryId)!, "retry", output, cancellationToken));
         var dropId = new Argument<string>("id") { Description = "Recipient id (domain/row)." };
-        var drop = new Command("drop", "Stop delivering a recipient (no DSN).") { dropId, storage.Storage };
-        drop.SetAction((parse, cancellationToken) => ChangeAsync(storage.Open(parse), parse.GetValue(dropId)!, "drop", output, cancellationToken));
+        var drop = new Command("drop", "Stop delivering a recipient (no DSN).") { dropId };
+        service.AddTo(drop);
+        drop.SetAction((parse, cancellationToken) => ChangeAsync(service, parse, parse.GetValue(dropId)!, "drop", output, cancellationToken));
         return new Command("queue", "Operate the queue.") { list, retry, drop };
     }
 
-    private static async Task<int> ChangeAsync(OutboundQueue queue, string id, string action, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<int> ChangeAsync(ServiceOptions service, ParseResult parse, string id, string action, TextWriter output, CancellationToken cancellationToken)
     {
+        await using var provider = service.Build(parse);
+        var queue = provider.GetRequiredService<OutboundQueue>();
         var record = await queue.FindAsync(id, cancellationToken);
         if (record is null || record.State != RecipientState.Queued)
         {

@@ -1,3 +1,4 @@
+using CloudDelivery.Azure.Queue;
 using CloudDelivery.Cli;
 
 namespace CloudDelivery.Tests.Queue;
@@ -52,5 +53,47 @@ public class QueueCliTests(AzuriteFixture azurite)
         {
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public async Task Operator_commands_read_the_whole_configuration_like_the_hosts()
+    {
+        // Table, container and queue names set as the service's settings (not the defaults) are honoured.
+        var storage = await azurite.NewStorageAsync();
+        string[] service =
+        [
+            "--storage", azurite.ConnectionString,
+            "--set", $"CloudDelivery:Storage:RecipientsTable={storage.Options.RecipientsTable}",
+            "--set", $"CloudDelivery:Storage:BodiesContainer={storage.Options.BodiesContainer}",
+            "--set", $"CloudDelivery:Storage:WakeUpQueue={storage.Options.WakeUpQueue}",
+        ];
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, "Subject: settings\r\n\r\nbody\r\n");
+        try
+        {
+            var sent = await RunAsync(["send", "--from", "s@sender.example", "--to", "r@cli-settings.example", "--message", file, .. service]);
+            Assert.Equal(0, sent.Exit);
+            var recipientId = sent.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[1].Split(' ')[1];
+            var stored = Assert.Single(storage.Recipients.Query<RecipientRecord>(r => r.PartitionKey == "cli-settings.example"));
+            Assert.Equal(recipientId, stored.Id);
+
+            var listed = await RunAsync(["queue", "list", .. service]);
+            Assert.Contains(recipientId, listed.Output, StringComparison.Ordinal);
+            var counts = await RunAsync(["status", "--json", .. service]);
+            Assert.Contains("\"queued\": 1", counts.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task A_malformed_setting_is_a_usage_error_with_a_clear_message()
+    {
+        var result = await RunAsync("status", "--set", "CloudDelivery:Storage:RecipientsTable");
+        Assert.Equal(CliApplication.ExitUsage, result.Exit);
+        Assert.Contains("--set CloudDelivery:Storage:RecipientsTable: expected KEY=VALUE", result.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", result.Output, StringComparison.Ordinal);
     }
 }
