@@ -170,12 +170,7 @@ public sealed class MtaStsPolicyFetcher
 
     private bool ValidateCertificate(FetchContext state, X509Certificate? certificate, X509Chain? chain)
     {
-        if (certificate is null)
-        {
-            return false;
-        }
-        var presented = PresentedCertificates.From(certificate, chain);
-        var result = PkixVerifier.Verify(presented[0], presented, state.Host, options.ExtraTrustRoots, time.GetUtcNow());
+        var result = PkixVerifier.VerifyPresented(certificate, chain, state.Host, options.ExtraTrustRoots, time.GetUtcNow());
         if (!result.Valid)
         {
             state.CertificateFailure = result;

@@ -22,6 +22,20 @@ public sealed record PkixVerification(bool Valid, string? TlsRptResultType, stri
 public static class PkixVerifier
 {
     /// <summary>
+    /// Verifies what a TLS client's validation callback received (HTTPS to an MTA-STS policy host or a
+    /// TLSRPT collector), ignoring the platform's own verdict: chain and name are checked here, at <paramref name="now"/>.
+    /// </summary>
+    public static PkixVerification VerifyPresented(X509Certificate? certificate, X509Chain? chain, string hostName, X509Certificate2Collection? extraRoots, DateTimeOffset now)
+    {
+        if (certificate is null)
+        {
+            return new PkixVerification(false, TlsRptResultType.ValidationFailure, "no-certificate", "the server presented no certificate");
+        }
+        var presented = PresentedCertificates.From(certificate, chain);
+        return Verify(presented[0], presented, hostName, extraRoots, now);
+    }
+
+    /// <summary>
     /// Verifies <paramref name="leaf"/> for <paramref name="hostName"/> at <paramref name="now"/>, using the
     /// certificates the server presented as intermediates. Revocation is not checked: there is no reliable
     /// way to do it from an MTA, and neither RFC 8461 nor RFC 7672 asks for it.

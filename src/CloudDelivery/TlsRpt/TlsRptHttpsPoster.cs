@@ -35,13 +35,7 @@ public sealed class TlsRptHttpsPoster(DnsResolver resolver, AddressPolicy addres
         handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
         {
-            if (certificate is null)
-            {
-                certificateError = "no certificate";
-                return false;
-            }
-            var presented = PresentedCertificates.From(certificate, chain);
-            var verification = PkixVerifier.Verify(presented[0], presented, destination.IdnHost, extraTrustRoots, clock.GetUtcNow());
+            var verification = PkixVerifier.VerifyPresented(certificate, chain, destination.IdnHost, extraTrustRoots, clock.GetUtcNow());
             certificateError = verification.Valid ? null : verification.Error;
             return verification.Valid;
         };
