@@ -26,7 +26,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<OutboundStorage>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner()));
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner(p.GetRequiredService<TimeProvider>())));
         services.AddSingleton(p =>
         {
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;

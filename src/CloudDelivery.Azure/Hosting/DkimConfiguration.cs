@@ -24,7 +24,7 @@ public sealed class DkimConfiguration
 
     /// <summary>The signer for these settings; null when no keys are configured.</summary>
     /// <exception cref="FormatException">A setting is missing or invalid; the message names it.</exception>
-    public DkimMessageSigner? CreateSigner()
+    public DkimMessageSigner? CreateSigner(TimeProvider? time = null)
     {
         if (Keys.Count == 0)
         {
@@ -34,7 +34,7 @@ public sealed class DkimConfiguration
         string[]? headers = string.IsNullOrWhiteSpace(Headers) ? null : Headers.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         try
         {
-            return new DkimMessageSigner(keys, headers);
+            return new DkimMessageSigner(keys, headers, time);
         }
         catch (ArgumentException e) when (e.ParamName == "keys")
         {

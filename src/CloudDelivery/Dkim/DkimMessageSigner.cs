@@ -27,12 +27,15 @@ public sealed class DkimMessageSigner
 
     private readonly Dictionary<string, DkimKey> keys;
     private readonly string[] headers;
+    private readonly TimeProvider time;
 
     /// <param name="keys">One key per domain.</param>
     /// <param name="headers">Header fields to sign; <see cref="DefaultHeaders"/> when null.</param>
+    /// <param name="time">The clock of the t= tag; the system clock when null.</param>
     /// <exception cref="ArgumentException">Two keys for one domain, or a header list without From or with a field RFC 6376 §5.4 advises against.</exception>
-    public DkimMessageSigner(IEnumerable<DkimKey> keys, IEnumerable<string>? headers = null)
+    public DkimMessageSigner(IEnumerable<DkimKey> keys, IEnumerable<string>? headers = null, TimeProvider? time = null)
     {
+        this.time = time ?? TimeProvider.System;
         this.keys = new Dictionary<string, DkimKey>(StringComparer.Ordinal);
         foreach (var key in keys)
         {
@@ -101,7 +104,7 @@ public sealed class DkimMessageSigner
             return null;
         }
         parsed.Body = new RawBody(message, bodyOffset, parsed.Body?.Headers);
-        var signer = new DkimSigner(key.PrivateKey, key.Domain.Ascii, key.Selector, key.MimeKitAlgorithm)
+        var signer = new ClockedDkimSigner(key, time)
         {
             // RFC 6376 §3.4.2 and §3.4.4: relaxed/relaxed survives the re-folding and trailing-whitespace
             // changes that relays are known to make, which simple/simple does not.
@@ -274,6 +277,12 @@ public sealed class DkimMessageSigner
     /// section on, written verbatim. It carries the message's Content-* fields because MimeKit signs those
     /// from the body entity's headers.
     /// </summary>
+    /// <summary>MimeKit's signer with t= (RFC 6376 §3.5) from our clock, so the one TimeProvider rules it too.</summary>
+    private sealed class ClockedDkimSigner(DkimKey key, TimeProvider time) : DkimSigner(key.PrivateKey, key.Domain.Ascii, key.Selector, key.MimeKitAlgorithm)
+    {
+        protected override long GetTimestamp() => time.GetUtcNow().ToUnixTimeSeconds();
+    }
+
     private sealed class RawBody : MimeEntity
     {
         private readonly Stream source;

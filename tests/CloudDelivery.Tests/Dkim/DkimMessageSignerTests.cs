@@ -60,6 +60,18 @@ public class DkimMessageSignerTests
     }
 
     [Fact]
+    public void Signature_time_comes_from_the_configured_clock()
+    {
+        // t= (RFC 6376 §3.5) follows the service's TimeProvider like everything else that reads the time.
+        var key = DkimTestKey.Rsa("signed.example");
+        var at = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+
+        var signed = Signed(new DkimMessageSigner([key.ToKey()], time: new MtaSts.ManualTimeProvider(at)), Encoding.UTF8.GetBytes(Plain));
+
+        Assert.Equal(at.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture), DkimTestKey.Tags(signed)["t"]);
+    }
+
+    [Fact]
     public async Task Ed25519_signature_verifies()
     {
         var key = DkimTestKey.Ed25519("signed.example");
