@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
@@ -131,58 +132,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var now = clock.GetUtcNow();
         var messageId = Guid.CreateVersion7(now).ToString("N");
-        var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
-        var head = new byte[SingleUploadLimit + 1];
-        var headLength = await body.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
-        if (headLength <= 2)
-        {
-            throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty");
-        }
+        using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
         var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
-        // The DKIM signature (RFC 6376) goes in front of the normalised bytes and is computed over exactly
-        // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
-        byte[] signature = [];
-        byte[]? inline = null;
-        if (headLength <= SingleUploadLimit)
-        {
-            // The whole message is in memory: sign it there.
-            signature = dkim?.Sign(head.AsMemory(0, headLength)) ?? [];
-            var stored = signature.Length == 0 ? head.AsMemory(0, headLength) : (byte[])[.. signature, .. head.AsSpan(0, headLength)];
-            if (stored.Length <= options.InlineBodyLimit && singleDomain)
-            {
-                inline = stored.ToArray();
-            }
-            else
-            {
-                await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(stored), cancellationToken);
-            }
-        }
-        else if (dkim?.KeyFor(head.AsMemory(0, headLength)) is not null)
-        {
-            // Too large to hold, and to be signed: the body hash needs all of it before the signature, which
-            // goes first, can be written. Spool the normalised message to a temporary file (memory stays
-            // flat), sign from there, then upload the signature followed by the file.
-            await using var spool = new FileStream(
-                Path.Combine(Path.GetTempPath(), $"clouddelivery-{messageId}.eml"),
-                FileMode.CreateNew,
-                FileAccess.ReadWrite,
-                FileShare.None,
-                81920,
-                FileOptions.DeleteOnClose | FileOptions.Asynchronous);
-            await spool.WriteAsync(head.AsMemory(0, headLength), cancellationToken);
-            await body.CopyToAsync(spool, cancellationToken);
-            await spool.FlushAsync(cancellationToken);
-            signature = dkim.Sign(spool) ?? [];
-            spool.Position = 0;
-            using var whole = new ConcatenatedStream(new MemoryStream(signature, writable: false), spool);
-            await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
-        }
-        else
-        {
-            // Larger than one request: stream the rest behind what was read, in blocks.
-            using var whole = new ConcatenatedStream(new MemoryStream(head, 0, headLength), body);
-            await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
-        }
+        var (signature, inline) = await StoreBodyAsync(body, messageId, singleDomain, cancellationToken);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
         var storedLength = body.StoredLength + signature.Length;
@@ -228,6 +180,111 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
         return new SubmissionResult(messageId, storedLength, submitted);
+    }
+
+    /// <summary>
+    /// Stores the normalised message: inline in the first record when small and for one domain, else in a
+    /// blob; DKIM-signed when its From domain has a key.
+    /// </summary>
+    /// <returns>The DKIM-Signature field put in front (empty when unsigned) and the inline body, if any.</returns>
+    private async Task<(byte[] Signature, byte[]? Inline)> StoreBodyAsync(SubmissionStream body, string messageId, bool singleDomain, CancellationToken cancellationToken)
+    {
+        // Up to one upload's worth is read into a pooled buffer that grows only as far as the message
+        // goes: a 2 KiB message must not cost a zeroed 4 MiB array on every submission.
+        var (head, headLength) = await ReadHeadAsync(body, SingleUploadLimit + 1, cancellationToken);
+        try
+        {
+            if (headLength <= 2)
+            {
+                throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty");
+            }
+            // The DKIM signature (RFC 6376) goes in front of the normalised bytes and is computed over exactly
+            // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
+            byte[] signature = [];
+            byte[]? inline = null;
+            // The DKIM signature (RFC 6376) goes in front of the normalised bytes and is computed over exactly
+            // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
+            if (headLength <= SingleUploadLimit)
+            {
+                // The whole message is in memory: sign it there.
+                signature = dkim?.Sign(head.AsMemory(0, headLength)) ?? [];
+                var stored = signature.Length == 0 ? head.AsMemory(0, headLength) : (byte[])[.. signature, .. head.AsSpan(0, headLength)];
+                if (stored.Length <= options.InlineBodyLimit && singleDomain)
+                {
+                    inline = stored.ToArray();
+                }
+                else
+                {
+                    await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(stored), cancellationToken);
+                }
+            }
+            else if (dkim?.KeyFor(head.AsMemory(0, headLength)) is not null)
+            {
+                // Too large to hold, and to be signed: the body hash needs all of it before the signature, which
+                // goes first, can be written. Spool the normalised message to a temporary file (memory stays
+                // flat), sign from there, then upload the signature followed by the file.
+                await using var spool = new FileStream(
+                    Path.Combine(Path.GetTempPath(), $"clouddelivery-{messageId}.eml"),
+                    FileMode.CreateNew,
+                    FileAccess.ReadWrite,
+                    FileShare.None,
+                    81920,
+                    FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+                await spool.WriteAsync(head.AsMemory(0, headLength), cancellationToken);
+                await body.CopyToAsync(spool, cancellationToken);
+                await spool.FlushAsync(cancellationToken);
+                signature = dkim.Sign(spool) ?? [];
+                spool.Position = 0;
+                using var whole = new ConcatenatedStream(new MemoryStream(signature, writable: false), spool);
+                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
+            }
+            else
+            {
+                // Larger than one request: stream the rest behind what was read, in blocks.
+                using var whole = new ConcatenatedStream(new MemoryStream(head, 0, headLength), body);
+                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
+            }
+            return (signature, inline);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(head);
+        }
+    }
+
+    /// <summary>Reads up to <paramref name="limit"/> bytes into a pooled array, renting larger ones only as the data needs.</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadHeadAsync(Stream body, int limit, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(limit, 16 * 1024));
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                var read = await body.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, limit) - length), cancellationToken);
+                if (read == 0)
+                {
+                    return (buffer, length);
+                }
+                length += read;
+                if (length == limit)
+                {
+                    return (buffer, length);
+                }
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(limit, buffer.Length * 4));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
     }
 
     /// <summary>

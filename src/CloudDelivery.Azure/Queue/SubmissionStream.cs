@@ -9,9 +9,17 @@ namespace CloudDelivery.Azure.Queue;
 internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
 {
     private const int MaxHeaderLine = 8192;
-    private readonly byte[] readBuffer = new byte[64 * 1024];
+    private const int ReadSize = 64 * 1024;
+    private static readonly byte[] FinalCrLf = "\r\n"u8.ToArray();
+    // Pooled, because one stream serves one submission: a fresh 64 + 128 KiB per message would be
+    // zeroed (and the larger one land on the large object heap) thousands of times a second.
+    private readonly byte[] readBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
+    // Each read can at most double (every byte a bare LF that becomes CRLF).
+    private readonly byte[] transformed = System.Buffers.ArrayPool<byte>.Shared.Rent(2 * ReadSize);
+    private bool disposed;
     private readonly System.Text.StringBuilder headerLine = new();
     private byte[] pending = [];
+    private int pendingLength;
     private int pendingOffset;
     private byte previous;
     private byte beforePrevious;
@@ -42,7 +50,7 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (pendingOffset >= pending.Length)
+        while (pendingOffset >= pendingLength)
         {
             if (innerDone)
             {
@@ -52,21 +60,24 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
                 }
                 trailerWritten = true;
                 // RFC 5321 §4.1.1.4: the data ends with CRLF before the terminating dot.
-                pending = StoredLength > 0 && previous == '\n' && beforePrevious == '\r' ? [] : "\r\n"u8.ToArray();
+                pending = FinalCrLf;
+                pendingLength = StoredLength > 0 && previous == '\n' && beforePrevious == '\r' ? 0 : FinalCrLf.Length;
                 pendingOffset = 0;
-                StoredLength += pending.Length;
+                StoredLength += pendingLength;
                 continue;
             }
-            var read = await inner.ReadAsync(readBuffer, cancellationToken);
+            ObjectDisposedException.ThrowIf(disposed, this);
+            var read = await inner.ReadAsync(readBuffer.AsMemory(0, ReadSize), cancellationToken);
             if (read == 0)
             {
                 innerDone = true;
                 continue;
             }
-            pending = Transform(readBuffer.AsSpan(0, read));
+            pending = transformed;
+            pendingLength = Transform(readBuffer.AsSpan(0, read));
             pendingOffset = 0;
         }
-        var n = Math.Min(buffer.Length, pending.Length - pendingOffset);
+        var n = Math.Min(buffer.Length, pendingLength - pendingOffset);
         pending.AsMemory(pendingOffset, n).CopyTo(buffer);
         pendingOffset += n;
         return n;
@@ -75,27 +86,28 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    private byte[] Transform(ReadOnlySpan<byte> input)
+    /// <summary>Normalises <paramref name="input"/> into <see cref="transformed"/>; returns the length written.</summary>
+    private int Transform(ReadOnlySpan<byte> input)
     {
-        var output = new List<byte>(input.Length + 16);
+        var length = 0;
         foreach (var b in input)
         {
             if (b == '\n' && previous != '\r')
             {
-                Emit(output, (byte)'\r');
+                Emit(ref length, (byte)'\r');
             }
-            Emit(output, b);
+            Emit(ref length, b);
         }
         if (StoredLength > maxBytes)
         {
             throw new SubmissionException(SubmissionError.TooLarge, $"message exceeds the limit of {maxBytes} bytes");
         }
-        return [.. output];
+        return length;
     }
 
-    private void Emit(List<byte> output, byte b)
+    private void Emit(ref int length, byte b)
     {
-        output.Add(b);
+        transformed[length++] = b;
         StoredLength++;
         if (b >= 0x80)
         {
@@ -139,6 +151,17 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
 
     public override void Flush()
     {
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !disposed)
+        {
+            disposed = true;
+            System.Buffers.ArrayPool<byte>.Shared.Return(readBuffer);
+            System.Buffers.ArrayPool<byte>.Shared.Return(transformed);
+        }
+        base.Dispose(disposing);
     }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
