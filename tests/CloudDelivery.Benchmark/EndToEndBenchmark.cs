@@ -20,7 +20,7 @@ internal static class EndToEndBenchmark
             var connection = azurite.ConnectionString;
             var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
             await storage.EnsureCreatedAsync(CancellationToken.None);
-            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs) });
+            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs), BusyRetryDelay = TimeSpan.FromMilliseconds(int.Parse(Environment.GetEnvironmentVariable("BUSY_MS") ?? "5000", CultureInfo.InvariantCulture)) });
 
             var zone = new DnsZone();
             for (var d = 0; d < settings.Domains; d++)
@@ -68,6 +68,10 @@ internal static class EndToEndBenchmark
             var transactions = storage.Counter.Count;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
+            foreach (var (kind, n) in storage.Counter.ByKind.OrderByDescending(k => k.Value))
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
+            }
             return delivered == settings.Messages ? 0 : 1;
         }
     }

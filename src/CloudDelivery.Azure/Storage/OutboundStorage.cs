@@ -43,11 +43,27 @@ public sealed class OutboundStorageOptions
 /// </summary>
 public sealed class StorageTransactionCounter : HttpPipelineSynchronousPolicy
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byKind = new(StringComparer.Ordinal);
     private long count;
 
     public long Count => Interlocked.Read(ref count);
 
-    public override void OnSendingRequest(HttpMessage message) => Interlocked.Increment(ref count);
+    /// <summary>Requests by method and kind ("POST batch", "PUT entity", "DELETE message"…), to see where they go.</summary>
+    public IReadOnlyDictionary<string, long> ByKind => byKind;
+
+    public override void OnSendingRequest(HttpMessage message)
+    {
+        Interlocked.Increment(ref count);
+        byKind.AddOrUpdate($"{message.Request.Method} {KindOf(message.Request.Uri.Path)}", 1, (_, n) => n + 1);
+    }
+
+    private static string KindOf(string path) =>
+        path.EndsWith("/$batch", StringComparison.Ordinal) ? "batch"
+        : path.Contains("(PartitionKey=", StringComparison.Ordinal) ? "entity"
+        : path.Contains("/messages/", StringComparison.Ordinal) ? "message"
+        : path.EndsWith("/messages", StringComparison.Ordinal) ? "messages"
+        : path.Contains("()", StringComparison.Ordinal) || path.Contains('(', StringComparison.Ordinal) ? "table"
+        : "other";
 }
 
 /// <summary>The storage clients of the queue, created once and shared.</summary>

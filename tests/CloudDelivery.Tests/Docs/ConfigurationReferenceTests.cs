@@ -1,0 +1,88 @@
+using System.Collections;
+using System.Reflection;
+using CloudDelivery.Azure.Hosting;
+
+namespace CloudDelivery.Tests.Docs;
+
+/// <summary>
+/// The README's configuration reference is what operators set in app settings: every setting the options
+/// tree binds must be listed there under its environment variable name, and nothing listed may be stale.
+/// </summary>
+public class ConfigurationReferenceTests
+{
+    [Fact]
+    public void Every_setting_is_documented_under_its_environment_variable_name()
+    {
+        var readme = File.ReadAllText(FindReadme());
+        var names = SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName).ToList();
+        Assert.NotEmpty(names);
+
+        var missing = names.Where(name => !readme.Contains($"`{name}`", StringComparison.Ordinal)).ToList();
+
+        Assert.True(missing.Count == 0, "README's configuration reference lacks: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public void Every_documented_setting_exists()
+    {
+        var readme = File.ReadAllText(FindReadme());
+        var names = SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName).ToHashSet(StringComparer.Ordinal);
+        var documented = System.Text.RegularExpressions.Regex.Matches(readme, @"`(CloudDelivery__[A-Za-z0-9_]+)`").Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+
+        var stale = documented.Where(name => !names.Contains(name)).ToList();
+
+        Assert.True(stale.Count == 0, "README names settings that do not exist: " + string.Join(", ", stale));
+    }
+
+    /// <summary>Environment variable names of the bindable leaves (lists as their first element, "__0__").</summary>
+    private static IEnumerable<string> SettingNames(Type type, string prefix)
+    {
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetIndexParameters().Length == 0))
+        {
+            var name = $"{prefix}__{property.Name}";
+            var propertyType = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (IsLeaf(propertyType))
+            {
+                yield return name;
+            }
+            else if (propertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(propertyType) && propertyType.IsGenericType)
+            {
+                var element = propertyType.GetGenericArguments()[0];
+                if (IsLeaf(element))
+                {
+                    yield return name;
+                }
+                else
+                {
+                    foreach (var inner in SettingNames(element, $"{name}__0"))
+                    {
+                        yield return inner;
+                    }
+                }
+            }
+            else
+            {
+                foreach (var inner in SettingNames(propertyType, name))
+                {
+                    yield return inner;
+                }
+            }
+        }
+    }
+
+    private static bool IsLeaf(Type type) =>
+        type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(TimeSpan) || type == typeof(DateTimeOffset) || type == typeof(Uri);
+
+    private static string FindReadme()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            var candidate = Path.Combine(directory.FullName, "README.md");
+            if (File.Exists(candidate) && File.Exists(Path.Combine(directory.FullName, "CloudDelivery.sln")))
+            {
+                return candidate;
+            }
+        }
+        throw new FileNotFoundException("README.md next to CloudDelivery.sln not found above " + AppContext.BaseDirectory);
+    }
+}
