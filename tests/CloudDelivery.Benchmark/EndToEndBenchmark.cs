@@ -20,7 +20,7 @@ internal static class EndToEndBenchmark
             var connection = azurite.ConnectionString;
             var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
             await storage.EnsureCreatedAsync(CancellationToken.None);
-            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs), BusyRetryDelay = TimeSpan.FromMilliseconds(int.Parse(Environment.GetEnvironmentVariable("BUSY_MS") ?? "5000", CultureInfo.InvariantCulture)) });
+            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs) });
 
             var zone = new DnsZone();
             for (var d = 0; d < settings.Domains; d++)
