@@ -62,6 +62,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<DomainDeliveryHandler>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Worker,
             p.GetService<ILogger<WakeUpWorker>>()));
+        services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
         services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));
         return services;
     }

@@ -83,6 +83,9 @@ public sealed class OutboundQueueOptions
 
     /// <summary>Bodies up to this size, of messages whose recipients share one domain, are kept in the table.</summary>
     public int InlineBodyLimit { get; set; } = 48 * 1024;
+
+    /// <summary>How long records stay after reaching a final state (for status queries) before the purge deletes them.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
 }
 
 /// <summary>
@@ -134,7 +137,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var messageId = Guid.CreateVersion7(now).ToString("N");
         using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
         var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
-        var (signature, inline) = await StoreBodyAsync(body, messageId, singleDomain, cancellationToken);
+        var (signature, inline) = await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
         var storedLength = body.StoredLength + signature.Length;
@@ -187,7 +190,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// blob; DKIM-signed when its From domain has a key.
     /// </summary>
     /// <returns>The DKIM-Signature field put in front (empty when unsigned) and the inline body, if any.</returns>
-    private async Task<(byte[] Signature, byte[]? Inline)> StoreBodyAsync(SubmissionStream body, string messageId, bool singleDomain, CancellationToken cancellationToken)
+    private async Task<(byte[] Signature, byte[]? Inline)> StoreBodyAsync(SubmissionStream body, string messageId, DateTimeOffset submittedAt, bool singleDomain, CancellationToken cancellationToken)
     {
         // Up to one upload's worth is read into a pooled buffer that grows only as far as the message
         // goes: a 2 KiB message must not cost a zeroed 4 MiB array on every submission.
@@ -215,7 +218,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 }
                 else
                 {
-                    await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(stored), cancellationToken);
+                    await storage.Bodies.GetBlobClient(messageId).UploadAsync(new BinaryData(stored), UploadOptions(submittedAt), cancellationToken);
                 }
             }
             else if (dkim?.KeyFor(head.AsMemory(0, headLength)) is not null)
@@ -236,13 +239,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 signature = dkim.Sign(spool) ?? [];
                 spool.Position = 0;
                 using var whole = new ConcatenatedStream(new MemoryStream(signature, writable: false), spool);
-                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
+                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, UploadOptions(submittedAt), cancellationToken);
             }
             else
             {
                 // Larger than one request: stream the rest behind what was read, in blocks.
                 using var whole = new ConcatenatedStream(new MemoryStream(head, 0, headLength), body);
-                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, new BlobUploadOptions { TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 } }, cancellationToken);
+                await storage.Bodies.GetBlobClient(messageId).UploadAsync(whole, UploadOptions(submittedAt), cancellationToken);
             }
             return (signature, inline);
         }
@@ -251,6 +254,19 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             ArrayPool<byte>.Shared.Return(head);
         }
     }
+
+    /// <summary>Name of the body blob's metadata entry holding its message's submission time (our clock), for the purge.</summary>
+    public const string SubmittedAtMetadata = "submittedat";
+
+    /// <summary>
+    /// Streamed in blocks one at a time (memory stays flat), tagged with the submission time so the purge
+    /// compares times of one clock (see QueuePurger).
+    /// </summary>
+    private static BlobUploadOptions UploadOptions(DateTimeOffset submittedAt) => new()
+    {
+        TransferOptions = new global::Azure.Storage.StorageTransferOptions { MaximumConcurrency = 1 },
+        Metadata = new Dictionary<string, string> { [SubmittedAtMetadata] = submittedAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture) },
+    };
 
     /// <summary>Reads up to <paramref name="limit"/> bytes into a pooled array, renting larger ones only as the data needs.</summary>
     private static async Task<(byte[] Buffer, int Length)> ReadHeadAsync(Stream body, int limit, CancellationToken cancellationToken)

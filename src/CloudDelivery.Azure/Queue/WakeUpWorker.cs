@@ -28,6 +28,9 @@ public sealed class WakeUpWorkerOptions
 
     /// <summary>How often the sweeper looks for due records without a pending wake-up.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How often <c>serve</c> purges final records and unneeded bodies (Functions: daily timer PurgeFinalRecords).</summary>
+    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromDays(1);
 }
 
 /// <summary>

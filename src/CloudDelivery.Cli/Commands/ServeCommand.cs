@@ -87,11 +87,15 @@ internal static class ServeCommand
         request.ContentType?.Split(';')[0].Trim(),
         request.Body);
 
-    /// <summary>Polls the wake-up queue and runs the sweeper and the TLSRPT report schedule while the host runs.</summary>
-    private sealed class WorkerService(WakeUpWorker worker, TlsRptReportSender reports) : BackgroundService
+    /// <summary>Polls the wake-up queue and runs the sweeper, the purge and the TLSRPT report schedule while the host runs.</summary>
+    private sealed class WorkerService(WakeUpWorker worker, QueuePurger purger, IOptions<CloudDeliveryOptions> options, TlsRptReportSender reports) : BackgroundService
     {
         protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-            Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken), reports.RunScheduledAsync(stoppingToken));
+            Task.WhenAll(
+                worker.RunAsync(stoppingToken),
+                worker.RunSweeperAsync(stoppingToken),
+                purger.RunAsync(options.Value.Worker.PurgeInterval, stoppingToken),
+                reports.RunScheduledAsync(stoppingToken));
     }
 
     /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>

@@ -1,0 +1,63 @@
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Loopback.Smtp;
+
+namespace CloudDelivery.Tests.Queue;
+
+/// <summary>The purge: final records go after the retention, bodies as soon as no queued recipient needs them.</summary>
+[Collection(AzuriteCollection.Name)]
+public class QueuePurgeTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task Final_records_go_after_the_retention_and_bodies_once_no_queued_recipient_needs_them()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("done.example", 10, "mx.done.example").AddMx("later.example", 10, "mx.later.example");
+        await world.Network.AddMxServerAsync("mx.done.example");
+        var accepting = false;
+        await world.Network.AddMxServerAsync("mx.later.example", o => o.OnRcpt = _ => accepting ? null : new SmtpServerReply(451, "4.3.0", "try later"));
+        var large = "From: <s@sender.example>\r\nSubject: large\r\n\r\n" + string.Concat(Enumerable.Repeat(new string('x', 998) + "\r\n", 60));
+
+        // A large single-domain message (its body is a blob) that is delivered...
+        var delivered = await world.SubmitAsync("s@sender.example", ["big@done.example"], large);
+        var small = await world.SubmitAsync("s@sender.example", ["small@done.example"]);
+        world.Time.Advance(TimeSpan.FromHours(2));
+        // ...and, later, a message for two domains (a blob) of which one recipient stays queued.
+        var split = await world.SubmitAsync("s@sender.example", ["now@done.example", "later@later.example"]);
+        await world.DrainAsync();
+        Assert.Equal(RecipientState.Queued, (await world.Queue.FindAsync(split.Recipients[1].Id, CancellationToken.None))!.State);
+        var purger = new QueuePurger(world.Queue);
+
+        // Within the retention nothing final is deleted; the delivered message's body is no longer needed.
+        // (This run goes through the Functions timer's method.)
+        var early = await new CloudDelivery.Functions.PurgeFunctions(purger).PurgeFinalRecords(new Microsoft.Azure.Functions.Worker.TimerInfo(), CancellationToken.None);
+        Assert.Equal(0, early.Records);
+        Assert.True(await Exists(world, small.Recipients[0].Id));
+        Assert.False(await BlobExists(world, delivered.MessageId));
+        Assert.True(await BlobExists(world, split.MessageId));
+
+        // After the retention the final records go; the queued one, its body and the lease rows stay.
+        world.Time.Advance(world.Queue.Options.Retention + TimeSpan.FromDays(1));
+        var late = await purger.PurgeAsync(CancellationToken.None);
+        Assert.Equal(3, late.Records);
+        Assert.False(await Exists(world, small.Recipients[0].Id));
+        Assert.False(await Exists(world, delivered.Recipients[0].Id));
+        Assert.False(await Exists(world, split.Recipients[0].Id));
+        Assert.True(await Exists(world, split.Recipients[1].Id));
+        Assert.True(await BlobExists(world, split.MessageId));
+        Assert.Contains(world.Storage.Recipients.Query<global::Azure.Data.Tables.TableEntity>(e => e.RowKey == RecipientRecord.LeaseRowKey), _ => true);
+
+        // The last recipient is delivered on retry; its body goes at the next purge.
+        accepting = true;
+        world.Time.Advance(TimeSpan.FromDays(1));
+        await world.Queue.WakeAsync("later.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+        Assert.Equal(RecipientState.Delivered, (await world.Queue.FindAsync(split.Recipients[1].Id, CancellationToken.None))!.State);
+        var last = await purger.PurgeAsync(CancellationToken.None);
+        Assert.Equal(1, last.Bodies);
+        Assert.False(await BlobExists(world, split.MessageId));
+    }
+
+    private static async Task<bool> Exists(QueueWorld world, string id) => await world.Queue.FindAsync(id, CancellationToken.None) is not null;
+
+    private static async Task<bool> BlobExists(QueueWorld world, string messageId) => (await world.Storage.Bodies.GetBlobClient(messageId).ExistsAsync()).Value;
+}
