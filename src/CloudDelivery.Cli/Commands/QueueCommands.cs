@@ -156,7 +156,85 @@ internal static class QueueCommand
         var drop = new Command("drop", "Stop delivering a recipient (no DSN).") { dropId };
         service.AddTo(drop);
         drop.SetAction((parse, cancellationToken) => ChangeAsync(service, parse, parse.GetValue(dropId)!, "drop", output, cancellationToken));
-        return new Command("queue", "Operate the queue.") { list, retry, drop };
+        var requeue = new Option<bool>("--requeue") { Description = "Move wake-ups that name a valid domain back to the wake-up queue." };
+        var clear = new Option<bool>("--clear") { Description = "Delete every poison message (records are unaffected; the sweeper wakes due domains anyway)." };
+        var poison = new Command("poison", "Show the poison queue: wake-ups that failed repeatedly or could not be parsed.") { requeue, clear };
+        service.AddTo(poison);
+        poison.SetAction(async (parse, cancellationToken) =>
+        {
+            await using var provider = service.Build(parse);
+            var queue = provider.GetRequiredService<OutboundQueue>();
+            return await PoisonAsync(queue, parse.GetValue(requeue), parse.GetValue(clear), output, cancellationToken);
+        });
+        return new Command("queue", "Operate the queue.") { list, retry, drop, poison };
+    }
+
+    private static async Task<int> PoisonAsync(OutboundQueue queue, bool requeue, bool clear, TextWriter output, CancellationToken cancellationToken)
+    {
+        var poison = queue.Storage.Poison;
+        if (!requeue && !clear)
+        {
+            var count = (await poison.GetPropertiesAsync(cancellationToken)).Value.ApproximateMessagesCount;
+            await output.WriteLineAsync($"{count} message(s) in {poison.Name}{(count > 32 ? "; the oldest 32:" : string.Empty)}");
+            foreach (var message in (await poison.PeekMessagesAsync(32, cancellationToken)).Value)
+            {
+                await output.WriteLineAsync($"{message.InsertedOn:u} {Describe(message.Body.ToString())}");
+            }
+            return 0;
+        }
+        int moved = 0, deleted = 0;
+        var kept = new List<(string Id, string PopReceipt)>();
+        while (true)
+        {
+            // Taken messages stay invisible meanwhile, so one pass sees each once; kept ones are shown again at the end.
+            var batch = (await poison.ReceiveMessagesAsync(32, TimeSpan.FromMinutes(5), cancellationToken)).Value;
+            if (batch.Length == 0)
+            {
+                break;
+            }
+            foreach (var message in batch)
+            {
+                WakeUp? wakeUp = null;
+                try
+                {
+                    wakeUp = WakeUp.Parse(message.Body.ToString());
+                }
+                catch (FormatException)
+                {
+                }
+                if (wakeUp is not null && requeue)
+                {
+                    await queue.WakeAsync(wakeUp.Domain, TimeSpan.Zero, cancellationToken);
+                    moved++;
+                }
+                else if (!clear)
+                {
+                    kept.Add((message.MessageId, message.PopReceipt));
+                    continue;
+                }
+                await poison.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+                deleted += wakeUp is not null && requeue ? 0 : 1;
+            }
+        }
+        foreach (var (id, popReceipt) in kept)
+        {
+            await poison.UpdateMessageAsync(id, popReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken);
+        }
+        await output.WriteLineAsync($"{moved} requeued, {deleted} deleted, {kept.Count} kept (malformed; --clear deletes them)");
+        return 0;
+    }
+
+    private static string Describe(string body)
+    {
+        try
+        {
+            return $"wake-up for {WakeUp.Parse(body).Domain}";
+        }
+        catch (FormatException e)
+        {
+            var shown = body.Length > 80 ? body[..80] + "…" : body;
+            return $"malformed ({e.Message}): {shown.ReplaceLineEndings(" ")}";
+        }
     }
 
     private static async Task<int> ChangeAsync(ServiceOptions service, ParseResult parse, string id, string action, TextWriter output, CancellationToken cancellationToken)

@@ -96,4 +96,28 @@ public class QueueCliTests(AzuriteFixture azurite)
         Assert.Contains("--set CloudDelivery:Storage:RecipientsTable: expected KEY=VALUE", result.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Poison_queue_is_listed_requeued_and_cleared()
+    {
+        var storage = await azurite.NewStorageAsync();
+        string[] service = ["--storage", azurite.ConnectionString, "--set", $"CloudDelivery:Storage:PoisonQueue={storage.Options.PoisonQueue}", "--set", $"CloudDelivery:Storage:WakeUpQueue={storage.Options.WakeUpQueue}"];
+        await storage.Poison.SendMessageAsync(new WakeUp("stuck.example").ToJson());
+        await storage.Poison.SendMessageAsync("not a wake-up");
+
+        var listed = await RunAsync(["queue", "poison", .. service]);
+        Assert.Equal(0, listed.Exit);
+        Assert.Contains("2 message(s)", listed.Output, StringComparison.Ordinal);
+        Assert.Contains("wake-up for stuck.example", listed.Output, StringComparison.Ordinal);
+        Assert.Contains("malformed (wake-up is not JSON", listed.Output, StringComparison.Ordinal);
+
+        var requeued = await RunAsync(["queue", "poison", "--requeue", .. service]);
+        Assert.Contains("1 requeued, 0 deleted, 1 kept", requeued.Output, StringComparison.Ordinal);
+        var woken = Assert.Single((await storage.WakeUps.ReceiveMessagesAsync(32)).Value);
+        Assert.Equal("stuck.example", WakeUp.Parse(woken.Body.ToString()).Domain);
+
+        var cleared = await RunAsync(["queue", "poison", "--clear", .. service]);
+        Assert.Contains("0 requeued, 1 deleted, 0 kept", cleared.Output, StringComparison.Ordinal);
+        Assert.Equal(0, (await storage.Poison.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+    }
 }
