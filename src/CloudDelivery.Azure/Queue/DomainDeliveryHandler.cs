@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace CloudDelivery.Azure.Queue;
 
 /// <summary>What one wake-up did.</summary>
-/// <param name="Busy">Another worker holds the domain; the wake-up was postponed to <paramref name="RetryAt"/>.</param>
+/// <param name="Busy">Another worker holds the domain: it was asked to run again (<paramref name="RetryAt"/> null), or the wake-up was postponed to <paramref name="RetryAt"/>.</param>
 /// <param name="Attempted">Recipients that were due and attempted.</param>
 /// <param name="Delivered">Recipients delivered.</param>
 /// <param name="Failed">Recipients failed for good (failed or expired).</param>
@@ -36,24 +36,59 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
     {
         var options = queue.Options;
         var time = queue.Time;
-        var (lease, busyUntil) = await DomainLease.TryAcquireAsync(queue.Storage.Recipients, time, wakeUp.Domain, options.DomainLease, cancellationToken);
+        var table = queue.Storage.Recipients;
+        DomainLease? lease = null;
+        var busyUntil = default(DateTimeOffset);
+        for (var tries = 0; tries < 2 && lease is null; tries++)
+        {
+            (lease, busyUntil, var busyETag) = await DomainLease.TryAcquireAsync(table, time, wakeUp.Domain, options.DomainLease, cancellationToken);
+            // The holder may have looked for ready records before ours were written: ask it to look once
+            // more before it lets go, instead of coming back later (one write, no delay). When the lease
+            // changed meanwhile, the holder is gone: try to take it.
+            if (lease is null && busyETag != default && await DomainLease.RequestRerunAsync(table, wakeUp.Domain, busyETag, cancellationToken))
+            {
+                return new DomainRunResult(true, 0, 0, 0, 0, null);
+            }
+        }
         if (lease is null)
         {
-            // The holder may miss records that arrived after it looked: come back soon (runs are short;
-            // waiting for the whole lease would hold those records up to its length).
+            // Runs are short; waiting for the whole lease would hold the records up to its length.
             var retryAt = Min(busyUntil + TimeSpan.FromSeconds(1), time.GetUtcNow() + options.BusyRetryDelay);
             await queue.WakeAsync(wakeUp.Domain, retryAt - time.GetUtcNow(), cancellationToken);
             return new DomainRunResult(true, 0, 0, 0, 0, retryAt);
         }
+        var total = new DomainRunResult(false, 0, 0, 0, 0, null);
+        var released = false;
         try
         {
-            return await DeliverAsync(lease, cancellationToken);
+            for (var run = 0; run < MaxRunsPerLease; run++)
+            {
+                var result = await DeliverAsync(lease, cancellationToken);
+                total = new DomainRunResult(false, total.Attempted + result.Attempted, total.Delivered + result.Delivered, total.Failed + result.Failed, total.Deferred + result.Deferred, result.RetryAt ?? total.RetryAt);
+                if (await lease.TryReleaseAsync(options.DomainLease, CancellationToken.None))
+                {
+                    released = true;
+                    break;
+                }
+            }
         }
         finally
         {
-            await lease.ReleaseAsync(CancellationToken.None);
+            if (!released)
+            {
+                await lease.ReleaseAsync(CancellationToken.None);
+            }
         }
+        if (!released)
+        {
+            // Reruns kept coming: let another invocation continue rather than holding this one forever.
+            await queue.WakeAsync(wakeUp.Domain, TimeSpan.Zero, cancellationToken);
+        }
+        return total;
     }
+
+    /// <summary>Reruns one invocation does for other workers' requests before it hands the domain on by a wake-up.</summary>
+    private const int MaxRunsPerLease = 20;
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 

@@ -31,14 +31,20 @@ public sealed class DomainLease
 
     public DateTimeOffset Until { get; private set; }
 
+    /// <summary>Another worker found the domain busy and asked this holder to look for ready records once more.</summary>
+    public bool RerunRequested { get; private set; }
+
     /// <summary>
     /// ETags of leases this process released last, per table and domain: when nobody has touched a lease
     /// since, it can be taken with one conditional write instead of a read and a write.
     /// </summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, string Domain), ETag> Released = new();
 
-    /// <summary>Takes the lease of <paramref name="domain"/>, or returns null with when the current holder's lease ends.</summary>
-    public static async Task<(DomainLease? Lease, DateTimeOffset BusyUntil)> TryAcquireAsync(TableClient table, TimeProvider time, string domain, TimeSpan duration, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the lease of <paramref name="domain"/>, or returns null with when the current holder's lease
+    /// ends and the lease entity's ETag as read (for <see cref="RequestRerunAsync"/>; default when unknown).
+    /// </summary>
+    public static async Task<(DomainLease? Lease, DateTimeOffset BusyUntil, ETag BusyETag)> TryAcquireAsync(TableClient table, TimeProvider time, string domain, TimeSpan duration, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var owner = Guid.NewGuid().ToString("N");
@@ -48,7 +54,7 @@ public sealed class DomainLease
             try
             {
                 var taken = await table.UpdateEntityAsync(entity, releasedETag, TableUpdateMode.Replace, cancellationToken);
-                return (new DomainLease(table, time, domain, owner, taken.Headers.ETag ?? ETag.All, now + duration), default);
+                return (new DomainLease(table, time, domain, owner, taken.Headers.ETag ?? ETag.All, now + duration), default, default);
             }
             catch (RequestFailedException e) when (e.Status is 404 or 412)
             {
@@ -68,28 +74,30 @@ public sealed class DomainLease
                 var until = existing.Value!.GetDateTimeOffset("Until") ?? DateTimeOffset.MinValue;
                 if (until > now)
                 {
-                    return (null, until);
+                    return (null, until, existing.Value.ETag);
                 }
                 response = await table.UpdateEntityAsync(entity, existing.Value.ETag, TableUpdateMode.Replace, cancellationToken);
             }
-            return (new DomainLease(table, time, domain, owner, response.Headers.ETag ?? ETag.All, now + duration), default);
+            return (new DomainLease(table, time, domain, owner, response.Headers.ETag ?? ETag.All, now + duration), default, default);
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {
             // Another worker got there between our read and write.
-            return (null, now + TimeSpan.FromSeconds(30));
+            return (null, now + TimeSpan.FromSeconds(30), default);
         }
     }
 
-    /// <summary>Extends the lease; false when it was lost (expired and taken by another worker).</summary>
-    public async Task<bool> RenewAsync(TimeSpan duration, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks the holder of the lease read with <paramref name="seen"/> to look for ready records once more
+    /// before it lets the domain go: the holder's next conditional write of the lease fails on the changed
+    /// ETag, it reads the flag and runs again. False when the lease changed since it was read (released or
+    /// taken over): then the caller should try to take it itself.
+    /// </summary>
+    public static async Task<bool> RequestRerunAsync(TableClient table, string domain, ETag seen, CancellationToken cancellationToken)
     {
-        var until = time.GetUtcNow() + duration;
         try
         {
-            var response = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = Owner, ["Until"] = until }, etag, TableUpdateMode.Replace, cancellationToken);
-            etag = response.Headers.ETag ?? ETag.All;
-            Until = until;
+            await table.UpdateEntityAsync(new TableEntity(domain, RecipientRecord.LeaseRowKey) { ["Rerun"] = true }, seen, TableUpdateMode.Merge, cancellationToken);
             return true;
         }
         catch (RequestFailedException e) when (e.Status is 404 or 412)
@@ -98,20 +106,112 @@ public sealed class DomainLease
         }
     }
 
-    /// <summary>Gives the domain free before the lease ends.</summary>
-    public async Task ReleaseAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// After a conditional write failed: if the lease is still ours, someone only asked for a rerun; take
+    /// the current ETag and note the request. False when the lease now belongs to another worker.
+    /// </summary>
+    private async Task<bool> AdoptAsync(CancellationToken cancellationToken)
     {
-        try
+        var current = await table.GetEntityIfExistsAsync<TableEntity>(Domain, RecipientRecord.LeaseRowKey, cancellationToken: cancellationToken);
+        if (!current.HasValue || current.Value!.GetString("Owner") != Owner)
         {
-            var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
-            if (released.Headers.ETag is { } releasedETag)
+            return false;
+        }
+        etag = current.Value.ETag;
+        RerunRequested |= current.Value.GetBoolean("Rerun") == true;
+        return true;
+    }
+
+    /// <summary>
+    /// Extends the lease (and clears a rerun request in storage, keeping it in <see cref="RerunRequested"/>);
+    /// false when it was lost (expired and taken by another worker).
+    /// </summary>
+    public async Task<bool> RenewAsync(TimeSpan duration, CancellationToken cancellationToken)
+    {
+        for (var tries = 0; tries < 5; tries++)
+        {
+            var until = time.GetUtcNow() + duration;
+            try
             {
-                Released[(table.Name, Domain)] = releasedETag;
+                var response = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = Owner, ["Until"] = until }, etag, TableUpdateMode.Replace, cancellationToken);
+                etag = response.Headers.ETag ?? ETag.All;
+                Until = until;
+                return true;
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                if (e.Status == 404 || !await AdoptAsync(cancellationToken))
+                {
+                    return false;
+                }
             }
         }
-        catch (RequestFailedException e) when (e.Status is 404 or 412)
+        return false;
+    }
+
+    /// <summary>
+    /// Gives the domain free, unless another worker asked for a rerun meanwhile: then the lease is kept
+    /// (renewed for <paramref name="duration"/>), the request cleared, and false returned so the caller
+    /// looks for ready records again.
+    /// </summary>
+    public async Task<bool> TryReleaseAsync(TimeSpan duration, CancellationToken cancellationToken)
+    {
+        for (var tries = 0; tries < 5; tries++)
         {
-            // Lost already; nothing to give back.
+            if (RerunRequested)
+            {
+                RerunRequested = false;
+                if (await RenewAsync(duration, cancellationToken))
+                {
+                    return false;
+                }
+                return true;
+            }
+            try
+            {
+                var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
+                if (released.Headers.ETag is { } releasedETag)
+                {
+                    Released[(table.Name, Domain)] = releasedETag;
+                }
+                return true;
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                if (e.Status == 404 || !await AdoptAsync(cancellationToken))
+                {
+                    // Lost already; nothing to give back.
+                    return true;
+                }
+            }
+        }
+        await ReleaseAsync(cancellationToken);
+        return true;
+    }
+
+
+    /// <summary>Gives the domain free before the lease ends, whether or not a rerun was requested (after a failure).</summary>
+    public async Task ReleaseAsync(CancellationToken cancellationToken)
+    {
+        for (var tries = 0; tries < 5; tries++)
+        {
+            try
+            {
+                var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
+                if (released.Headers.ETag is { } releasedETag)
+                {
+                    Released[(table.Name, Domain)] = releasedETag;
+                }
+                return;
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                // A rerun request changed the ETag (take the new one and release), or the lease is lost already.
+                if (e.Status == 404 || !await AdoptAsync(cancellationToken))
+                {
+                    return;
+                }
+            }
         }
     }
 }
