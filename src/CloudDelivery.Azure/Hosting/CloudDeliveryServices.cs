@@ -18,7 +18,11 @@ public static class CloudDeliveryServices
     {
         services.Configure<CloudDeliveryOptions>(configuration.GetSection(CloudDeliveryOptions.SectionName));
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(p => new OutboundStorage(p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage));
+        services.AddSingleton(p =>
+        {
+            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
+            return new OutboundStorage(options.Storage, credential: options.Storage.UsesTokenCredential ? AzureCredentials.Create(options.ManagedIdentityClientId) : null);
+        });
         // Bad DKIM settings stop the host at start-up, naming the setting.
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
