@@ -118,7 +118,7 @@ internal static class LocalAzurite
         }
         var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
         Directory.CreateDirectory(location);
-        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken);
+        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken: cancellationToken);
         await output.WriteLineAsync($"started Azurite (data in {location})");
         return azurite;
     }
