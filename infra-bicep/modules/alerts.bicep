@@ -147,7 +147,7 @@ resource failureRatioAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
     criteria: {
       allOf: [
         {
-          query: 'customMetrics | where name == "clouddelivery.recipients" | extend result = tostring(customDimensions.result) | summarize all = sum(valueSum), bad = sumif(valueSum, result in ("failed", "expired")) | where all >= ${failureRatioMinimumRecipients} | extend FailurePercent = 100.0 * bad / all'
+          query: 'customMetrics | where name == "clouddelivery.recipients" | extend result = tostring(customDimensions.result) | summarize outcomes = sum(valueSum), failedOrExpired = sumif(valueSum, result in ("failed", "expired")) | where outcomes >= ${failureRatioMinimumRecipients} | extend FailurePercent = 100.0 * failedOrExpired / outcomes'
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'FailurePercent'
           operator: 'GreaterThan'
