@@ -5,7 +5,7 @@
 
 targetScope = 'subscription'
 
-import { dkimKey } from 'modules/types.bicep'
+import { dkimKey, dkimSecretName } from 'modules/types.bicep'
 
 @minLength(1)
 @maxLength(64)
@@ -288,7 +288,7 @@ output DNS_SPF_RECORDS string[] = [
 
 @description('DKIM TXT record name per key; p= is the public key of the private key stored in Key Vault, which only the operator has.')
 output DNS_DKIM_RECORDS string[] = [
-  for key in dkimKeys: '${key.selector}._domainkey.${key.domain}. 3600 IN TXT "v=DKIM1; k=${key.algorithm == 'ed25519-sha256' ? 'ed25519' : 'rsa'}; p=<base64 public key of Key Vault secret ${key.?secretName ?? 'dkim-${key.selector}-${replace(key.domain, '.', '-')}'}>"'
+  for key in dkimKeys: '${key.selector}._domainkey.${key.domain}. 3600 IN TXT "v=DKIM1; k=${key.algorithm == 'ed25519-sha256' ? 'ed25519' : 'rsa'}; p=<base64 public key of Key Vault secret ${dkimSecretName(key)}>"'
 ]
 
 @description('TLSRPT (RFC 8460 §3) records for the sender domains, when tlsRptReportingUri is set.')

@@ -3,7 +3,7 @@
 // Every app setting is a name, a plain non-secret value, or a Key Vault reference: storage, telemetry and
 // Key Vault are all reached with the user-assigned identity's Entra ID tokens.
 
-import { dkimKey, resourceTags } from 'types.bicep'
+import { dkimKey, dkimSecretName, resourceTags } from 'types.bicep'
 
 @description('Azure region.')
 param location string
@@ -147,7 +147,7 @@ var dkimSettings = flatten(map(range(0, length(dkimKeys)), index => [
   { name: 'CloudDelivery__Dkim__Keys__${index}__Algorithm', value: dkimKeys[index].algorithm }
   {
     name: 'CloudDelivery__Dkim__Keys__${index}__PrivateKeyPem'
-    value: '@Microsoft.KeyVault(${keyVaultReference}${dkimKeys[index].?secretName ?? 'dkim-${dkimKeys[index].selector}-${replace(dkimKeys[index].domain, '.', '-')}'})'
+    value: '@Microsoft.KeyVault(${keyVaultReference}${dkimSecretName(dkimKeys[index])})'
   }
 ]))
 

@@ -12,7 +12,7 @@ type dkimKey = {
   @description('rsa-sha256 or ed25519-sha256 (RFC 8463).')
   algorithm: ('rsa-sha256' | 'ed25519-sha256')
 
-  @description('Key Vault secret holding the PEM private key; default dkim-<selector>-<domain with dots as hyphens>.')
+  @description('Key Vault secret holding the PEM private key; default see dkimSecretName.')
   secretName: string?
 }
 
@@ -21,3 +21,7 @@ type dkimKey = {
 type resourceTags = {
   *: string
 }
+
+@export()
+@description('The Key Vault secret holding a DKIM key\'s private key: its secretName, else dkim-<selector>-<domain>, dots as hyphens (secret names allow only letters, digits and hyphens).')
+func dkimSecretName(key dkimKey) string => key.?secretName ?? 'dkim-${replace(key.selector, '.', '-')}-${replace(key.domain, '.', '-')}'

@@ -253,6 +253,22 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     }
 
     [Fact]
+    public void Azd_deploys_the_functions_project_to_the_site_tagged_with_its_service_name()
+    {
+        var azureYaml = File.ReadAllLines(Path.Combine(bicep.TemplateDirectory, "..", "azure.yaml")).Select(line => line.TrimEnd()).ToList();
+        Assert.Contains("  provider: bicep", azureYaml);
+        Assert.Contains("  path: infra-bicep", azureYaml);
+        var service = azureYaml.IndexOf("services:") + 1;
+        Assert.Equal("  functions:", azureYaml[service]);
+        Assert.Contains("    project: ./functions/CloudDelivery.Functions", azureYaml);
+        Assert.Contains("    host: function", azureYaml);
+        Assert.Contains("    language: dotnet", azureYaml);
+        Assert.True(File.Exists(Path.Combine(bicep.TemplateDirectory, "..", "functions", "CloudDelivery.Functions", "CloudDelivery.Functions.csproj")));
+        // azd finds the deployment target by the tag azd-service-name = the service's key.
+        Assert.Equal("[union(parameters('tags'), createObject('azd-service-name', 'functions'))]", FunctionApp().Resource["tags"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void Outputs_give_the_DNS_records_to_publish()
     {
         var outputs = bicep.MainTemplate["outputs"]!.AsObject();
