@@ -185,7 +185,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      http20Enabled: true
       appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings)
     }
     functionAppConfig: {
