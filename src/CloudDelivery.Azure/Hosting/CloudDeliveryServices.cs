@@ -23,8 +23,9 @@ public static class CloudDeliveryServices
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
             return new OutboundStorage(options.Storage, credential: options.Storage.UsesTokenCredential ? AzureCredentials.Create(options.ManagedIdentityClientId) : null);
         });
-        // Bad DKIM settings stop the host at start-up, naming the setting.
+        // Bad DKIM or storage endpoint settings stop the host at start-up, naming the setting.
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
+        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, OutboundStorageOptionsValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
         services.AddSingleton(p => new OutboundQueue(
             p.GetRequiredService<OutboundStorage>(),

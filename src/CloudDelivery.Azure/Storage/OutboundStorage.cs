@@ -4,6 +4,7 @@ using Azure.Data.Tables;
 using Azure.Identity;
 using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
+using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Azure.Storage;
 
@@ -84,6 +85,30 @@ public sealed class OutboundStorageOptions
 
     /// <summary>The Azure SDK's distributed tracing of storage calls (spans in Application Insights).</summary>
     public bool SdkTracing { get; set; } = true;
+}
+
+/// <summary>Fails host start-up on unusable token-access storage settings, rather than at the first storage call.</summary>
+internal sealed class OutboundStorageOptionsValidator : IValidateOptions<Hosting.CloudDeliveryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, Hosting.CloudDeliveryOptions options)
+    {
+        if (!options.Storage.UsesTokenCredential)
+        {
+            return ValidateOptionsResult.Success;
+        }
+        try
+        {
+            foreach (var service in new[] { "blob", "queue", "table" })
+            {
+                options.Storage.ServiceEndpoint(service);
+            }
+            return ValidateOptionsResult.Success;
+        }
+        catch (FormatException e)
+        {
+            return ValidateOptionsResult.Fail(e.Message);
+        }
+    }
 }
 
 /// <summary>

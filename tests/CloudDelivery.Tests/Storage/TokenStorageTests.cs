@@ -5,6 +5,7 @@ using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Tests.Storage;
 
@@ -88,6 +89,21 @@ public class TokenStorageTests(HttpsAzuriteFixture fixture) : IClassFixture<Http
         var error = Assert.Throws<FormatException>(() => new OutboundStorage(new OutboundStorageOptions { AccountName = "stexample", QueueEndpoint = "queue.example" }, credential: new UnsignedTokenCredential()));
 
         Assert.Contains("CloudDelivery:Storage:QueueEndpoint", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_endpoint_setting_fails_options_validation()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Storage:AccountName"] = "stclouddelivery",
+            ["CloudDelivery:Storage:TableEndpoint"] = "not a uri",
+        }).Build();
+        using var services = new ServiceCollection().AddCloudDelivery(configuration).BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value);
+
+        Assert.Contains("CloudDelivery:Storage:TableEndpoint", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
