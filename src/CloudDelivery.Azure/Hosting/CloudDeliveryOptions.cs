@@ -20,6 +20,13 @@ public sealed class CloudDeliveryOptions
     /// <summary>Our host name: EHLO, DSN Reporting-MTA and MAILER-DAEMON address. Must have forward and reverse DNS.</summary>
     public string Hostname { get; set; } = System.Net.Dns.GetHostName();
 
+    /// <summary>
+    /// Client ID of the user-assigned managed identity the app uses for Azure (storage when
+    /// Storage:AccountName is set, the Azure Monitor exporter). Empty: DefaultAzureCredential
+    /// (a system-assigned identity in Azure, the developer's sign-in locally). See <see cref="AzureCredentials"/>.
+    /// </summary>
+    public string? ManagedIdentityClientId { get; set; }
+
     public OutboundStorageOptions Storage { get; set; } = new();
 
     public OutboundQueueOptions Queue { get; set; } = new();

@@ -18,9 +18,14 @@ public static class CloudDeliveryServices
     {
         services.Configure<CloudDeliveryOptions>(configuration.GetSection(CloudDeliveryOptions.SectionName));
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(p => new OutboundStorage(p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage));
-        // Bad DKIM settings stop the host at start-up, naming the setting.
+        services.AddSingleton(p =>
+        {
+            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
+            return new OutboundStorage(options.Storage, credential: options.Storage.UsesTokenCredential ? AzureCredentials.Create(options.ManagedIdentityClientId) : null);
+        });
+        // Bad DKIM or storage endpoint settings stop the host at start-up, naming the setting.
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
+        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, OutboundStorageOptionsValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
         services.AddSingleton(p => new OutboundQueue(
             p.GetRequiredService<OutboundStorage>(),

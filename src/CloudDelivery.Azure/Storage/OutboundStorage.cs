@@ -1,16 +1,66 @@
 using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Data.Tables;
+using Azure.Identity;
 using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
+using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Azure.Storage;
 
 /// <summary>Where the queue keeps its state. Bound from configuration ("CloudDelivery:Storage").</summary>
 public sealed class OutboundStorageOptions
 {
-    /// <summary>A storage connection string; the default is Azurite's.</summary>
+    /// <summary>A storage connection string; the default is Azurite's. Ignored when <see cref="AccountName"/> is set.</summary>
     public string ConnectionString { get; set; } = "UseDevelopmentStorage=true";
+
+    /// <summary>
+    /// The storage account to reach with an Entra ID token instead of a connection string (Azure: the
+    /// app's managed identity, see CloudDelivery:ManagedIdentityClientId). Shared keys can then be
+    /// disabled on the account. Empty: <see cref="ConnectionString"/> is used.
+    /// </summary>
+    public string? AccountName { get; set; }
+
+    /// <summary>DNS suffix of the account's endpoints (https://{account}.{blob|queue|table}.{suffix}); differs in sovereign clouds.</summary>
+    public string EndpointSuffix { get; set; } = "core.windows.net";
+
+    /// <summary>Blob service URI, overriding the one derived from <see cref="AccountName"/> (custom domains, private endpoints, emulators' path-style URIs).</summary>
+    public string? BlobEndpoint { get; set; }
+
+    /// <summary>Queue service URI, overriding the one derived from <see cref="AccountName"/>.</summary>
+    public string? QueueEndpoint { get; set; }
+
+    /// <summary>Table service URI, overriding the one derived from <see cref="AccountName"/>.</summary>
+    public string? TableEndpoint { get; set; }
+
+    /// <summary>True when storage is reached with a token credential rather than the connection string.</summary>
+    public bool UsesTokenCredential => !string.IsNullOrWhiteSpace(AccountName);
+
+    /// <summary>The service URI of <paramref name="service"/> ("blob", "queue" or "table") for token access.</summary>
+    /// <exception cref="FormatException">An explicit endpoint is not an absolute URI, or no account name is set.</exception>
+    public Uri ServiceEndpoint(string service)
+    {
+        var (setting, configured) = service switch
+        {
+            "blob" => (nameof(BlobEndpoint), BlobEndpoint),
+            "queue" => (nameof(QueueEndpoint), QueueEndpoint),
+            "table" => (nameof(TableEndpoint), TableEndpoint),
+            _ => throw new ArgumentOutOfRangeException(nameof(service), service, "blob, queue or table"),
+        };
+        if (!string.IsNullOrWhiteSpace(configured))
+        {
+            if (!Uri.TryCreate(configured.Trim(), UriKind.Absolute, out var explicitEndpoint) || explicitEndpoint.Scheme is not ("https" or "http"))
+            {
+                throw new FormatException($"CloudDelivery:Storage:{setting} '{configured}' is not an absolute http(s) URI");
+            }
+            return explicitEndpoint;
+        }
+        if (!UsesTokenCredential)
+        {
+            throw new FormatException("CloudDelivery:Storage:AccountName is not set");
+        }
+        return new Uri($"https://{AccountName!.Trim()}.{service}.{EndpointSuffix.Trim().Trim('.')}");
+    }
 
     /// <summary>Blob container for message bodies.</summary>
     public string BodiesContainer { get; set; } = "cd-bodies";
@@ -35,6 +85,30 @@ public sealed class OutboundStorageOptions
 
     /// <summary>The Azure SDK's distributed tracing of storage calls (spans in Application Insights).</summary>
     public bool SdkTracing { get; set; } = true;
+}
+
+/// <summary>Fails host start-up on unusable token-access storage settings, rather than at the first storage call.</summary>
+internal sealed class OutboundStorageOptionsValidator : IValidateOptions<Hosting.CloudDeliveryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, Hosting.CloudDeliveryOptions options)
+    {
+        if (!options.Storage.UsesTokenCredential)
+        {
+            return ValidateOptionsResult.Success;
+        }
+        try
+        {
+            foreach (var service in new[] { "blob", "queue", "table" })
+            {
+                options.Storage.ServiceEndpoint(service);
+            }
+            return ValidateOptionsResult.Success;
+        }
+        catch (FormatException e)
+        {
+            return ValidateOptionsResult.Fail(e.Message);
+        }
+    }
 }
 
 /// <summary>
@@ -66,29 +140,72 @@ public sealed class StorageTransactionCounter : HttpPipelineSynchronousPolicy
         : "other";
 }
 
-/// <summary>The storage clients of the queue, created once and shared.</summary>
+/// <summary>
+/// The storage clients of the queue, created once and shared: from the connection string, or, when
+/// <see cref="OutboundStorageOptions.AccountName"/> is set, from the account's endpoints with a token
+/// credential (Entra ID; https://learn.microsoft.com/azure/storage/common/authorize-data-access).
+/// </summary>
 public sealed class OutboundStorage
 {
-    public OutboundStorage(OutboundStorageOptions options, StorageTransactionCounter? counter = null)
+    /// <param name="options">Where the state lives.</param>
+    /// <param name="counter">Counts requests; a new one when null.</param>
+    /// <param name="credential">
+    /// The token credential for <see cref="OutboundStorageOptions.AccountName"/> access (the hosts pass
+    /// <see cref="Hosting.AzureCredentials.Create"/>); DefaultAzureCredential when null. Unused with a connection string.
+    /// </param>
+    public OutboundStorage(OutboundStorageOptions options, StorageTransactionCounter? counter = null, TokenCredential? credential = null)
+        : this(options, counter, credential, transport: null)
+    {
+    }
+
+    /// <summary>As the public constructor, with <paramref name="transport"/> for every client (tests: trusting a loopback emulator's certificate).</summary>
+    /// <param name="options">Where the state lives.</param>
+    /// <param name="counter">Counts requests; a new one when null.</param>
+    /// <param name="credential">The token credential for account-name access.</param>
+    /// <param name="transport">The HTTP transport; the SDK's default when null.</param>
+    internal OutboundStorage(OutboundStorageOptions options, StorageTransactionCounter? counter, TokenCredential? credential, HttpPipelineTransport? transport)
     {
         Options = options;
         Counter = counter ?? new StorageTransactionCounter();
-        var blobOptions = Configure(new BlobClientOptions(), options);
-        var tableOptions = Configure(new TableClientOptions(), options);
-        var queueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }, options);
-        Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
-        Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
-        TlsReports = new TableClient(options.ConnectionString, options.TlsReportsTable, tableOptions);
-        WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
-        MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
-        Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+        var blobOptions = Configure(new BlobClientOptions(), options, transport);
+        var tableOptions = Configure(new TableClientOptions(), options, transport);
+        var queueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }, options, transport);
+        if (options.UsesTokenCredential)
+        {
+            credential ??= new DefaultAzureCredential();
+            var blob = options.ServiceEndpoint("blob");
+            var queue = options.ServiceEndpoint("queue");
+            var table = options.ServiceEndpoint("table");
+            Bodies = new BlobContainerClient(Child(blob, options.BodiesContainer), credential, blobOptions);
+            WakeUps = new QueueClient(Child(queue, options.WakeUpQueue), credential, queueOptions);
+            Poison = new QueueClient(Child(queue, options.PoisonQueue), credential, queueOptions);
+            Recipients = new TableClient(table, options.RecipientsTable, credential, tableOptions);
+            TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
+            MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
+        }
+        else
+        {
+            Bodies = new BlobContainerClient(options.ConnectionString, options.BodiesContainer, blobOptions);
+            Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
+            TlsReports = new TableClient(options.ConnectionString, options.TlsReportsTable, tableOptions);
+            WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
+            MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
+            Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+        }
     }
 
     public OutboundStorageOptions Options { get; }
 
-    private T Configure<T>(T clientOptions, OutboundStorageOptions options)
+    /// <summary>A container's or queue's URI under a service URI, which may carry a path (path-style emulator URIs).</summary>
+    private static Uri Child(Uri service, string name) => new($"{service.AbsoluteUri.TrimEnd('/')}/{Uri.EscapeDataString(name)}");
+
+    private T Configure<T>(T clientOptions, OutboundStorageOptions options, HttpPipelineTransport? transport)
         where T : ClientOptions
     {
+        if (transport is not null)
+        {
+            clientOptions.Transport = transport;
+        }
         clientOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
         // The SDK's per-request logging costs CPU on every storage call; the queue logs what matters itself.
         clientOptions.Diagnostics.IsLoggingEnabled = options.SdkLogging;

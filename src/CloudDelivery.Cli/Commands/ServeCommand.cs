@@ -42,7 +42,9 @@ internal static class ServeCommand
                 return CliApplication.ExitUsage;
             }
             await using var app = Build(parse.GetValue(urls)!, overrides);
-            using var azurite = await LocalAzurite.StartIfNeededAsync(app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage.ConnectionString, output, cancellationToken);
+            var storageOptions = app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage;
+            // A real account by identity (Storage:AccountName) never needs the local emulator.
+            using var azurite = storageOptions.UsesTokenCredential ? null : await LocalAzurite.StartIfNeededAsync(storageOptions.ConnectionString, output, cancellationToken);
             await app.Services.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await output.WriteLineAsync($"clouddelivery serve: submissions at {parse.GetValue(urls)}/api/messages");
             await app.RunAsync(cancellationToken);
@@ -120,7 +122,7 @@ internal static class LocalAzurite
         }
         var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
         Directory.CreateDirectory(location);
-        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken);
+        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken: cancellationToken);
         await output.WriteLineAsync($"started Azurite (data in {location})");
         return azurite;
     }

@@ -15,13 +15,29 @@ public sealed class AzuriteProcess : IDisposable
 
     private readonly Process process;
 
-    private AzuriteProcess(Process process, int blobPort, int queuePort, int tablePort)
+    private AzuriteProcess(Process process, int blobPort, int queuePort, int tablePort, bool https)
     {
         this.process = process;
         BlobPort = blobPort;
         QueuePort = queuePort;
         TablePort = tablePort;
+        Scheme = https ? "https" : "http";
     }
+
+    /// <summary>The development account's name, the first path segment of every (path-style) URI.</summary>
+    public const string AccountName = "devstoreaccount1";
+
+    /// <summary>"https" when started with <see cref="AzuriteHttps"/>, else "http".</summary>
+    public string Scheme { get; }
+
+    /// <summary>Path-style blob service URI of the development account.</summary>
+    public string BlobEndpoint => $"{Scheme}://127.0.0.1:{BlobPort}/{AccountName}";
+
+    /// <summary>Path-style queue service URI of the development account.</summary>
+    public string QueueEndpoint => $"{Scheme}://127.0.0.1:{QueuePort}/{AccountName}";
+
+    /// <summary>Path-style table service URI of the development account.</summary>
+    public string TableEndpoint => $"{Scheme}://127.0.0.1:{TablePort}/{AccountName}";
 
     public int BlobPort { get; }
 
@@ -31,8 +47,8 @@ public sealed class AzuriteProcess : IDisposable
 
     /// <summary>A connection string for this instance's development account.</summary>
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DevelopmentAccountKey};" +
-        $"BlobEndpoint=http://127.0.0.1:{BlobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{QueuePort}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{TablePort}/devstoreaccount1;";
+        $"DefaultEndpointsProtocol={Scheme};AccountName={AccountName};AccountKey={DevelopmentAccountKey};" +
+        $"BlobEndpoint={BlobEndpoint};QueueEndpoint={QueueEndpoint};TableEndpoint={TableEndpoint};";
 
     /// <summary>The azurite launcher in node_modules/.bin of the current directory or the program's, or a parent of either.</summary>
     public static string? Find()
@@ -54,15 +70,19 @@ public sealed class AzuriteProcess : IDisposable
     /// <summary>
     /// Starts Azurite and waits until its three services listen. With <paramref name="location"/> null the
     /// data lives in memory; with <paramref name="standardPorts"/> it takes 10000–10002 (what
-    /// "UseDevelopmentStorage=true" points at), else free ports.
+    /// "UseDevelopmentStorage=true" points at), else free ports. With <paramref name="https"/> it serves
+    /// HTTPS and accepts OAuth bearer tokens as well as the account key.
     /// </summary>
     /// <exception cref="InvalidOperationException">Azurite is not installed or did not start.</exception>
-    public static async Task<AzuriteProcess> StartAsync(string? location = null, bool standardPorts = false, CancellationToken cancellationToken = default)
+    public static async Task<AzuriteProcess> StartAsync(string? location = null, bool standardPorts = false, AzuriteHttps? https = null, CancellationToken cancellationToken = default)
     {
         var launcher = Find() ?? throw new InvalidOperationException("Azurite is not installed: run `npm ci` in the repository root");
         int[] ports = standardPorts ? [10000, 10001, 10002] : [FreePort(), FreePort(), FreePort()];
         var storage = location is null ? "--inMemoryPersistence" : $"--location \"{location}\"";
-        var process = Process.Start(new ProcessStartInfo(launcher, $"--silent {storage} --skipApiVersionCheck --disableProductStyleUrl --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}")
+        // Azurite accepts bearer tokens only over HTTPS; "basic" checks a token's issuer, audience and
+        // lifetime but not its signature, so tests can mint their own.
+        var tls = https is null ? string.Empty : $"--cert \"{https.CertificatePemPath}\" --key \"{https.KeyPemPath}\" --oauth basic ";
+        var process = Process.Start(new ProcessStartInfo(launcher, $"--silent {storage} {tls}--skipApiVersionCheck --disableProductStyleUrl --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -71,7 +91,7 @@ public sealed class AzuriteProcess : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var azurite = new AzuriteProcess(process, ports[0], ports[1], ports[2]);
+        var azurite = new AzuriteProcess(process, ports[0], ports[1], ports[2], https is not null);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         foreach (var port in ports)
         {
@@ -119,3 +139,6 @@ public sealed class AzuriteProcess : IDisposable
         process.Dispose();
     }
 }
+
+/// <summary>Azurite over HTTPS with OAuth: the server certificate and its private key as PEM files.</summary>
+public sealed record AzuriteHttps(string CertificatePemPath, string KeyPemPath);

@@ -1,0 +1,172 @@
+// Log alerts on the app's metrics in Application Insights (customMetrics; names from the telemetry
+// contract). Scheduled query rules: https://learn.microsoft.com/azure/azure-monitor/alerts/alerts-create-log-alert-rule
+
+import { resourceTags } from 'types.bicep'
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resources.')
+param tags resourceTags
+
+@description('Name prefix for the alert resources.')
+param namePrefix string
+
+@description('Resource ID of the Application Insights component the rules query.')
+param appInsightsId string
+
+@description('Where alert e-mails go; empty creates no action group and the rules only show in the portal.')
+param alertEmail string
+
+@description('Alert when the oldest ready message has waited longer than this many seconds.')
+@minValue(60)
+param oldestReadyAgeThresholdSeconds int
+
+@description('Alert when failed + expired recipients exceed this percentage of all recipient outcomes in the window.')
+@minValue(1)
+@maxValue(100)
+param failureRatioThresholdPercent int
+
+@description('Fewer recipient outcomes than this in the window never raise the failure ratio alert (1 failure of 1 is not a trend).')
+@minValue(1)
+param failureRatioMinimumRecipients int
+
+var sendEmail = !empty(alertEmail)
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (sendEmail) {
+  name: '${namePrefix}-alerts'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'mailalerts'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'operator'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var actions = sendEmail
+  ? {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  : {
+      actionGroups: []
+    }
+
+// The gauges are sampled once a minute (CloudDelivery:Telemetry:QueueSampleInterval); a 15-minute window
+// evaluated every 5 minutes tolerates a missed sample without flapping.
+resource poisonQueueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-poison-queue'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'CloudDelivery: poison queue is not empty'
+    description: 'Wake-up messages failed processing repeatedly and were moved to the poison queue; their domains are not being delivered.'
+    severity: 1
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    scopes: [
+      appInsightsId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "clouddelivery.queue.messages" and tostring(customDimensions.queue) == "poison" | summarize PoisonMessages = max(valueMax)'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'PoisonMessages'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource oldestReadyAgeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-oldest-ready-age'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'CloudDelivery: messages wait too long for delivery'
+    description: 'The oldest message that is due for an attempt has waited longer than ${oldestReadyAgeThresholdSeconds} s: workers are not keeping up or not running.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    scopes: [
+      appInsightsId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "clouddelivery.queue.oldest_ready_age" | summarize OldestReadyAgeSeconds = max(valueMax)'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'OldestReadyAgeSeconds'
+          operator: 'GreaterThan'
+          threshold: oldestReadyAgeThresholdSeconds
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource failureRatioAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-failure-ratio'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'CloudDelivery: high share of failed recipients'
+    description: 'Failed + expired recipients are more than ${failureRatioThresholdPercent}% of all recipient outcomes in the last hour.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    scopes: [
+      appInsightsId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "clouddelivery.recipients" | extend result = tostring(customDimensions.result) | summarize outcomes = sum(valueSum), failedOrExpired = sumif(valueSum, result in ("failed", "expired")) | where outcomes >= ${failureRatioMinimumRecipients} | extend FailurePercent = 100.0 * failedOrExpired / outcomes'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'FailurePercent'
+          operator: 'GreaterThan'
+          threshold: failureRatioThresholdPercent
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+output actionGroupId string = sendEmail ? actionGroup.id : ''
+output alertRuleIds string[] = [
+  poisonQueueAlert.id
+  oldestReadyAgeAlert.id
+  failureRatioAlert.id
+]

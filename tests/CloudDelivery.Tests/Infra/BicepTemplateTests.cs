@@ -1,0 +1,367 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+
+namespace CloudDelivery.Tests.Infra;
+
+/// <summary>
+/// The azd templates in infra-bicep/: every file compiles and lints without a single diagnostic (all
+/// linter rules are errors, see bicepconfig.json), and the compiled main template keeps the security
+/// settings the deployment relies on (no keys or connection strings, identity-only access, least roles).
+/// Module templates are nested deployments (Microsoft.Resources/deployments with properties.template)
+/// in the compiled JSON; the helpers walk them.
+/// </summary>
+public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<BicepFixture>
+{
+    [Fact]
+    public void Every_template_compiles_without_diagnostics()
+    {
+        Assert.True(bicep.Build.ExitCode == 0 && bicep.Build.StandardError.Length == 0, $"bicep build: exit {bicep.Build.ExitCode}\n{bicep.Build.StandardError}");
+        var sources = Directory.EnumerateFiles(bicep.TemplateDirectory, "*.bicep", SearchOption.AllDirectories)
+            .Select(path => Path.ChangeExtension(Path.GetRelativePath(bicep.TemplateDirectory, path), ".json").Replace('\\', '/'))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        Assert.Contains("main.json", sources);
+        Assert.Contains("modules/storage.json", sources);
+        Assert.Equal(sources, bicep.CompiledTemplates());
+    }
+
+    [Fact]
+    public void Every_template_lints_without_diagnostics()
+    {
+        Assert.True(bicep.Lint.ExitCode == 0 && bicep.Lint.StandardError.Length == 0, $"bicep lint: exit {bicep.Lint.ExitCode}\n{bicep.Lint.StandardError}");
+    }
+
+    [Fact]
+    public void The_linter_config_makes_every_enabled_rule_an_error()
+    {
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(bicep.TemplateDirectory, "bicepconfig.json")), documentOptions: new() { CommentHandling = System.Text.Json.JsonCommentHandling.Skip })!;
+        Assert.True(config["analyzers"]!["core"]!["enabled"]!.GetValue<bool>());
+        var levels = config["analyzers"]!["core"]!["rules"]!.AsObject().Select(rule => rule.Value!["level"]!.GetValue<string>()).ToList();
+        Assert.True(levels.Count >= 30, "the rules are listed one by one");
+        Assert.All(levels, level => Assert.Contains(level, new[] { "error", "off" }));
+        Assert.Equal(2, levels.Count(level => level == "off"));
+    }
+
+    [Fact]
+    public void No_template_uses_registry_modules()
+    {
+        foreach (var file in Directory.EnumerateFiles(bicep.TemplateDirectory, "*.bicep", SearchOption.AllDirectories))
+        {
+            Assert.DoesNotContain("'br:", File.ReadAllText(file), StringComparison.Ordinal);
+            Assert.DoesNotContain("'br/", File.ReadAllText(file), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Storage_account_allows_neither_shared_keys_nor_public_blobs_nor_old_TLS()
+    {
+        var properties = Single("Microsoft.Storage/storageAccounts").Resource["properties"]!;
+        Assert.False(properties["allowSharedKeyAccess"]!.GetValue<bool>());
+        Assert.False(properties["allowBlobPublicAccess"]!.GetValue<bool>());
+        Assert.Equal("TLS1_2", properties["minimumTlsVersion"]!.GetValue<string>());
+        Assert.True(properties["supportsHttpsTrafficOnly"]!.GetValue<bool>());
+        var container = Single("Microsoft.Storage/storageAccounts/blobServices/containers");
+        Assert.Contains("deploymentContainerName", container.Resource["name"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void No_key_or_connection_string_is_ever_computed()
+    {
+        // listKeys()/listAccountSas() are how templates usually put account keys into app settings.
+        var text = bicep.MainTemplate.ToJsonString();
+        Assert.DoesNotContain("listKeys(", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("listAccountSas(", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("listServiceSas(", text, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void App_settings_hold_no_secret_and_reach_storage_by_identity()
+    {
+        var settings = AppSettings();
+        Assert.Contains("CloudDelivery__Dkim__Keys__{0}__PrivateKeyPem", settings.Keys);
+        foreach (var (name, value) in settings)
+        {
+            foreach (var forbidden in new[] { "AccountKey=", "SharedAccessSignature", "DefaultEndpointsProtocol", "InstrumentationKey=", "UseDevelopmentStorage" })
+            {
+                Assert.DoesNotContain(forbidden, value, StringComparison.OrdinalIgnoreCase);
+            }
+            Assert.NotEqual("APPINSIGHTS_INSTRUMENTATIONKEY", name);
+            Assert.False(name.EndsWith("ConnectionString", StringComparison.OrdinalIgnoreCase), $"{name} is a connection string setting");
+        }
+        // The host's storage: identity-based settings only, never the plain connection string.
+        Assert.DoesNotContain("AzureWebJobsStorage", settings.Keys);
+        Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]);
+        Assert.Contains("parameters('storageAccountName')", settings["AzureWebJobsStorage__accountName"], StringComparison.Ordinal);
+        Assert.Contains("parameters('identityClientId')", settings["AzureWebJobsStorage__clientId"], StringComparison.Ordinal);
+        // The queue trigger's connection (Connection = "CloudDeliveryStorage" in DeliveryFunctions).
+        Assert.Equal("managedidentity", settings["CloudDeliveryStorage__credential"]);
+        Assert.Contains("parameters('identityClientId')", settings["CloudDeliveryStorage__clientId"], StringComparison.Ordinal);
+        // The app's storage and telemetry, with the contract's setting names.
+        Assert.Contains("parameters('storageAccountName')", settings["CloudDelivery__Storage__AccountName"], StringComparison.Ordinal);
+        Assert.Contains("parameters('identityClientId')", settings["CloudDelivery__ManagedIdentityClientId"], StringComparison.Ordinal);
+        Assert.Equal("azuremonitor", settings["CloudDelivery__Telemetry__Exporter"]);
+        Assert.Contains("parameters('appInsightsConnectionString')", settings["APPLICATIONINSIGHTS_CONNECTION_STRING"], StringComparison.Ordinal);
+        Assert.Equal("[format('ClientId={0};Authorization=AAD', parameters('identityClientId'))]", settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]);
+        Assert.Contains("parameters('ehloHostname')", settings["CloudDelivery__Hostname"], StringComparison.Ordinal);
+        // Secrets only as Key Vault references.
+        Assert.Contains("@Microsoft.KeyVault(", settings["CloudDelivery__Smarthost__Password"], StringComparison.Ordinal);
+        Assert.Contains("@Microsoft.KeyVault(", settings["CloudDelivery__Dkim__Keys__{0}__PrivateKeyPem"], StringComparison.Ordinal);
+        Assert.Contains("SecretUri={0}secrets/", FunctionApp().Template["variables"]!["keyVaultReference"]!.GetValue<string>(), StringComparison.Ordinal);
+        foreach (var name in new[] { "CloudDelivery__TlsRpt__OrganizationName", "CloudDelivery__TlsRpt__ContactInfo", "CloudDelivery__TlsRpt__SubmitterDomain", "CloudDelivery__Smarthost__Host", "CloudDelivery__Smarthost__Port", "CloudDelivery__Smarthost__UserName", "CloudDelivery__Dkim__Keys__{0}__Domain", "CloudDelivery__Dkim__Keys__{0}__Selector", "CloudDelivery__Dkim__Keys__{0}__Algorithm" })
+        {
+            Assert.Contains(name, settings.Keys);
+        }
+    }
+
+    [Fact]
+    public void Function_app_runs_on_flex_consumption_as_the_user_assigned_identity()
+    {
+        var (site, _) = FunctionApp();
+        var plan = Single("Microsoft.Web/serverfarms").Resource;
+        Assert.Equal("FC1", plan["sku"]!["name"]!.GetValue<string>());
+        Assert.Equal("FlexConsumption", plan["sku"]!["tier"]!.GetValue<string>());
+        var properties = site["properties"]!;
+        Assert.True(properties["httpsOnly"]!.GetValue<bool>());
+        Assert.Equal("1.2", properties["siteConfig"]!["minTlsVersion"]!.GetValue<string>());
+        Assert.Equal("Disabled", properties["siteConfig"]!["ftpsState"]!.GetValue<string>());
+        Assert.Equal("dotnet-isolated", properties["functionAppConfig"]!["runtime"]!["name"]!.GetValue<string>());
+        Assert.Equal("10.0", properties["functionAppConfig"]!["runtime"]!["version"]!.GetValue<string>());
+        var deploymentAuthentication = properties["functionAppConfig"]!["deployment"]!["storage"]!["authentication"]!;
+        Assert.Equal("UserAssignedIdentity", deploymentAuthentication["type"]!.GetValue<string>());
+        Assert.Equal("[parameters('identityId')]", deploymentAuthentication["userAssignedIdentityResourceId"]!.GetValue<string>());
+        Assert.Equal("[parameters('identityId')]", properties["keyVaultReferenceIdentity"]!.GetValue<string>());
+        Assert.Equal("UserAssigned", site["identity"]!["type"]!.GetValue<string>());
+        Assert.Contains("parameters('identityId')", Assert.Single(site["identity"]!["userAssignedIdentities"]!.AsObject()).Key, StringComparison.Ordinal);
+        // ... and identityId is the identity module's resource.
+        Assert.Single(All("Microsoft.ManagedIdentity/userAssignedIdentities"), found => !found.IsExisting);
+        Assert.Equal("[reference('identity').outputs.id.value]", ModuleParameter("function-app", "identityId"));
+        Assert.Equal("[reference('identity').outputs.clientId.value]", ModuleParameter("function-app", "identityClientId"));
+        Assert.Contains("parameters('integrationSubnetId')", properties["virtualNetworkSubnetId"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("[reference('network').outputs.integrationSubnetId.value]", ModuleParameter("function-app", "integrationSubnetId"));
+    }
+
+    [Theory]
+    [InlineData("b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "Microsoft.Storage/storageAccounts")] // Storage Blob Data Owner
+    [InlineData("974c5e8b-45b9-4653-ba55-5f855dd0fb88", "Microsoft.Storage/storageAccounts")] // Storage Queue Data Contributor
+    [InlineData("0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "Microsoft.Storage/storageAccounts")] // Storage Table Data Contributor
+    [InlineData("3913510d-42f4-4e42-8a64-420c390055eb", "Microsoft.Insights/components")] // Monitoring Metrics Publisher
+    [InlineData("4633458b-17de-408a-b874-0445c86b69e6", "Microsoft.KeyVault/vaults")] // Key Vault Secrets User
+    public void The_identity_holds_each_role_the_app_needs(string roleDefinitionGuid, string scopeType)
+    {
+        var template = ModuleTemplate("role-assignments");
+        var roles = template["variables"]!["roles"]!.AsObject();
+        var roleKey = Assert.Single(roles, role => role.Value!.GetValue<string>() == roleDefinitionGuid).Key;
+        var assignment = Assert.Single(All("Microsoft.Authorization/roleAssignments"), found => found.Resource["properties"]!["roleDefinitionId"]!.GetValue<string>()
+            == $"[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', variables('roles').{roleKey})]").Resource;
+        Assert.Matches(@"^\[reference\(resourceId\('Microsoft\.ManagedIdentity/userAssignedIdentities', parameters\('identityName'\)\), '[0-9-]+'\)\.principalId\]$", assignment["properties"]!["principalId"]!.GetValue<string>());
+        Assert.Null(assignment["condition"]);
+        Assert.Equal("ServicePrincipal", assignment["properties"]!["principalType"]!.GetValue<string>());
+        Assert.Equal(scopeType, ScopeType().Match(assignment["scope"]!.GetValue<string>()).Groups[1].Value);
+        // The existing identity the module reads is the one the identity module creates.
+        Assert.Equal(ModuleParameter("identity", "name"), ModuleParameter("role-assignments", "identityName"));
+    }
+
+    [Fact]
+    public void Only_the_optional_deployer_role_goes_to_another_principal()
+    {
+        var assignments = All("Microsoft.Authorization/roleAssignments");
+        Assert.Equal(6, assignments.Count);
+        var deployer = Assert.Single(assignments, found => found.Resource["condition"] is not null).Resource;
+        Assert.Equal("[parameters('deployerPrincipalId')]", deployer["properties"]!["principalId"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Application_Insights_accepts_only_Entra_ID_ingestion()
+    {
+        var component = Single("Microsoft.Insights/components").Resource;
+        Assert.True(component["properties"]!["DisableLocalAuth"]!.GetValue<bool>());
+        Assert.NotNull(component["properties"]!["WorkspaceResourceId"]);
+        Assert.Single(All("Microsoft.OperationalInsights/workspaces"));
+    }
+
+    [Fact]
+    public void Key_Vault_uses_RBAC_with_soft_delete_and_purge_protection()
+    {
+        var properties = Single("Microsoft.KeyVault/vaults").Resource["properties"]!;
+        Assert.True(properties["enableRbacAuthorization"]!.GetValue<bool>());
+        Assert.True(properties["enableSoftDelete"]!.GetValue<bool>());
+        Assert.True(properties["enablePurgeProtection"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void Outbound_traffic_leaves_through_the_NAT_gateway_of_the_integration_subnet()
+    {
+        var network = ModuleTemplate("network");
+        var subnet = Assert.Single(Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray())!;
+        Assert.Contains("Microsoft.Network/natGateways", subnet["properties"]!["natGateway"]!["id"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("Microsoft.App/environments", Assert.Single(subnet["properties"]!["delegations"]!.AsArray())!["properties"]!["serviceName"]!.GetValue<string>());
+        Assert.Contains(".subnets[0].id", network["outputs"]!["integrationSubnetId"]!["value"]!.GetValue<string>(), StringComparison.Ordinal);
+        var nat = Single("Microsoft.Network/natGateways").Resource;
+        Assert.Contains("Microsoft.Network/publicIPAddresses", Assert.Single(nat["properties"]!["publicIpAddresses"]!.AsArray())!["id"]!.GetValue<string>(), StringComparison.Ordinal);
+        var ip = Single("Microsoft.Network/publicIPAddresses").Resource;
+        Assert.Equal("Standard", ip["sku"]!["name"]!.GetValue<string>());
+        Assert.Equal("Static", ip["properties"]!["publicIPAllocationMethod"]!.GetValue<string>());
+        // The PTR is a second step (Azure checks the forward lookup first), switched by setReverseDns.
+        var dnsSettings = ip["properties"]!["dnsSettings"]!.GetValue<string>();
+        Assert.StartsWith("[if(parameters('setReverseDns')", dnsSettings, StringComparison.Ordinal);
+        Assert.Contains("'reverseFqdn', format('{0}.', parameters('ehloHostname'))", dnsSettings, StringComparison.Ordinal);
+        Assert.False(bicep.MainTemplate["parameters"]!["setReverseDns"]!["defaultValue"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void Workbook_charts_the_contract_telemetry()
+    {
+        var workbook = Single("Microsoft.Insights/workbooks").Resource;
+        var serialized = workbook["properties"]!["serializedData"]!.GetValue<string>();
+        Assert.StartsWith("[replace(", serialized, StringComparison.Ordinal);
+        var source = JsonNode.Parse(File.ReadAllText(Path.Combine(bicep.TemplateDirectory, "workbook.json")))!;
+        var queries = source["items"]!.AsArray().Select(item => item!["content"]!["query"]?.GetValue<string>()).OfType<string>().ToList();
+        Assert.Equal(6, queries.Count);
+        foreach (var expected in new[] { "clouddelivery.recipients", "customDimensions.reason", "customDimensions.tls", "customDimensions.RecipientDomain", "clouddelivery.queue.oldest_ready_age", "clouddelivery.queue.messages" })
+        {
+            Assert.Contains(queries, query => query.Contains(expected, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void Three_alert_rules_watch_poison_queue_age_and_failure_ratio()
+    {
+        var queries = All("Microsoft.Insights/scheduledQueryRules")
+            .Select(found => Assert.Single(found.Resource["properties"]!["criteria"]!["allOf"]!.AsArray())!["query"]!.GetValue<string>())
+            .ToList();
+        Assert.Equal(3, queries.Count);
+        Assert.Contains(queries, query => query.Contains("\"clouddelivery.queue.messages\"", StringComparison.Ordinal) && query.Contains("customDimensions.queue) == \"poison\"", StringComparison.Ordinal));
+        Assert.Contains(queries, query => query.Contains("\"clouddelivery.queue.oldest_ready_age\"", StringComparison.Ordinal));
+        Assert.Contains(queries, query => query.Contains("\"clouddelivery.recipients\"", StringComparison.Ordinal) && query.Contains("(\"failed\", \"expired\")", StringComparison.Ordinal));
+        var actionGroup = Single("Microsoft.Insights/actionGroups");
+        Assert.Equal("[variables('sendEmail')]", actionGroup.Resource["condition"]!.GetValue<string>());
+        Assert.Equal("[not(empty(parameters('alertEmail')))]", actionGroup.Template["variables"]!["sendEmail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void The_azd_parameters_file_matches_the_main_template()
+    {
+        var text = File.ReadAllText(Path.Combine(bicep.TemplateDirectory, "main.parameters.json"));
+        // azd substitutes ${NAME} and ${NAME=default} from the environment before it reads the file.
+        var substituted = AzdVariable().Replace(text, match => match.Groups[2].Success ? match.Groups[2].Value : string.Empty);
+        var parameters = JsonNode.Parse(substituted)!["parameters"]!.AsObject();
+        var declared = bicep.MainTemplate["parameters"]!.AsObject();
+        Assert.All(parameters, parameter => Assert.True(declared.ContainsKey(parameter.Key), $"{parameter.Key} is not a parameter of main.bicep"));
+        Assert.All(declared.Where(parameter => parameter.Value!["defaultValue"] is null && parameter.Value["nullable"] is null),
+            parameter => Assert.True(parameters.ContainsKey(parameter.Key), $"required parameter {parameter.Key} is missing"));
+        Assert.Equal("subscriptionDeploymentTemplate.json#", bicep.MainTemplate["$schema"]!.GetValue<string>().Split('/')[^1]);
+    }
+
+    [Fact]
+    public void Azd_deploys_the_functions_project_to_the_site_tagged_with_its_service_name()
+    {
+        var azureYaml = File.ReadAllLines(Path.Combine(bicep.TemplateDirectory, "..", "azure.yaml")).Select(line => line.TrimEnd()).ToList();
+        Assert.Contains("  provider: bicep", azureYaml);
+        Assert.Contains("  path: infra-bicep", azureYaml);
+        var service = azureYaml.IndexOf("services:") + 1;
+        Assert.Equal("  functions:", azureYaml[service]);
+        Assert.Contains("    project: ./functions/CloudDelivery.Functions", azureYaml);
+        Assert.Contains("    host: function", azureYaml);
+        Assert.Contains("    language: dotnet", azureYaml);
+        Assert.True(File.Exists(Path.Combine(bicep.TemplateDirectory, "..", "functions", "CloudDelivery.Functions", "CloudDelivery.Functions.csproj")));
+        // azd finds the deployment target by the tag azd-service-name = the service's key.
+        Assert.Equal("[union(parameters('tags'), createObject('azd-service-name', 'functions'))]", FunctionApp().Resource["tags"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Outputs_give_the_DNS_records_to_publish()
+    {
+        var outputs = bicep.MainTemplate["outputs"]!.AsObject();
+        foreach (var name in new[] { "OUTBOUND_IP", "FUNCTION_APP_NAME", "AZURE_RESOURCE_GROUP", "DNS_A_RECORD", "DNS_PTR_CHECK", "DNS_SPF_RECORDS", "DNS_DKIM_RECORDS", "DNS_TLSRPT_RECORDS", "DNS_MTASTS_RECORDS" })
+        {
+            Assert.True(outputs.ContainsKey(name), name);
+        }
+        Assert.Contains("v=spf1 ip4:{", outputs["DNS_SPF_RECORDS"]!.ToJsonString(), StringComparison.Ordinal);
+        Assert.Contains("._domainkey.", outputs["DNS_DKIM_RECORDS"]!.ToJsonString(), StringComparison.Ordinal);
+    }
+
+    private sealed record FoundResource(JsonObject Resource, JsonObject Template, bool IsExisting);
+
+    private List<FoundResource> All(string type) =>
+        [.. Walk(bicep.MainTemplate).Where(found => found.Resource["type"]!.GetValue<string>() == type && !found.IsExisting)];
+
+    private FoundResource Single(string type) => Assert.Single(All(type));
+
+    private (JsonObject Resource, JsonObject Template) FunctionApp()
+    {
+        var site = Single("Microsoft.Web/sites");
+        return (site.Resource, site.Template);
+    }
+
+    /// <summary>Each resource with the template it is declared in, through nested module deployments.</summary>
+    private static IEnumerable<FoundResource> Walk(JsonObject template)
+    {
+        // languageVersion 2.0 templates (user-defined types) keep resources in an object keyed by symbolic name.
+        var resources = template["resources"] switch
+        {
+            JsonObject symbolic => symbolic.Select(pair => pair.Value!.AsObject()),
+            JsonArray list => list.Select(item => item!.AsObject()),
+            _ => [],
+        };
+        foreach (var resource in resources)
+        {
+            yield return new FoundResource(resource, template, resource["existing"]?.GetValue<bool>() == true);
+            if (resource["type"]!.GetValue<string>() == "Microsoft.Resources/deployments" && resource["properties"]?["template"] is JsonObject nested)
+            {
+                foreach (var found in Walk(nested))
+                {
+                    yield return found;
+                }
+            }
+        }
+    }
+
+    private JsonObject Module(string deploymentName) =>
+        Assert.Single(All("Microsoft.Resources/deployments"), found => found.Resource["name"]!.GetValue<string>() == deploymentName).Resource;
+
+    private JsonObject ModuleTemplate(string deploymentName) => Module(deploymentName)["properties"]!["template"]!.AsObject();
+
+    private string ModuleParameter(string deploymentName, string parameter) =>
+        Module(deploymentName)["properties"]!["parameters"]![parameter]!["value"]!.GetValue<string>();
+
+    /// <summary>
+    /// The function app's settings by name, each with its value as written in the compiled template (a
+    /// literal or an ARM expression): from the literal name/value arrays among the module's variables and
+    /// from createObject('name', …, 'value', …) calls in its expressions. Index placeholders stay as {0}.
+    /// </summary>
+    private Dictionary<string, string> AppSettings()
+    {
+        var (site, template) = FunctionApp();
+        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
+        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (_, variable) in template["variables"]!.AsObject())
+        {
+            if (variable is JsonArray array)
+            {
+                foreach (var item in array)
+                {
+                    settings.Add(item!["name"]!.GetValue<string>(), item["value"]!.GetValue<string>());
+                }
+            }
+            else if (variable is JsonValue value && value.TryGetValue<string>(out var expression))
+            {
+                foreach (Match match in SettingInExpression().Matches(expression))
+                {
+                    settings.Add(match.Groups["name"].Value, match.Groups["value"].Value);
+                }
+            }
+        }
+        return settings;
+    }
+
+    // createObject('name', 'X', 'value', <expression up to the closing parenthesis of createObject>) or
+    // createObject('name', format('X', lambdaVariables('index')), 'value', …).
+    [GeneratedRegex(@"createObject\('name', (?:format\()?'(?<name>[A-Za-z0-9_{}]+)'(?:, lambdaVariables\('index'\)\))?, 'value', (?<value>(?:[^()]|\((?<depth>)|\)(?<-depth>))*?)\)(?(depth)(?!))")]
+    private static partial Regex SettingInExpression();
+
+    [GeneratedRegex(@"^\[resourceId\('([^']+)', parameters\('[^']+'\)\)\]$")]
+    private static partial Regex ScopeType();
+
+    [GeneratedRegex(@"\$\{([A-Z_]+)(?:=([^}]*))?\}")]
+    private static partial Regex AzdVariable();
+}

@@ -1,0 +1,69 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Azure.Core.Pipeline;
+using CloudDelivery.Loopback.Pki;
+using CloudDelivery.Loopback.Storage;
+
+namespace CloudDelivery.Tests.Storage;
+
+/// <summary>
+/// Azurite over HTTPS with OAuth ("--oauth basic"), on loopback, with a server certificate from a
+/// throw-away CA: the storage endpoint for token (managed identity) access in tests. Azurite checks a
+/// bearer token's issuer, audience and lifetime but not its signature, so <see cref="UnsignedTokenCredential"/>
+/// can stand in for Entra ID.
+/// </summary>
+public sealed class HttpsAzuriteFixture : IAsyncLifetime
+{
+    private readonly string directory = Path.Combine(Path.GetTempPath(), $"clouddelivery-azurite-tls-{Guid.NewGuid():N}");
+    private readonly TestPki pki = TestPki.Create();
+    private AzuriteProcess? azurite;
+
+    public AzuriteProcess Azurite => azurite!;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(directory);
+        using var certificate = pki.Issue(["localhost"]);
+        var certificatePath = Path.Combine(directory, "azurite.crt.pem");
+        var keyPath = Path.Combine(directory, "azurite.key.pem");
+        await File.WriteAllTextAsync(certificatePath, certificate.ExportCertificatePem());
+        using (var key = certificate.GetECDsaPrivateKey()!)
+        {
+            await File.WriteAllTextAsync(keyPath, key.ExportPkcs8PrivateKeyPem());
+        }
+        azurite = await AzuriteProcess.StartAsync(https: new AzuriteHttps(certificatePath, keyPath));
+    }
+
+    /// <summary>
+    /// An HTTP transport that trusts the test CA only. The host name is not checked: the clients dial
+    /// 127.0.0.1, and the certificate names localhost.
+    /// </summary>
+    public HttpPipelineTransport TrustingTransport()
+    {
+        var root = pki.Root;
+        var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+                {
+                    return false;
+                }
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(root);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(certificate);
+            },
+        };
+        return new HttpClientTransport(handler);
+    }
+
+    public Task DisposeAsync()
+    {
+        azurite?.Dispose();
+        pki.Dispose();
+        Directory.Delete(directory, recursive: true);
+        return Task.CompletedTask;
+    }
+}
