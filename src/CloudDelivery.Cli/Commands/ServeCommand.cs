@@ -2,6 +2,7 @@ using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Loopback.Storage;
 using CloudDelivery.MtaSts;
@@ -26,22 +27,30 @@ internal static class ServeCommand
     public static Command Create(TextWriter output)
     {
         var urls = new Option<string>("--urls") { Description = "Where the HTTP submission endpoint listens.", DefaultValueFactory = _ => "http://127.0.0.1:8025" };
+        var telemetry = new Option<string?>("--telemetry") { Description = "Where metrics, traces and logs go: auto (Azure Monitor or OTLP when their environment variables are set, else nowhere), azuremonitor, otlp, console, none. Default: CloudDelivery__Telemetry__Exporter, else auto." };
+        telemetry.AcceptOnlyFromAmong("auto", "azuremonitor", "otlp", "console", "none");
         var service = new ServiceOptions();
-        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls };
+        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls, telemetry };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            Dictionary<string, string?> overrides;
+            WebApplication built;
             try
             {
-                overrides = service.Overrides(parse);
+                var overrides = service.Overrides(parse);
+                if (parse.GetValue(telemetry) is { } exporter)
+                {
+                    overrides["CloudDelivery:Telemetry:Exporter"] = exporter;
+                }
+                // Also reports a bad CloudDelivery__Telemetry__Exporter from the environment.
+                built = Build(parse.GetValue(urls)!, overrides);
             }
             catch (FormatException e)
             {
                 await output.WriteLineAsync($"clouddelivery serve: {e.Message}");
                 return CliApplication.ExitUsage;
             }
-            await using var app = Build(parse.GetValue(urls)!, overrides);
+            await using var app = built;
             using var azurite = await LocalAzurite.StartIfNeededAsync(app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage.ConnectionString, output, cancellationToken);
             await app.Services.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await output.WriteLineAsync($"clouddelivery serve: submissions at {parse.GetValue(urls)}/api/messages");
@@ -60,6 +69,11 @@ internal static class ServeCommand
         // The queue enforces its own message size limit (and answers 413); Kestrel's 30 MB default is lower.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
         builder.Services.AddCloudDelivery(builder.Configuration);
+        if (builder.Services.AddCloudDeliveryTelemetry(builder.Configuration) != TelemetryExporter.None)
+        {
+            // The queue gauges cost storage reads; sampled only when something exports them.
+            builder.Services.AddHostedService<QueueSampleService>();
+        }
         builder.Services.AddHostedService<WorkerService>();
         builder.Services.AddHostedService<MtaStsRefreshService>();
         var app = builder.Build();
@@ -92,6 +106,12 @@ internal static class ServeCommand
     {
         protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
             Task.WhenAll(worker.RunAsync(stoppingToken), worker.RunSweeperAsync(stoppingToken), reports.RunScheduledAsync(stoppingToken));
+    }
+
+    /// <summary>Refreshes the snapshot of the queue gauges, as the Functions timer SampleQueue does.</summary>
+    private sealed class QueueSampleService(QueueSampler sampler) : BackgroundService
+    {
+        protected override Task ExecuteAsync(CancellationToken stoppingToken) => sampler.RunAsync(stoppingToken);
     }
 
     /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>
