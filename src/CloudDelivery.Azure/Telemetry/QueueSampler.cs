@@ -21,8 +21,6 @@ public sealed class QueueSampler
     /// <summary>The Functions timer schedule (six-field CRON): every minute; the interval setting still applies.</summary>
     public const string Schedule = "0 * * * * *";
 
-    private const int PageSize = 1000;
-
     // Only the columns the figures need: a projection keeps each page small (the Events and body columns
     // of a record can be kilobytes).
     private static readonly string[] Columns = [nameof(RecipientRecord.Attempts), nameof(RecipientRecord.SubmittedAt), nameof(RecipientRecord.NextAttemptAt)];
@@ -32,6 +30,9 @@ public sealed class QueueSampler
     private readonly TelemetryOptions options;
     private readonly TimeProvider time;
     private readonly ILogger log;
+
+    /// <summary>Records per page: the service's maximum, so a pass takes as few transactions as it can. Tests make it small.</summary>
+    internal int PageSize { get; init; } = 1000;
 
     public QueueSampler(OutboundStorage storage, QueueMetrics metrics, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler>? logger = null)
     {
