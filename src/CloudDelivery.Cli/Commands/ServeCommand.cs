@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
@@ -68,6 +69,9 @@ internal static class ServeCommand
         builder.WebHost.UseUrls(urls);
         // The queue enforces its own message size limit (and answers 413); Kestrel's 30 MB default is lower.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        // Kestrel's request lines carry the query string, and a submission's envelope (?to=<address>) is
+        // in it: not at information level, where logs are kept and exported.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
         builder.Services.AddCloudDelivery(builder.Configuration);
         if (builder.Services.AddCloudDeliveryTelemetry(builder.Configuration) != TelemetryExporter.None)
         {
