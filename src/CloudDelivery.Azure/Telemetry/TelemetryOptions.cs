@@ -13,9 +13,9 @@ public sealed class TelemetryOptions
     /// <summary>
     /// auto | azuremonitor | otlp | console | none. auto picks azuremonitor when
     /// APPLICATIONINSIGHTS_CONNECTION_STRING is set, otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none,
-    /// so a local run prints nothing extra.
+    /// so a local run prints nothing extra. Empty (or an empty environment variable) means auto.
     /// </summary>
-    public string Exporter { get; set; } = "auto";
+    public string? Exporter { get; set; } = "auto";
 
     /// <summary>How often the queue gauges' snapshot is refreshed (one bounded storage pass each time).</summary>
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromMinutes(1);
@@ -28,7 +28,7 @@ public sealed class TelemetryOptions
 
     /// <summary>The exporter <see cref="Exporter"/> stands for, with auto resolved against <paramref name="configuration"/>.</summary>
     /// <exception cref="FormatException">An unknown exporter name.</exception>
-    public TelemetryExporter ResolveExporter(IConfiguration configuration) => Exporter.Trim().ToLowerInvariant() switch
+    public TelemetryExporter ResolveExporter(IConfiguration configuration) => (Exporter ?? string.Empty).Trim().ToLowerInvariant() switch
     {
         "auto" or "" => !string.IsNullOrWhiteSpace(configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"])
             ? TelemetryExporter.AzureMonitor
