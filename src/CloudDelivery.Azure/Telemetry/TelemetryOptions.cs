@@ -26,9 +26,17 @@ public sealed class TelemetryOptions
     /// <summary>Export Azure SDK spans (storage calls) as traces. The wake-up poll makes a call every few seconds.</summary>
     public bool Traces { get; set; } = true;
 
+    /// <summary>The settings of <paramref name="configuration"/>'s "CloudDelivery:Telemetry" section (defaults when it is absent).</summary>
+    public static TelemetryOptions From(IConfiguration configuration) =>
+        configuration.GetSection(SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
+
+    /// <summary>The exporter <paramref name="configuration"/> asks for, auto resolved.</summary>
+    /// <exception cref="FormatException">An unknown exporter name.</exception>
+    public static TelemetryExporter ResolveExporter(IConfiguration configuration) => From(configuration).ResolveExporterIn(configuration);
+
     /// <summary>The exporter <see cref="Exporter"/> stands for, with auto resolved against <paramref name="configuration"/>.</summary>
     /// <exception cref="FormatException">An unknown exporter name.</exception>
-    public TelemetryExporter ResolveExporter(IConfiguration configuration) => (Exporter ?? string.Empty).Trim().ToLowerInvariant() switch
+    public TelemetryExporter ResolveExporterIn(IConfiguration configuration) => (Exporter ?? string.Empty).Trim().ToLowerInvariant() switch
     {
         "auto" or "" => !string.IsNullOrWhiteSpace(configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"])
             ? TelemetryExporter.AzureMonitor

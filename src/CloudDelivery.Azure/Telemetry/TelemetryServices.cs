@@ -30,8 +30,7 @@ public static class TelemetryServices
     /// <exception cref="FormatException">CloudDelivery:Telemetry:Exporter is not a known exporter.</exception>
     public static TelemetryExporter AddCloudDeliveryTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
-        var section = configuration.GetSection(TelemetryOptions.SectionName);
-        var options = section.Get<TelemetryOptions>() ?? new TelemetryOptions();
+        var options = TelemetryOptions.From(configuration);
         services.AddSingleton(options);
         services.AddSingleton(p => new QueueSampler(
             p.GetRequiredService<OutboundStorage>(),
@@ -40,7 +39,7 @@ public static class TelemetryServices
             p.GetRequiredService<TimeProvider>(),
             p.GetService<ILogger<QueueSampler>>()));
 
-        var exporter = options.ResolveExporter(configuration);
+        var exporter = options.ResolveExporterIn(configuration);
         if (exporter == TelemetryExporter.None)
         {
             return exporter;

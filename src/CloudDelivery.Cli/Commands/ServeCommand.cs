@@ -35,23 +35,23 @@ internal static class ServeCommand
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            WebApplication built;
+            Dictionary<string, string?> overrides;
             try
             {
-                var overrides = service.Overrides(parse);
+                overrides = service.Overrides(parse);
                 if (parse.GetValue(telemetry) is { } exporter)
                 {
                     overrides["CloudDelivery:Telemetry:Exporter"] = exporter;
                 }
-                // Also reports a bad CloudDelivery__Telemetry__Exporter from the environment.
-                built = Build(parse.GetValue(urls)!, overrides);
+                // A bad CloudDelivery__Telemetry__Exporter in the environment is a usage error too, not a crash in Build.
+                TelemetryOptions.ResolveExporter(new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(overrides).Build());
             }
             catch (FormatException e)
             {
                 await output.WriteLineAsync($"clouddelivery serve: {e.Message}");
                 return CliApplication.ExitUsage;
             }
-            await using var app = built;
+            await using var app = Build(parse.GetValue(urls)!, overrides);
             using var azurite = await LocalAzurite.StartIfNeededAsync(app.Services.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Storage.ConnectionString, output, cancellationToken);
             await app.Services.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await output.WriteLineAsync($"clouddelivery serve: submissions at {parse.GetValue(urls)}/api/messages");

@@ -43,6 +43,19 @@ public sealed class TelemetrySettingsTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task Serve_refuses_an_unknown_exporter_as_a_usage_error()
+    {
+        using var output = new StringWriter();
+
+        var fromSetting = await CloudDelivery.Cli.CliApplication.RunAsync(["serve", "--set", "CloudDelivery:Telemetry:Exporter=prometheus"], output, output);
+        var fromOption = await CloudDelivery.Cli.CliApplication.RunAsync(["serve", "--telemetry", "prometheus"], output, output);
+
+        Assert.Equal(CloudDelivery.Cli.CliApplication.ExitUsage, fromSetting);
+        Assert.Contains("CloudDelivery:Telemetry:Exporter prometheus", output.ToString(), StringComparison.Ordinal);
+        Assert.NotEqual(0, fromOption);
+    }
+
+    [Fact]
     public async Task The_functions_timer_samples_the_queue_through_the_registered_sampler()
     {
         var storage = await azurite.NewStorageAsync();
