@@ -128,9 +128,10 @@ public sealed class QueueSampler
             {
                 return;
             }
-            catch (RequestFailedException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                // Gauges go quiet when the snapshot ages out; delivery is not affected.
+                // Whatever went wrong (storage, a token for it, the network), the gauges go quiet when the
+                // snapshot ages out; it must never stop the host, whose deliveries do not depend on it.
                 log.LogWarning(e, "Queue sample failed");
             }
             try

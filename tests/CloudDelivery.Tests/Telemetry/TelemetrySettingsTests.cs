@@ -4,6 +4,7 @@ using CloudDelivery.Functions;
 using CloudDelivery.Tests.Queue;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace CloudDelivery.Tests.Telemetry;
 
@@ -40,6 +41,34 @@ public sealed class TelemetrySettingsTests(AzuriteFixture azurite)
 
         var error = Assert.Throws<FormatException>(() => new ServiceCollection().AddCloudDeliveryTelemetry(configuration));
         Assert.Contains("CloudDelivery:Telemetry:Exporter", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_failing_sample_is_logged_and_the_sampling_loop_carries_on()
+    {
+        // A table that was never created: every query fails with 404.
+        var storage = new CloudDelivery.Azure.Storage.OutboundStorage(new CloudDelivery.Azure.Storage.OutboundStorageOptions
+        {
+            ConnectionString = azurite.ConnectionString,
+            RecipientsTable = $"cdmissing{Guid.NewGuid():N}",
+        });
+        var logs = new LogCapture();
+        using var factory = LoggerFactory.Create(logging => logging.AddProvider(logs));
+        using var metrics = new QueueMetrics();
+        var sampler = new QueueSampler(storage, metrics, new TelemetryOptions { QueueSampleInterval = TimeSpan.FromMilliseconds(50) }, TimeProvider.System, factory.CreateLogger<QueueSampler>());
+        using var stop = new CancellationTokenSource();
+
+        var running = sampler.RunAsync(stop.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (logs.Entries.Count(e => e.Message == "Queue sample failed") < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+        await stop.CancelAsync();
+        await running;
+
+        Assert.True(logs.Entries.Count(e => e.Message == "Queue sample failed") >= 2);
+        Assert.Null(metrics.Snapshot);
     }
 
     [Fact]
