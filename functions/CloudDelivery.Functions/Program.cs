@@ -1,9 +1,17 @@
 using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Azure.Telemetry;
 using Microsoft.Azure.Functions.Worker.Builder;
+using Microsoft.Azure.Functions.Worker.OpenTelemetry;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 // The Functions isolated worker: the same handlers and the same options tree ("CloudDelivery" section of
 // the app settings) as `clouddelivery serve`.
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.Services.AddCloudDelivery(builder.Configuration);
+// host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
+// worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;
+// AddCloudDeliveryTelemetry adds our meters, the Azure SDK spans, logs and the exporter, as in `serve`.
+builder.Services.AddOpenTelemetry().UseFunctionsWorkerDefaults();
+builder.Services.AddCloudDeliveryTelemetry(builder.Configuration);
 builder.Build().Run();

@@ -1,6 +1,8 @@
+using System.Diagnostics.Metrics;
 using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using CloudDelivery.MtaSts;
@@ -50,7 +52,8 @@ public static class CloudDeliveryServices
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
             p.GetService<ILogger<DomainDeliveryHandler>>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.Enabled ? p.GetRequiredService<TlsRptResultStore>() : null));
+            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.Enabled ? p.GetRequiredService<TlsRptResultStore>() : null,
+            p.GetRequiredService<QueueMetrics>()));
         services.AddSingleton(p =>
         {
             var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
@@ -60,7 +63,8 @@ public static class CloudDeliveryServices
                 p.GetRequiredService<DeliveryEngine>(),
                 options.TlsRpt.ToReporter(options.Hostname),
                 options.TlsRpt,
-                p.GetService<ILogger<TlsRptReportSender>>());
+                p.GetService<ILogger<TlsRptReportSender>>(),
+                p.GetRequiredService<QueueMetrics>());
         });
         services.AddSingleton(p => new WakeUpWorker(
             p.GetRequiredService<OutboundQueue>(),
@@ -68,6 +72,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Worker,
             p.GetService<ILogger<WakeUpWorker>>()));
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
+        services.AddSingleton(p => new QueueMetrics(p.GetService<IMeterFactory>()));
         services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));
         return services;
     }

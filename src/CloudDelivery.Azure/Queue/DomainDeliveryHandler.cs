@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using CloudDelivery.Addressing;
+using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
@@ -25,7 +26,7 @@ public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, in
 /// has replied, schedules retries with a delayed wake-up, and sends DSNs for failures, expiries and long
 /// delays. The Functions queue trigger and the <c>serve</c> host both call this.
 /// </summary>
-public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null, TlsRptResultStore? tlsResults = null)
+public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null, TlsRptResultStore? tlsResults = null, QueueMetrics? metrics = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
@@ -89,6 +90,13 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
 
     /// <summary>Reruns one invocation does for other workers' requests before it hands the domain on by a wake-up.</summary>
     private const int MaxRunsPerLease = 20;
+
+    private void Report(RecipientRecord record, RecipientResult result, DateTimeOffset now)
+    {
+        var outcome = RecipientOutcome.Of(record, result, now);
+        metrics?.Record(outcome);
+        RecipientResultLog.RecipientResult(log, record.MessageId, record.PartitionKey, result.Host ?? string.Empty, record.Attempts, outcome.Result, outcome.Reason, outcome.Tls);
+    }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
@@ -154,6 +162,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 // Recorded before anything else happens: a crash after this cannot deliver twice.
                 var now = time.GetUtcNow();
                 var changed = new List<RecipientRecord>();
+                var outcomes = new List<(RecipientRecord Record, RecipientResult Result)>();
                 foreach (var result in results)
                 {
                     if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
@@ -162,6 +171,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     }
                     Apply(record, result, now, dialled, out var delayDsn);
                     changed.Add(record);
+                    outcomes.Add((record, result));
                     switch (record.State)
                     {
                         case RecipientState.Delivered:
@@ -180,6 +190,11 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     }
                 }
                 await queue.SaveAsync(changed, token);
+                // Reported once saved: an outcome that failed to save is attempted again and reported then.
+                foreach (var (record, result) in outcomes)
+                {
+                    Report(record, result, now);
+                }
                 if (AfterResultsSaved is not null)
                 {
                     await AfterResultsSaved();

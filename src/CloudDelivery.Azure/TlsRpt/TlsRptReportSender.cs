@@ -1,4 +1,5 @@
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dns;
 using CloudDelivery.TlsRpt;
@@ -76,13 +77,14 @@ public sealed class TlsRptReportSender(
     TlsRptHttpsPoster poster,
     TlsRptReporter reporter,
     TlsRptOptions options,
-    ILogger<TlsRptReportSender>? logger = null)
+    ILogger<TlsRptReportSender>? logger = null,
+    QueueMetrics? metrics = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 
     /// <summary>A sender wired from an engine's resolver, address policy and trust roots.</summary>
-    public static TlsRptReportSender Create(TlsRptResultStore store, OutboundQueue queue, DeliveryEngine engine, TlsRptReporter reporter, TlsRptOptions options, ILogger<TlsRptReportSender>? logger = null) =>
-        new(store, queue, engine.Resolver, new TlsRptHttpsPoster(engine.Resolver, engine.Options.AddressPolicy, engine.Options.ExtraTrustRoots, queue.Time), reporter, options, logger);
+    public static TlsRptReportSender Create(TlsRptResultStore store, OutboundQueue queue, DeliveryEngine engine, TlsRptReporter reporter, TlsRptOptions options, ILogger<TlsRptReportSender>? logger = null, QueueMetrics? metrics = null) =>
+        new(store, queue, engine.Resolver, new TlsRptHttpsPoster(engine.Resolver, engine.Options.AddressPolicy, engine.Options.ExtraTrustRoots, queue.Time), reporter, options, logger, metrics);
 
     public TlsRptReporter Reporter => reporter;
 
@@ -251,9 +253,11 @@ public sealed class TlsRptReportSender(
             string? error = null;
             if (!sent.Contains(destination))
             {
-                error = destination.StartsWith("mailto:", StringComparison.Ordinal)
-                    ? await MailAsync(report, mailto, cancellationToken)
-                    : await poster.PostAsync(new Uri(destination), report.ToGzip(), cancellationToken);
+                var https = !destination.StartsWith("mailto:", StringComparison.Ordinal);
+                error = https
+                    ? await poster.PostAsync(new Uri(destination), report.ToGzip(), cancellationToken)
+                    : await MailAsync(report, mailto, cancellationToken);
+                metrics?.RecordTlsReport(https, sent: error is null);
                 if (error is null)
                 {
                     sent.Add(destination);

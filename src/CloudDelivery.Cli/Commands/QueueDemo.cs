@@ -34,6 +34,8 @@ internal static class QueueDemo
                 ["CloudDelivery:Delivery:AllowPrivateAddresses"] = "true",
                 ["CloudDelivery:Delivery:TrustCaFile"] = caFile,
                 ["Logging:LogLevel:Default"] = "Warning",
+                // The demo's output is for people: no telemetry, even where the environment configures an exporter.
+                ["CloudDelivery:Telemetry:Exporter"] = "none",
             });
             await app.Services.GetRequiredService<Azure.Storage.OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await app.StartAsync(cancellationToken);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Loopback.Storage;
 using CloudDelivery.MtaSts;
@@ -11,6 +12,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
@@ -26,8 +28,10 @@ internal static class ServeCommand
     public static Command Create(TextWriter output)
     {
         var urls = new Option<string>("--urls") { Description = "Where the HTTP submission endpoint listens.", DefaultValueFactory = _ => "http://127.0.0.1:8025" };
+        var telemetry = new Option<string?>("--telemetry") { Description = "Where metrics, traces and logs go: auto (Azure Monitor or OTLP when their environment variables are set, else nowhere), azuremonitor, otlp, console, none. Default: CloudDelivery__Telemetry__Exporter, else auto." };
+        telemetry.AcceptOnlyFromAmong("auto", "azuremonitor", "otlp", "console", "none");
         var service = new ServiceOptions();
-        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls };
+        var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls, telemetry };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -35,6 +39,12 @@ internal static class ServeCommand
             try
             {
                 overrides = service.Overrides(parse);
+                if (parse.GetValue(telemetry) is { } exporter)
+                {
+                    overrides["CloudDelivery:Telemetry:Exporter"] = exporter;
+                }
+                // A bad CloudDelivery__Telemetry__Exporter in the environment is a usage error too, not a crash in Build.
+                TelemetryOptions.ResolveExporter(new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(overrides).Build());
             }
             catch (FormatException e)
             {
@@ -61,7 +71,15 @@ internal static class ServeCommand
         builder.WebHost.UseUrls(urls);
         // The queue enforces its own message size limit (and answers 413); Kestrel's 30 MB default is lower.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        // Kestrel's request lines carry the query string, and a submission's envelope (?to=<address>) is
+        // in it: not at information level, where logs are kept and exported.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
         builder.Services.AddCloudDelivery(builder.Configuration);
+        if (builder.Services.AddCloudDeliveryTelemetry(builder.Configuration) != TelemetryExporter.None)
+        {
+            // The queue gauges cost storage reads; sampled only when something exports them.
+            builder.Services.AddHostedService<QueueSampleService>();
+        }
         builder.Services.AddHostedService<WorkerService>();
         builder.Services.AddHostedService<MtaStsRefreshService>();
         var app = builder.Build();
@@ -98,6 +116,12 @@ internal static class ServeCommand
                 worker.RunSweeperAsync(stoppingToken),
                 purger.RunAsync(options.Value.Worker.PurgeInterval, stoppingToken),
                 reports.RunScheduledAsync(stoppingToken));
+    }
+
+    /// <summary>Refreshes the snapshot of the queue gauges, as the Functions timer SampleQueue does.</summary>
+    private sealed class QueueSampleService(QueueSampler sampler) : BackgroundService
+    {
+        protected override Task ExecuteAsync(CancellationToken stoppingToken) => sampler.RunAsync(stoppingToken);
     }
 
     /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>

@@ -137,7 +137,7 @@ public sealed class DeliveryEngine : IDisposable
             var reply = destinationError.Permanent
                 ? new SmtpReply(550, "5.1.10", destinationError.Message)
                 : new SmtpReply(451, "4.4.3", destinationError.Message);
-            state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply);
+            state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply, local: LocalFailure.Dns);
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
@@ -180,7 +180,7 @@ public sealed class DeliveryEngine : IDisposable
             addresses = lookup.Records;
             if (!lookup.Found)
             {
-                state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.3", $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"));
+                state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.3", $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"), local: LocalFailure.Dns);
                 await state.PublishAsync(cancellationToken);
                 return state.ToOutcome();
             }
@@ -190,6 +190,7 @@ public sealed class DeliveryEngine : IDisposable
         Socket? socket = null;
         IPAddress? dialled = null;
         string? dialError = null;
+        var dialFailure = LocalFailure.Connection;
         foreach (var address in addresses)
         {
             var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -205,11 +206,12 @@ public sealed class DeliveryEngine : IDisposable
             {
                 connecting.Dispose();
                 dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
+                dialFailure = e is OperationCanceledException ? LocalFailure.Timeout : LocalFailure.Connection;
             }
         }
         if (socket is null)
         {
-            state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.1", dialError ?? $"smarthost {smarthost.Host} has no addresses"));
+            state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.1", dialError ?? $"smarthost {smarthost.Host} has no addresses"), local: dialFailure);
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
@@ -225,15 +227,17 @@ public sealed class DeliveryEngine : IDisposable
             {
                 await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
             }
-            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state, session, state.Pending.ToList(), smarthost.Host, dialled!, dualStack: false, cancellationToken);
-            var reply = sharedError?.Reply ?? new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost");
-            state.FailAll(stillPending, sharedError?.Permanent == true ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, reply);
+            // The relay's certificate is verified, but nothing is known about the recipient domain's policy.
+            var posture = session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext;
+            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state, session, posture, state.Pending.ToList(), smarthost.Host, dialled!, dualStack: false, cancellationToken);
+            var error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost"), false, false, posture, LocalFailure.Connection);
+            state.FailAll(stillPending, error.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, error.Reply, error.Tls, error.Local);
         }
         catch (SmtpSessionException e)
         {
             // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
             state.Connections.Add(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
-            state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply);
+            state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply, local: FailureOf(e));
         }
         await state.PublishAsync(cancellationToken);
         return state.ToOutcome();
@@ -254,13 +258,15 @@ public sealed class DeliveryEngine : IDisposable
             else
             {
                 domainResult.Summary.TotalFailureSessionCount++;
-                state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"));
+                state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"), local: LocalFailure.Policy);
                 return;
             }
         }
 
         var lastReply = new SmtpReply(451, "4.4.0", "no delivery attempted");
         var lastPermanent = false;
+        var lastTls = TlsPosture.None;
+        var lastLocal = LocalFailure.None;
         string? lastHost = null;
         IPAddress? lastAddress = null;
         var missingRequireTls = 0;
@@ -281,6 +287,7 @@ public sealed class DeliveryEngine : IDisposable
                     {
                         lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
                         lastHost = host.Display;
+                        (lastTls, lastLocal) = (TlsPosture.None, LocalFailure.Policy);
                         domainResult.Summary.TotalFailureSessionCount++;
                         logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
                         continue;
@@ -316,6 +323,7 @@ public sealed class DeliveryEngine : IDisposable
             {
                 lastReply = error.Reply;
                 lastPermanent = error.Permanent;
+                (lastTls, lastLocal) = (error.Tls, error.Local);
                 lastHost = host.Display;
                 lastAddress = attempt.Address;
                 if (error.Reply.EnhancedCode == "5.7.30")
@@ -342,10 +350,10 @@ public sealed class DeliveryEngine : IDisposable
         {
             // No host can carry the REQUIRETLS requirement; the domain is unlikely to gain it during the
             // retry period, so the sender hears about it now (RFC 8689 §4.2.1).
-            state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"));
+            state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"), local: LocalFailure.Policy);
             return;
         }
-        state.FailAll(pending, lastPermanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply);
+        state.FailAll(pending, lastPermanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
     }
 
     private async Task<HostAttempt> DeliverHostAsync(
@@ -472,26 +480,28 @@ public sealed class DeliveryEngine : IDisposable
         {
             // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
             metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-            return attempt.Failed(new SmtpReply(554, "5.7.30", $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"), permanent: false, isTls: false);
+            return attempt.Failed(new SmtpReply(554, "5.7.30", $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"), permanent: false, isTls: false, LocalFailure.Policy);
         }
         if (error is not null)
         {
             RecordDuration(started, mode, "error");
-            return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false);
+            return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false, LocalFailure.Dns);
         }
 
         // Dial: at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open).
         Socket? socket = null;
         IPAddress? dialled = null;
         string? dialError = null;
+        var dialFailure = LocalFailure.Connection;
         foreach (var address in OnePerFamily(addresses.Addresses))
         {
             if (options.AddressPolicy.Refusal(address) is { } refusal)
             {
                 dialError = refusal;
+                dialFailure = LocalFailure.Policy;
                 continue;
             }
-            (socket, var failure) = await DialAsync(address, cancellationToken);
+            (socket, var failure, var timedOut) = await DialAsync(address, cancellationToken);
             if (socket is not null)
             {
                 dialled = address;
@@ -503,12 +513,13 @@ public sealed class DeliveryEngine : IDisposable
                 break;
             }
             dialError = $"connecting to {address}: {failure}";
+            dialFailure = timedOut ? LocalFailure.Timeout : LocalFailure.Connection;
         }
         attempt.Address = dialled;
         if (socket is null)
         {
             RecordDuration(started, mode, "error");
-            return attempt.Failed(new SmtpReply(451, "4.4.1", dialError ?? $"no addresses for {host.Display}"), permanent: false, isTls: false);
+            return attempt.Failed(new SmtpReply(451, "4.4.1", dialError ?? $"no addresses for {host.Display}"), permanent: false, isTls: false, dialError is null ? LocalFailure.Dns : dialFailure);
         }
 
         var plan = new TlsVerificationPlan
@@ -531,18 +542,19 @@ public sealed class DeliveryEngine : IDisposable
             state.Connections.Add(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-            return attempt.Failed(reply, permanent, e.IsTlsFailure);
+            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
         }
 
         await using (session)
         {
             state.Connections.Add(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
-            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state, session, pending, host.Display, dialled!, addresses.DualStack, cancellationToken);
+            var posture = PostureOf(session, enforceMtaSts);
+            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state, session, posture, pending, host.Display, dialled!, addresses.DualStack, cancellationToken);
             attempt.StillPending = stillPending;
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
             {
-                attempt.Error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to {host.Display} lost"), false, false);
+                attempt.Error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to {host.Display} lost"), false, false, posture, LocalFailure.Connection);
             }
             return attempt;
         }
@@ -554,7 +566,7 @@ public sealed class DeliveryEngine : IDisposable
     /// after each reply. Returns what could not be concluded on this connection and why.
     /// </summary>
     private static async Task<(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed)> RunTransactionsAsync(
-        AttemptState state, SmtpSession session, List<PendingRecipient> pending, string host, IPAddress dialled, bool dualStack, CancellationToken cancellationToken)
+        AttemptState state, SmtpSession session, TlsPosture tls, List<PendingRecipient> pending, string host, IPAddress dialled, bool dualStack, CancellationToken cancellationToken)
     {
         var stillPending = new List<PendingRecipient>();
         var delivered = 0;
@@ -587,11 +599,11 @@ public sealed class DeliveryEngine : IDisposable
                     {
                         // The failure concerns the whole message: another host may do better (unless permanent).
                         stillPending.AddRange(batch);
-                        sharedError = new HostError(reply, permanent, false);
+                        sharedError = new HostError(reply, permanent, false, tls, FailureOf(e));
                     }
                     else
                     {
-                        state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply);
+                        state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
                         failed += batch.Count;
                     }
                     if (!session.IsUsable)
@@ -619,13 +631,13 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else if (reply.IsPositive)
                     {
-                        state.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply);
+                        state.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply, tls);
                         delivered++;
                     }
                     else
                     {
                         var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, state.Request.Attempt, dualStack) : (reply, reply.IsPermanent);
-                        state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected);
+                        state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected, tls);
                         failed++;
                     }
                 }
@@ -650,11 +662,28 @@ public sealed class DeliveryEngine : IDisposable
         return (reply, permanent);
     }
 
+    /// <summary>How a session that reached MAIL FROM was protected: what was verified, not just whether TLS was up.</summary>
+    private static TlsPosture PostureOf(SmtpSession session, bool enforceMtaSts) => session.Verification switch
+    {
+        CertificateVerification.DaneEe or CertificateVerification.DaneTa => TlsPosture.Dane,
+        CertificateVerification.Pkix when enforceMtaSts => TlsPosture.MtaSts,
+        _ => session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext,
+    };
+
+    /// <summary>A session failure without a server reply (code 0) is a TLS, timeout or connection problem.</summary>
+    private static LocalFailure FailureOf(SmtpSessionException e) => e.Reply.Code != 0
+        ? LocalFailure.None
+        : e.IsTlsFailure
+            ? LocalFailure.Tls
+            : e.InnerException is TimeoutException or OperationCanceledException
+                ? LocalFailure.Timeout
+                : LocalFailure.Connection;
+
     /// <summary>The first address of each family, in the preferred order.</summary>
     private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
         addresses.DistinctBy(a => a.AddressFamily);
 
-    private async Task<(Socket? Socket, string? Error)> DialAsync(IPAddress address, CancellationToken cancellationToken)
+    private async Task<(Socket? Socket, string? Error, bool TimedOut)> DialAsync(IPAddress address, CancellationToken cancellationToken)
     {
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -663,19 +692,19 @@ public sealed class DeliveryEngine : IDisposable
         {
             await socket.ConnectAsync(new IPEndPoint(address, options.SmtpPort), timeout.Token);
             metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
-            return (socket, null);
+            return (socket, null, false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             socket.Dispose();
             metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "timeout"));
-            return (null, "connect timed out");
+            return (null, "connect timed out", true);
         }
         catch (SocketException e)
         {
             socket.Dispose();
             metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", e.SocketErrorCode == SocketError.ConnectionRefused ? "refused" : "error"));
-            return (null, e.Message);
+            return (null, e.Message, false);
         }
     }
 
@@ -695,7 +724,7 @@ public sealed class DeliveryEngine : IDisposable
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
 
-    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure);
+    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local);
 
     private sealed class HostAttempt
     {
@@ -709,9 +738,9 @@ public sealed class DeliveryEngine : IDisposable
 
         public required List<PendingRecipient> StillPending { get; set; }
 
-        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls)
+        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local)
         {
-            Error = new HostError(reply, permanent, isTls);
+            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local);
             return this;
         }
     }
@@ -733,9 +762,9 @@ public sealed class DeliveryEngine : IDisposable
 
         public List<ConnectionReport> Connections { get; } = [];
 
-        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply)
+        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
         {
-            var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply);
+            var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
             results[recipient] = result;
             unpublished.Add(result);
         }
@@ -755,11 +784,11 @@ public sealed class DeliveryEngine : IDisposable
             await Request.ResultsReady(batch, cancellationToken);
         }
 
-        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply)
+        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
         {
             foreach (var recipient in recipients)
             {
-                Complete(recipient, status, host, address, reply);
+                Complete(recipient, status, host, address, reply, tls, local);
             }
         }
 

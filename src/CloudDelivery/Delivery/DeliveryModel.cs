@@ -18,14 +18,71 @@ public enum RecipientStatus
     Permanent,
 }
 
+/// <summary>
+/// How the connection that decided a recipient's result was protected. Telemetry reports it per recipient,
+/// so an operator sees how much mail went with verified TLS.
+/// </summary>
+public enum TlsPosture
+{
+    /// <summary>No connection reached MAIL FROM (DNS failure, refused connection, failed TLS handshake).</summary>
+    None,
+
+    /// <summary>A transaction without TLS: the plaintext retry, or a server without STARTTLS.</summary>
+    Plaintext,
+
+    /// <summary>TLS whose certificate was not required to verify (no policy), or a smarthost's verified TLS.</summary>
+    Opportunistic,
+
+    /// <summary>TLS verified by WebPKI because the recipient domain's MTA-STS policy is in enforce mode.</summary>
+    MtaSts,
+
+    /// <summary>TLS verified by DANE TLSA records.</summary>
+    Dane,
+}
+
+/// <summary>
+/// Why a result has no reply from a receiving server: the engine decided it before or outside SMTP. Its
+/// reply is then synthetic, and telemetry reports this instead of the synthetic status code.
+/// </summary>
+public enum LocalFailure
+{
+    /// <summary>The reply came from the server (or names an SMTP-level refusal such as a missing extension).</summary>
+    None,
+
+    /// <summary>DNS: the domain, its MX hosts, their addresses or TLSA records could not be resolved.</summary>
+    Dns,
+
+    /// <summary>The TCP connection could not be made or broke.</summary>
+    Connection,
+
+    /// <summary>Connecting or a command took longer than allowed.</summary>
+    Timeout,
+
+    /// <summary>STARTTLS was required but missing, or the TLS handshake or certificate check failed.</summary>
+    Tls,
+
+    /// <summary>A TLS policy forbade delivery: MTA-STS lookup failed or MX mismatch, REQUIRETLS unsatisfiable.</summary>
+    Policy,
+}
+
 /// <summary>The result for one recipient: status, where it was tried, and the reply that decided it.</summary>
+/// <param name="MessageId">The queue's id of the message.</param>
+/// <param name="Recipient">The recipient address.</param>
+/// <param name="Status">Delivered, temporary or permanent failure.</param>
+/// <param name="Host">The MX host (or smarthost) that decided it; null when none was reached.</param>
+/// <param name="Address">The address dialled, when one was.</param>
+/// <param name="Reply">The server's reply, or a synthetic one when the engine decided it.</param>
+/// <param name="Tls">How the connection that decided the result was protected.</param>
+/// <param name="LocalFailure">Why there is no server reply, when the failure happened outside SMTP.</param>
 public sealed record RecipientResult(
     string MessageId,
     EmailAddress Recipient,
     RecipientStatus Status,
     string? Host,
     IPAddress? Address,
-    SmtpReply Reply);
+    SmtpReply Reply,
+    TlsPosture Tls = TlsPosture.None,
+    LocalFailure LocalFailure = LocalFailure.None);
 
 /// <summary>One SMTP connection the attempt made: where, how TLS went, and why it ended if it failed.</summary>
 public sealed record ConnectionReport(

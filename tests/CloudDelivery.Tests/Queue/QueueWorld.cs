@@ -53,9 +53,10 @@ public sealed class QueueWorld : IAsyncDisposable
             RequireTls = requireTls,
         }, CancellationToken.None);
 
-    /// <summary>Takes the visible wake-ups off the queue and handles each, as the queue trigger does.</summary>
-    public async Task<List<DomainRunResult>> DrainAsync()
+    /// <summary>Takes the visible wake-ups off the queue and handles each, as the queue trigger does (with <paramref name="handler"/> instead of <see cref="Handler"/> when given).</summary>
+    public async Task<List<DomainRunResult>> DrainAsync(DomainDeliveryHandler? handler = null)
     {
+        handler ??= Handler;
         var results = new List<DomainRunResult>();
         while (true)
         {
@@ -66,7 +67,7 @@ public sealed class QueueWorld : IAsyncDisposable
             }
             foreach (var message in batch)
             {
-                results.Add(await Handler.HandleAsync(WakeUp.Parse(message.Body.ToString()), CancellationToken.None));
+                results.Add(await handler.HandleAsync(WakeUp.Parse(message.Body.ToString()), CancellationToken.None));
                 await Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt);
             }
         }

@@ -1,0 +1,16 @@
+using CloudDelivery.Azure.Telemetry;
+using Microsoft.Azure.Functions.Worker;
+
+namespace CloudDelivery.Functions;
+
+/// <summary>Telemetry that needs a schedule: the snapshot behind the queue gauges.</summary>
+public sealed class TelemetryFunctions(QueueSampler sampler)
+{
+    /// <summary>
+    /// Refreshes the queue gauges' snapshot (one bounded storage pass, at most once per
+    /// CloudDelivery:Telemetry:QueueSampleInterval); the worker's meter provider exports the gauges from it.
+    /// </summary>
+    [Function(nameof(SampleQueue))]
+    public Task SampleQueue([TimerTrigger(QueueSampler.Schedule)] TimerInfo timer, CancellationToken cancellationToken) =>
+        sampler.SampleIfDueAsync(cancellationToken);
+}
