@@ -14,7 +14,7 @@ public class ConfigurationReferenceTests
     public void Every_setting_is_documented_under_its_environment_variable_name()
     {
         var readme = File.ReadAllText(FindReadme());
-        var names = SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName).ToList();
+        var names = AllSettingNames().ToList();
         Assert.NotEmpty(names);
 
         var missing = names.Where(name => !readme.Contains($"`{name}`", StringComparison.Ordinal)).ToList();
@@ -26,13 +26,18 @@ public class ConfigurationReferenceTests
     public void Every_documented_setting_exists()
     {
         var readme = File.ReadAllText(FindReadme());
-        var names = SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName).ToHashSet(StringComparer.Ordinal);
+        var names = AllSettingNames().ToHashSet(StringComparer.Ordinal);
         var documented = System.Text.RegularExpressions.Regex.Matches(readme, @"`(CloudDelivery__[A-Za-z0-9_]+)`").Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
 
         var stale = documented.Where(name => !names.Contains(name)).ToList();
 
         Assert.True(stale.Count == 0, "README names settings that do not exist: " + string.Join(", ", stale));
     }
+
+    /// <summary>The options tree, plus the telemetry section the exporters bind on their own (before the container exists).</summary>
+    private static IEnumerable<string> AllSettingNames() =>
+        SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName)
+            .Concat(SettingNames(typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName.Replace(":", "__", StringComparison.Ordinal)));
 
     /// <summary>Environment variable names of the bindable leaves (lists as their first element, "__0__").</summary>
     private static IEnumerable<string> SettingNames(Type type, string prefix)
