@@ -373,19 +373,21 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         return list;
     }
 
-    /// <summary>Writes records back, 100 per table transaction (they share one partition).</summary>
+    /// <summary>Writes the records' state back (attempts, results, state, events), 100 per table transaction per partition.</summary>
     public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, CancellationToken cancellationToken)
     {
+        // Merges of the changed fields only (RecipientRecord.ToStateEntity): an outcome write is one per
+        // delivered message, the most frequent write there is, and should not carry the body again.
         if (records.Count == 1)
         {
-            await storage.Recipients.UpdateEntityAsync(records[0], ETag.All, TableUpdateMode.Replace, cancellationToken);
+            await storage.Recipients.UpdateEntityAsync(records[0].ToStateEntity(), ETag.All, TableUpdateMode.Merge, cancellationToken);
             return;
         }
         foreach (var partition in records.GroupBy(r => r.PartitionKey))
         {
             foreach (var chunk in partition.Chunk(100))
             {
-                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateReplace, r, ETag.All)), cancellationToken);
+                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All)), cancellationToken);
             }
         }
     }

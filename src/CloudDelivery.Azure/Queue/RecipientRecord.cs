@@ -90,11 +90,12 @@ public sealed class RecipientRecord : ITableEntity
 
     public int LastCode { get; set; }
 
-    public string? LastEnhancedCode { get; set; }
+    // Stored as "" when absent, so a state update (a merge, see ToStateEntity) can clear them; read as null.
+    public string? LastEnhancedCode { get; set => field = string.IsNullOrEmpty(value) ? null : value; }
 
-    public string? LastText { get; set; }
+    public string? LastText { get; set => field = string.IsNullOrEmpty(value) ? null : value; }
 
-    public string? LastHost { get; set; }
+    public string? LastHost { get; set => field = string.IsNullOrEmpty(value) ? null : value; }
 
     public bool DelayDsnSent { get; set; }
 
@@ -111,6 +112,35 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>The events, parsed.</summary>
     [IgnoreDataMember]
     public IReadOnlyList<DeliveryEvent> EventList => JsonSerializer.Deserialize<List<DeliveryEvent>>(Events) ?? [];
+
+    /// <summary>
+    /// The fields that change after submission (attempts, results, state, events), for a merge update:
+    /// the envelope and an inline body are written once, so a state change neither resends nor reparses them.
+    /// </summary>
+    public TableEntity ToStateEntity()
+    {
+        var entity = new TableEntity(PartitionKey, RowKey)
+        {
+            [nameof(State)] = State,
+            [nameof(Attempts)] = Attempts,
+            [nameof(NextAttemptAt)] = NextAttemptAt,
+            [nameof(LastCode)] = LastCode,
+            [nameof(LastEnhancedCode)] = LastEnhancedCode ?? string.Empty,
+            [nameof(LastText)] = LastText ?? string.Empty,
+            [nameof(LastHost)] = LastHost ?? string.Empty,
+            [nameof(DelayDsnSent)] = DelayDsnSent,
+            [nameof(Events)] = Events,
+        };
+        if (LastAttemptAt is { } lastAttemptAt)
+        {
+            entity[nameof(LastAttemptAt)] = lastAttemptAt;
+        }
+        if (DialledAddresses is not null)
+        {
+            entity[nameof(DialledAddresses)] = DialledAddresses;
+        }
+        return entity;
+    }
 
     public void AddEvent(DateTimeOffset at, string type, string detail)
     {

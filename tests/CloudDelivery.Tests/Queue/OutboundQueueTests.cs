@@ -200,6 +200,34 @@ public class OutboundQueueTests(AzuriteFixture azurite)
         Assert.NotNull(lease);
     }
 
+    [Fact]
+    public async Task State_updates_keep_the_envelope_and_inline_body_and_clear_absent_results()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var submitted = await world.SubmitAsync("sender@sender.example", ["r@state.example"], "Subject: s\r\n\r\nthe body\r\n");
+        var record = (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!;
+
+        record.Attempts = 1;
+        record.LastCode = 451;
+        record.LastEnhancedCode = "4.3.0";
+        record.LastHost = "mx.state.example";
+        await world.Queue.SaveAsync([record], CancellationToken.None);
+        record.Attempts = 2;
+        record.LastCode = 421;
+        record.LastEnhancedCode = null;
+        record.LastHost = null;
+        await world.Queue.SaveAsync([record], CancellationToken.None);
+
+        var stored = (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!;
+        Assert.Equal((2, 421), (stored.Attempts, stored.LastCode));
+        Assert.Null(stored.LastEnhancedCode);
+        Assert.Null(stored.LastHost);
+        Assert.Equal("sender@sender.example", stored.Sender);
+        var body = await world.Queue.BodyOfAsync(stored, [], CancellationToken.None);
+        using var reader = new StreamReader(body.OpenRead());
+        Assert.Equal("Subject: s\r\n\r\nthe body\r\n", await reader.ReadToEndAsync());
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("{\"domain\": \"\"}")]
