@@ -81,8 +81,10 @@ public sealed class AzuriteProcess : IDisposable
         var storage = location is null ? "--inMemoryPersistence" : $"--location \"{location}\"";
         // Azurite accepts bearer tokens only over HTTPS; "basic" checks a token's issuer, audience and
         // lifetime but not its signature, so tests can mint their own.
+        // --disableTelemetry: Azurite otherwise reports usage over the internet, and tests, the demo and the
+        // benchmark talk to 127.0.0.0/8 only.
         var tls = https is null ? string.Empty : $"--cert \"{https.CertificatePemPath}\" --key \"{https.KeyPemPath}\" --oauth basic ";
-        var process = Process.Start(new ProcessStartInfo(launcher, $"--silent {storage} {tls}--skipApiVersionCheck --disableProductStyleUrl --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}")
+        var process = Process.Start(new ProcessStartInfo(launcher, $"--silent --disableTelemetry {storage} {tls}--skipApiVersionCheck --disableProductStyleUrl --blobHost 127.0.0.1 --blobPort {ports[0]} --queueHost 127.0.0.1 --queuePort {ports[1]} --tableHost 127.0.0.1 --tablePort {ports[2]}")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
