@@ -72,7 +72,9 @@ public sealed class DomainLease
             else
             {
                 var until = existing.Value!.GetDateTimeOffset("Until") ?? DateTimeOffset.MinValue;
-                if (until > now)
+                // A released lease (no owner) is free whatever its end says: it is the releaser's clock,
+                // which may be ahead of ours, and there is no holder to ask for a rerun.
+                if (until > now && !string.IsNullOrEmpty(existing.Value.GetString("Owner")))
                 {
                     return (null, until, existing.Value.ETag);
                 }

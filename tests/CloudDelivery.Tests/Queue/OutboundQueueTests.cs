@@ -201,6 +201,28 @@ public class OutboundQueueTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_lease_released_by_a_worker_whose_clock_is_ahead_is_free_not_busy()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("skew.example", 10, "mx.skew.example");
+        var mx = await world.Network.AddMxServerAsync("mx.skew.example");
+        await world.SubmitAsync("sender@sender.example", ["r@skew.example"]);
+        await world.Storage.WakeUps.ClearMessagesAsync();
+        // Another instance, its clock 20 s ahead of ours, released the domain a moment ago: no owner,
+        // and an end that is still in the future by our clock.
+        await world.Storage.Recipients.UpsertEntityAsync(
+            new global::Azure.Data.Tables.TableEntity("skew.example", RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = world.Time.GetUtcNow() + TimeSpan.FromSeconds(20) },
+            global::Azure.Data.Tables.TableUpdateMode.Replace);
+
+        var run = await world.Handler.HandleAsync(new WakeUp("skew.example"), CancellationToken.None);
+
+        // Nobody holds the domain: asking "the holder" to rerun would leave the record waiting for the sweeper.
+        Assert.False(run.Busy);
+        Assert.Equal(1, run.Delivered);
+        Assert.Single(mx.Messages);
+    }
+
+    [Fact]
     public async Task State_updates_keep_the_envelope_and_inline_body_and_clear_absent_results()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
