@@ -37,8 +37,12 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
         // oldest queued record belongs to messages whose recipients are all final. The grace covers
         // submissions in progress (body first, records second) and blobs that only have the service's
         // CreatedOn, on another clock.
+        // A recipient that failed or expired within the grace counts as queued too: the run that recorded
+        // its outcome composes the DSN, which quotes the body, only after it has finished the domain.
         var oldestQueued = now;
-        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(r => r.State == RecipientState.Queued, select: ["SubmittedAt"], cancellationToken: cancellationToken))
+        var recentFailure = now - SubmissionGrace;
+        var needing = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} or ((State eq {RecipientState.Failed} or State eq {RecipientState.Expired}) and LastAttemptAt ge {recentFailure})");
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(needing, select: ["SubmittedAt"], cancellationToken: cancellationToken))
         {
             if (record.SubmittedAt < oldestQueued)
             {

@@ -57,6 +57,40 @@ public class QueuePurgeTests(AzuriteFixture azurite)
         Assert.False(await BlobExists(world, split.MessageId));
     }
 
+    [Fact]
+    public async Task A_purge_while_a_run_is_still_going_keeps_the_body_its_bounce_quotes()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("bounce.example", 10, "mx.bounce.example").AddMx("sender.example", 10, "mx.sender.example");
+        var reply = new SmtpServerReply(451, "4.3.0", "try later");
+        await world.Network.AddMxServerAsync("mx.bounce.example", o => o.OnRcpt = _ => reply);
+        var senderMx = await world.Network.AddMxServerAsync("mx.sender.example");
+        var large = "From: <s@sender.example>\r\nSubject: large\r\n\r\n" + string.Concat(Enumerable.Repeat(new string('x', 998) + "\r\n", 60));
+        var submitted = await world.SubmitAsync("s@sender.example", ["gone@bounce.example"], large);
+        await world.DrainAsync();
+        Assert.Equal(RecipientState.Queued, (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!.State);
+
+        // The retry, hours later, fails for good; the daily purge runs after the outcome is saved and
+        // before the run has composed its bounce (which quotes the message).
+        world.Time.Advance(TimeSpan.FromHours(3));
+        reply = new SmtpServerReply(550, "5.1.1", "no such user");
+        var purger = new QueuePurger(world.Queue);
+        world.Handler.AfterResultsSaved = async () =>
+        {
+            world.Handler.AfterResultsSaved = null;
+            await purger.PurgeAsync(CancellationToken.None);
+        };
+        await world.Queue.WakeAsync("bounce.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+
+        Assert.Equal(RecipientState.Failed, (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!.State);
+        Assert.Single(senderMx.Messages);
+        // Once the run is long over, the body goes.
+        world.Time.Advance(TimeSpan.FromHours(2));
+        await purger.PurgeAsync(CancellationToken.None);
+        Assert.False(await BlobExists(world, submitted.MessageId));
+    }
+
     private static async Task<bool> Exists(QueueWorld world, string id) => await world.Queue.FindAsync(id, CancellationToken.None) is not null;
 
     private static async Task<bool> BlobExists(QueueWorld world, string messageId) => (await world.Storage.Bodies.GetBlobClient(messageId).ExistsAsync()).Value;
