@@ -42,8 +42,15 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
         var oldestQueued = now;
         var recentFailure = now - SubmissionGrace;
         var needing = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} or ((State eq {RecipientState.Failed} or State eq {RecipientState.Expired}) and LastAttemptAt ge {recentFailure})");
-        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(needing, select: ["SubmittedAt"], cancellationToken: cancellationToken))
+        // Messages with a queued recipient, per partition: their final records stay too, since the first
+        // one of a message may hold its inline body (the retention can be shorter than the retry schedule).
+        var queuedMessages = new HashSet<(string Partition, string MessageId)>();
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(needing, select: ["PartitionKey", "MessageId", "State", "SubmittedAt"], cancellationToken: cancellationToken))
         {
+            if (record.State == RecipientState.Queued)
+            {
+                queuedMessages.Add((record.PartitionKey, record.MessageId));
+            }
             if (record.SubmittedAt < oldestQueued)
             {
                 oldestQueued = record.SubmittedAt;
@@ -55,8 +62,12 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
         var finalBefore = now - queue.Options.Retention;
         var expired = TableClient.CreateQueryFilter($"State ne {RecipientState.Queued} and RowKey ne {RecipientRecord.LeaseRowKey} and Timestamp lt {finalBefore}");
         var byPartition = new Dictionary<string, List<TableEntity>>(StringComparer.Ordinal);
-        await foreach (var entity in storage.Recipients.QueryAsync<TableEntity>(expired, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+        await foreach (var entity in storage.Recipients.QueryAsync<TableEntity>(expired, select: ["PartitionKey", "RowKey", "MessageId"], cancellationToken: cancellationToken))
         {
+            if (queuedMessages.Contains((entity.PartitionKey, entity.GetString("MessageId") ?? string.Empty)))
+            {
+                continue;
+            }
             if (!byPartition.TryGetValue(entity.PartitionKey, out var list))
             {
                 byPartition[entity.PartitionKey] = list = [];

@@ -91,6 +91,34 @@ public class QueuePurgeTests(AzuriteFixture azurite)
         Assert.False(await BlobExists(world, submitted.MessageId));
     }
 
+    [Fact]
+    public async Task A_final_record_holding_its_message_inline_stays_while_a_sibling_is_queued()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Queue.Options.Retention = TimeSpan.FromHours(1);
+        world.Network.Zone.AddMx("split.example", 10, "mx.split.example");
+        var accepting = false;
+        var mx = await world.Network.AddMxServerAsync("mx.split.example", o => o.OnRcpt = r => accepting || r.Recipient.Contains("first@", StringComparison.Ordinal) ? null : new SmtpServerReply(451, "4.3.0", "try later"));
+        // A small message for one domain: its body is kept inline in the first record, which is delivered.
+        var submitted = await world.SubmitAsync("s@sender.example", ["first@split.example", "second@split.example"]);
+        await world.DrainAsync();
+        Assert.Equal(RecipientState.Delivered, (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!.State);
+        Assert.Equal(RecipientState.Queued, (await world.Queue.FindAsync(submitted.Recipients[1].Id, CancellationToken.None))!.State);
+
+        // Past the (short) retention, while the second recipient still waits for its retry.
+        world.Time.Advance(TimeSpan.FromHours(2));
+        await new QueuePurger(world.Queue).PurgeAsync(CancellationToken.None);
+
+        accepting = true;
+        await world.Queue.WakeAsync("split.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+        Assert.Equal(RecipientState.Delivered, (await world.Queue.FindAsync(submitted.Recipients[1].Id, CancellationToken.None))!.State);
+        Assert.Equal(2, mx.Messages.Count);
+        // Once no recipient of the message is queued, the final records go.
+        world.Time.Advance(TimeSpan.FromHours(2));
+        Assert.Equal(2, (await new QueuePurger(world.Queue).PurgeAsync(CancellationToken.None)).Records);
+    }
+
     private static async Task<bool> Exists(QueueWorld world, string id) => await world.Queue.FindAsync(id, CancellationToken.None) is not null;
 
     private static async Task<bool> BlobExists(QueueWorld world, string messageId) => (await world.Storage.Bodies.GetBlobClient(messageId).ExistsAsync()).Value;
