@@ -18,7 +18,7 @@ internal sealed class ServiceOptions
         command.Options.Add(Settings);
     }
 
-    /// <summary>The configuration overrides of --storage and --set (a --set of the connection string wins).</summary>
+    /// <summary>The configuration overrides of --storage (over an AccountName from the environment) and --set (which wins over both).</summary>
     /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
     public Dictionary<string, string?> Overrides(ParseResult parse)
     {
@@ -26,6 +26,9 @@ internal sealed class ServiceOptions
         if (parse.GetValue(Storage) is { } connectionString)
         {
             overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
+            // An account name (token access) would make the connection string ignored: the account the
+            // operator named on the command line is the one to talk to, not the environment's.
+            overrides["CloudDelivery:Storage:AccountName"] = string.Empty;
         }
         foreach (var setting in parse.GetValue(Settings) ?? [])
         {

@@ -1,0 +1,37 @@
+using System.CommandLine;
+using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Cli.Commands;
+using Microsoft.Extensions.Configuration;
+
+namespace CloudDelivery.Tests.Cli;
+
+/// <summary>The operator commands' --storage and --set over the environment's settings.</summary>
+public class ServiceOptionsTests
+{
+    private static CloudDeliveryOptions Bind(Dictionary<string, string?> environment, params string[] args)
+    {
+        var service = new ServiceOptions();
+        var command = new Command("test");
+        service.AddTo(command);
+        var parse = command.Parse(args);
+        Assert.Empty(parse.Errors);
+        // As ServiceOptions.Build: the environment first, the command's overrides over it.
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(environment).AddInMemoryCollection(service.Overrides(parse)).Build();
+        return configuration.GetSection(CloudDeliveryOptions.SectionName).Get<CloudDeliveryOptions>()!;
+    }
+
+    [Fact]
+    public void An_explicit_storage_connection_string_wins_over_an_account_name_in_the_environment()
+    {
+        // The operator's shell is set up for the deployed account, as the README's Operating section says.
+        var environment = new Dictionary<string, string?> { ["CloudDelivery:Storage:AccountName"] = "productionaccount" };
+
+        var local = Bind(environment, "--storage", "UseDevelopmentStorage=true");
+        Assert.False(local.Storage.UsesTokenCredential);
+        Assert.Equal("UseDevelopmentStorage=true", local.Storage.ConnectionString);
+
+        Assert.True(Bind(environment).Storage.UsesTokenCredential);
+        // A --set of the account name is as explicit, and comes after.
+        Assert.True(Bind(environment, "--storage", "UseDevelopmentStorage=true", "--set", "CloudDelivery:Storage:AccountName=other").Storage.UsesTokenCredential);
+    }
+}
