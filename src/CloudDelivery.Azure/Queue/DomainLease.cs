@@ -130,7 +130,10 @@ public sealed class DomainLease
     /// </summary>
     public async Task<bool> RenewAsync(TimeSpan duration, CancellationToken cancellationToken)
     {
-        for (var tries = 0; tries < 5; tries++)
+        // No limit on conflicts while the lease is still ours: each is one rerun request, one write by a
+        // worker that found the domain busy, so they end; giving up would report a lease that is still
+        // held (and flagged) as lost.
+        while (true)
         {
             var until = time.GetUtcNow() + duration;
             try
@@ -148,7 +151,6 @@ public sealed class DomainLease
                 }
             }
         }
-        return false;
     }
 
     /// <summary>
@@ -195,7 +197,9 @@ public sealed class DomainLease
     /// <summary>Gives the domain free before the lease ends, whether or not a rerun was requested (after a failure).</summary>
     public async Task ReleaseAsync(CancellationToken cancellationToken)
     {
-        for (var tries = 0; tries < 5; tries++)
+        // Until it is given back or lost, as in RenewAsync: a lease left held after a run would make the
+        // next wake-up ask a holder that is gone for a rerun.
+        while (true)
         {
             try
             {
