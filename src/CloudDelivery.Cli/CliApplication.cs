@@ -46,6 +46,18 @@ public static class CliApplication
             await error.WriteLineAsync($"clouddelivery: {e.Message}");
             return ExitUsage;
         }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e)
+        {
+            // The hosts' validators (DKIM keys, storage endpoints) run when a command builds the services.
+            await error.WriteLineAsync($"clouddelivery: {e.Message}");
+            return ExitUsage;
+        }
+        catch (global::Azure.Identity.AuthenticationFailedException e)
+        {
+            // Storage by AccountName without a usable identity (e.g. no az login).
+            await error.WriteLineAsync($"clouddelivery: could not get a token for storage: {e.Message.Split('\n')[0]}");
+            return 1;
+        }
         catch (global::Azure.RequestFailedException e)
         {
             await error.WriteLineAsync($"clouddelivery: storage request failed ({e.Status} {e.ErrorCode}): {e.Message.Split('\n')[0]}");

@@ -34,4 +34,17 @@ public class ServiceOptionsTests
         // A --set of the account name is as explicit, and comes after.
         Assert.True(Bind(environment, "--storage", "UseDevelopmentStorage=true", "--set", "CloudDelivery:Storage:AccountName=other").Storage.UsesTokenCredential);
     }
+
+    [Fact]
+    public async Task A_bad_setting_is_one_line_and_the_usage_exit_code_not_an_unhandled_exception()
+    {
+        // Invalid DKIM settings (no selector, no key) fail the options validation when the queue is built.
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await CloudDelivery.Cli.CliApplication.RunAsync(["status", "--storage", "UseDevelopmentStorage=true", "--set", "CloudDelivery:Dkim:Keys:0:Domain=example.com"], output, error);
+
+        Assert.Equal(CloudDelivery.Cli.CliApplication.ExitUsage, exit);
+        var line = Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.Contains("CloudDelivery:Dkim:Keys:0", line, StringComparison.Ordinal);
+    }
 }
