@@ -42,15 +42,12 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
         var oldestQueued = now;
         var recentFailure = now - SubmissionGrace;
         var needing = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} or ((State eq {RecipientState.Failed} or State eq {RecipientState.Expired}) and LastAttemptAt ge {recentFailure})");
-        // Messages with a queued recipient, per partition: their final records stay too, since the first
-        // one of a message may hold its inline body (the retention can be shorter than the retry schedule).
+        // Messages with such a recipient, per partition: their final records stay too, since the first one
+        // of a message may hold its inline body (the retention can be shorter than the retry schedule).
         var queuedMessages = new HashSet<(string Partition, string MessageId)>();
-        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(needing, select: ["PartitionKey", "MessageId", "State", "SubmittedAt"], cancellationToken: cancellationToken))
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(needing, select: ["PartitionKey", "MessageId", "SubmittedAt"], cancellationToken: cancellationToken))
         {
-            if (record.State == RecipientState.Queued)
-            {
-                queuedMessages.Add((record.PartitionKey, record.MessageId));
-            }
+            queuedMessages.Add((record.PartitionKey, record.MessageId));
             if (record.SubmittedAt < oldestQueued)
             {
                 oldestQueued = record.SubmittedAt;

@@ -119,6 +119,35 @@ public class QueuePurgeTests(AzuriteFixture azurite)
         Assert.Equal(2, (await new QueuePurger(world.Queue).PurgeAsync(CancellationToken.None)).Records);
     }
 
+    [Fact]
+    public async Task A_purge_while_a_run_is_still_going_keeps_the_inline_body_its_bounce_quotes()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Queue.Options.Retention = TimeSpan.FromHours(1);
+        world.Network.Zone.AddMx("inline-bounce.example", 10, "mx.inline-bounce.example").AddMx("sender.example", 10, "mx.sender.example");
+        var second = new SmtpServerReply(451, "4.3.0", "try later");
+        await world.Network.AddMxServerAsync("mx.inline-bounce.example", o => o.OnRcpt = r => r.Recipient.Contains("first@", StringComparison.Ordinal) ? null : second);
+        var senderMx = await world.Network.AddMxServerAsync("mx.sender.example");
+        // The first recipient, which holds the inline body, is delivered; the second waits.
+        var submitted = await world.SubmitAsync("s@sender.example", ["first@inline-bounce.example", "second@inline-bounce.example"]);
+        await world.DrainAsync();
+
+        // Past the retention the second fails for good; the purge runs before the run composes the bounce.
+        world.Time.Advance(TimeSpan.FromHours(3));
+        second = new SmtpServerReply(550, "5.1.1", "no such user");
+        world.Handler.AfterResultsSaved = async () =>
+        {
+            world.Handler.AfterResultsSaved = null;
+            await new QueuePurger(world.Queue).PurgeAsync(CancellationToken.None);
+        };
+        await world.Queue.WakeAsync("inline-bounce.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+
+        // (The records themselves may be gone: the test's clock is hours ahead of the service's timestamps.)
+        var bounce = Assert.Single(senderMx.Messages);
+        Assert.Contains("second@inline-bounce.example", System.Text.Encoding.UTF8.GetString(bounce.Data), StringComparison.Ordinal);
+    }
+
     private static async Task<bool> Exists(QueueWorld world, string id) => await world.Queue.FindAsync(id, CancellationToken.None) is not null;
 
     private static async Task<bool> BlobExists(QueueWorld world, string messageId) => (await world.Storage.Bodies.GetBlobClient(messageId).ExistsAsync()).Value;
