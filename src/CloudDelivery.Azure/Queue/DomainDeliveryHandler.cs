@@ -367,10 +367,20 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             while (true)
             {
                 await Task.Delay(period, queue.Time, cancellationToken);
-                if (!await lease.RenewAsync(queue.Options.DomainLease, cancellationToken))
+                try
                 {
-                    log.LogWarning("Lost the lease of {Domain} while delivering", lease.Domain);
-                    return;
+                    if (!await lease.RenewAsync(queue.Options.DomainLease, cancellationToken))
+                    {
+                        log.LogWarning("Lost the lease of {Domain} while delivering", lease.Domain);
+                        return;
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A failed renewal (storage briefly unreachable, a token refresh failing) must not end the
+                    // run: its outcomes are saved, and its DSNs and next wake-up still have to follow. The
+                    // lease has two more periods left; the next renewal tries again.
+                    log.LogWarning(e, "Renewing the lease of {Domain} failed; trying again in {Period}", lease.Domain, period);
                 }
             }
         }

@@ -218,7 +218,14 @@ internal static class QueueCommand
         }
         foreach (var (id, popReceipt) in kept)
         {
-            await poison.UpdateMessageAsync(id, popReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken);
+            try
+            {
+                await poison.UpdateMessageAsync(id, popReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken);
+            }
+            catch (global::Azure.RequestFailedException e) when (e.Status is 400 or 404)
+            {
+                // A long pass outlived the message's invisibility: it is visible again (or taken) already.
+            }
         }
         await output.WriteLineAsync($"{moved} requeued, {deleted} deleted, {kept.Count} kept (malformed; --clear deletes them)");
         return 0;
