@@ -108,6 +108,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
     public TimeProvider Time => clock;
 
+    /// <summary>Tells a worker in this process when the wake-ups this queue sends become visible.</summary>
+    public WakeUpSignal WakeUpSent { get; } = new();
+
     /// <summary>The DKIM signer applied at submission; null when nothing is signed.</summary>
     public DkimMessageSigner? Dkim => dkim;
 
@@ -355,6 +358,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     {
         var visibility = delay <= TimeSpan.Zero ? (TimeSpan?)null : delay > TimeSpan.FromDays(7) ? TimeSpan.FromDays(7) : delay;
         await storage.WakeUps.SendMessageAsync(new WakeUp(domain).ToJson(), visibility, TimeSpan.FromSeconds(-1), cancellationToken);
+        WakeUpSent.Notify(clock.GetUtcNow() + (visibility ?? TimeSpan.Zero));
     }
 
     /// <summary>Records of <paramref name="domain"/> due for an attempt now.</summary>

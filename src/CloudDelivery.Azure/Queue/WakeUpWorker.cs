@@ -88,7 +88,8 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
             }
             try
             {
-                await Task.Delay(idle, queue.Time, cancellationToken);
+                // Back off while the queue is empty, but poll at once when this process sends a wake-up.
+                await queue.WakeUpSent.WaitAsync(idle, queue.Time, cancellationToken);
             }
             catch (OperationCanceledException)
             {

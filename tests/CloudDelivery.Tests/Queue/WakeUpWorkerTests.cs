@@ -80,4 +80,31 @@ public class WakeUpWorkerTests(AzuriteFixture azurite)
         Assert.Equal(1, swept);
         Assert.Single(mx.Messages);
     }
+
+    [Fact]
+    public async Task An_idle_worker_polls_at_once_when_its_own_process_sends_a_wake_up()
+    {
+        // The worker's clock is a fake that never moves: its idle back-off never ends by itself, so only the
+        // in-process signal of the submission's wake-up can make it poll again.
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("signal.example", 10, "mx.signal.example");
+        var mx = await world.Network.AddMxServerAsync("mx.signal.example");
+        var frozen = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var queue = new OutboundQueue(world.Storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero }, frozen);
+        var handler = new DomainDeliveryHandler(queue, world.Engine, "mta.loopback.test");
+        var worker = new WakeUpWorker(queue, handler, new WakeUpWorkerOptions { MaxPollingInterval = TimeSpan.FromHours(1) });
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var running = worker.RunAsync(stop.Token);
+        await Task.Delay(500); // the first poll finds the queue empty and the worker goes to sleep
+
+        await queue.SubmitAsync(new SubmissionRequest { Sender = "s@sender.example", Recipients = ["r@signal.example"], Message = new MemoryStream("Subject: signal\r\n\r\nhi\r\n"u8.ToArray()) }, CancellationToken.None);
+        while (mx.Messages.Count == 0 && !stop.IsCancellationRequested)
+        {
+            await Task.Delay(50);
+        }
+
+        await stop.CancelAsync();
+        await running;
+        Assert.Single(mx.Messages);
+    }
 }
