@@ -326,9 +326,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         {
             if (now >= window.End)
             {
+                // While a burst goes on (this window starts within one window of the last one's end), the
+                // domain is being served every window anyway: wake it once, at this window's end, instead of
+                // at once and again at the end. Only the first message after a pause is woken for at once.
+                var burstContinues = window.End != default && now - window.End < options.WakeUpWindow;
                 window.End = now + options.WakeUpWindow;
-                window.TrailingScheduled = false;
-                delay = TimeSpan.Zero;
+                window.TrailingScheduled = burstContinues;
+                delay = burstContinues ? options.WakeUpWindow : TimeSpan.Zero;
             }
             else if (!window.TrailingScheduled)
             {

@@ -370,6 +370,26 @@ public class WakeUpWindowTests(AzuriteFixture azurite)
         Assert.Equal(10, immediate[0].Delivered + trailing[0].Delivered);
         Assert.Equal(10, mx.TransactionCount);
     }
+
+    [Fact]
+    public async Task A_continuing_burst_is_woken_once_per_window_and_a_message_after_a_pause_at_once()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var queue = new OutboundQueue(world.Storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromSeconds(30) }, world.Time);
+        async Task SubmitAsync() => await queue.SubmitAsync(new SubmissionRequest { Sender = "s@sender.example", Recipients = ["r@stream.example"], Message = new MemoryStream("Subject: s\r\n\r\nbody\r\n"u8.ToArray()) }, CancellationToken.None);
+        async Task<(int All, int Visible)> WakeUpsAsync() => ((await world.Storage.WakeUps.GetPropertiesAsync()).Value.ApproximateMessagesCount, (await world.Storage.WakeUps.PeekMessagesAsync(32)).Value.Length);
+
+        await SubmitAsync();                              // after a pause: at once
+        world.Time.Advance(TimeSpan.FromSeconds(1));
+        await SubmitAsync();                              // same window: the trailing wake-up
+        world.Time.Advance(TimeSpan.FromSeconds(30));
+        await SubmitAsync();                              // next window, burst goes on: only at its end
+        Assert.Equal((3, 1), await WakeUpsAsync());
+
+        world.Time.Advance(TimeSpan.FromMinutes(5));
+        await SubmitAsync();                              // after a pause again: at once
+        Assert.Equal((4, 2), await WakeUpsAsync());
+    }
 }
 
 public class DsnComposerTests
