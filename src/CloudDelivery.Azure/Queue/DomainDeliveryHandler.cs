@@ -64,8 +64,19 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         {
             for (var run = 0; run < MaxRunsPerLease; run++)
             {
-                var result = await DeliverAsync(lease, cancellationToken);
+                var (result, more) = await DeliverAsync(lease, cancellationToken);
                 total = new DomainRunResult(false, total.Attempted + result.Attempted, total.Delivered + result.Delivered, total.Failed + result.Failed, total.Deferred + result.Deferred, result.RetryAt ?? total.RetryAt);
+                if (more)
+                {
+                    // The run took its maximum of records: more may be ready. Keep the domain (a renewal,
+                    // so the lease cannot run out across several short runs) and go on.
+                    if (!await lease.RenewAsync(options.DomainLease, cancellationToken))
+                    {
+                        released = true; // lost: nothing to give back; its new holder serves the rest
+                        break;
+                    }
+                    continue;
+                }
                 if (await lease.TryReleaseAsync(options.DomainLease, CancellationToken.None))
                 {
                     released = true;
@@ -100,18 +111,20 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
-    private async Task<DomainRunResult> DeliverAsync(DomainLease lease, CancellationToken cancellationToken)
+    /// <returns>The run's result, and whether it stopped at <see cref="OutboundQueueOptions.MaxRecordsPerRun"/> (more may be ready).</returns>
+    private async Task<(DomainRunResult Result, bool More)> DeliverAsync(DomainLease lease, CancellationToken cancellationToken)
     {
         var time = queue.Time;
-        var records = await queue.ReadyAsync(lease.Domain, cancellationToken);
+        var limit = queue.Options.MaxRecordsPerRun;
+        var records = await queue.ReadyAsync(lease.Domain, cancellationToken, limit);
         if (records.Count == 0)
         {
-            return new DomainRunResult(false, 0, 0, 0, 0, null);
+            return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
         if (!NextHop.TryParse(lease.Domain, out var nextHop, out var error))
         {
             log.LogError("Records in partition {Domain} have an invalid domain: {Error}", lease.Domain, error);
-            return new DomainRunResult(false, 0, 0, 0, 0, null);
+            return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
 
         var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
@@ -236,7 +249,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
         }
         log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, delivered, failures.Count(f => !f.Delayed), deferred);
-        return new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next);
+        return (new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next), records.Count >= limit);
     }
 
     private void Apply(RecipientRecord record, RecipientResult result, DateTimeOffset now, Dictionary<string, List<IPAddress>> dialled, out bool delayDsn)

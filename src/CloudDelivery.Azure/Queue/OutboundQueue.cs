@@ -86,6 +86,12 @@ public sealed class OutboundQueueOptions
 
     /// <summary>How long records stay after reaching a final state (for status queries) before the purge deletes them.</summary>
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Ready records one delivery run loads at most; a domain with more is served in further runs under the
+    /// same lease. Bounds a run's memory (records may hold their body inline) and its duration.
+    /// </summary>
+    public int MaxRecordsPerRun { get; set; } = 1000;
 }
 
 /// <summary>
@@ -365,17 +371,21 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         WakeUpSent.Notify(clock.GetUtcNow() + (visibility ?? TimeSpan.Zero));
     }
 
-    /// <summary>Records of <paramref name="domain"/> due for an attempt now.</summary>
-    public async Task<List<RecipientRecord>> ReadyAsync(string domain, CancellationToken cancellationToken)
+    /// <summary>Records of <paramref name="domain"/> due for an attempt now, at most <paramref name="limit"/>, in row key (submission) order.</summary>
+    public async Task<List<RecipientRecord>> ReadyAsync(string domain, CancellationToken cancellationToken, int limit = int.MaxValue)
     {
         var now = clock.GetUtcNow();
         var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.PartitionKey == domain && r.State == RecipientState.Queued && r.NextAttemptAt <= now);
         var list = new List<RecipientRecord>();
-        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, cancellationToken: cancellationToken))
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, maxPerPage: Math.Min(limit, 1000), cancellationToken: cancellationToken))
         {
             if (record.RowKey != RecipientRecord.LeaseRowKey)
             {
                 list.Add(record);
+                if (list.Count >= limit)
+                {
+                    break;
+                }
             }
         }
         return list;

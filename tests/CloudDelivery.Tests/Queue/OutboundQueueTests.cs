@@ -250,6 +250,30 @@ public class OutboundQueueTests(AzuriteFixture azurite)
         Assert.Equal("Subject: s\r\n\r\nthe body\r\n", await reader.ReadToEndAsync());
     }
 
+    [Fact]
+    public async Task A_domain_with_more_ready_records_than_one_run_takes_is_served_in_several_runs_under_one_lease()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("many.example", 10, "mx.many.example");
+        var mx = await world.Network.AddMxServerAsync("mx.many.example");
+        var queue = new OutboundQueue(world.Storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero, MaxRecordsPerRun = 3 }, world.Time);
+        var handler = new DomainDeliveryHandler(queue, world.Engine, "mta.loopback.test");
+        for (var i = 0; i < 7; i++)
+        {
+            await queue.SubmitAsync(new SubmissionRequest { Sender = "s@sender.example", Recipients = [$"r{i}@many.example"], Message = new MemoryStream(Encoding.ASCII.GetBytes($"Subject: {i}\r\n\r\nbody {i}\r\n")) }, CancellationToken.None);
+        }
+        await world.Storage.WakeUps.ClearMessagesAsync();
+
+        var result = await handler.HandleAsync(new WakeUp("many.example"), CancellationToken.None);
+
+        // Three runs (3 + 3 + 1, one connection each) in one invocation; nothing left for a later wake-up.
+        Assert.Equal(7, result.Delivered);
+        Assert.Equal(7, mx.Messages.Count);
+        Assert.Equal(3, mx.ConnectionCount);
+        Assert.Equal(0, (await world.Storage.WakeUps.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+        Assert.Empty(await queue.ReadyAsync("many.example", CancellationToken.None));
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("{\"domain\": \"\"}")]
