@@ -160,64 +160,49 @@ public sealed class DomainLease
     /// </summary>
     public async Task<bool> TryReleaseAsync(TimeSpan duration, CancellationToken cancellationToken)
     {
-        for (var tries = 0; tries < 5; tries++)
+        while (true)
         {
             if (RerunRequested)
             {
                 RerunRequested = false;
-                if (await RenewAsync(duration, cancellationToken))
-                {
-                    return false;
-                }
-                return true;
+                // Kept for the rerun; if it was lost meanwhile there is nothing to give back.
+                return !await RenewAsync(duration, cancellationToken);
             }
-            try
+            if (await ReleaseOnceAsync(cancellationToken))
             {
-                var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
-                if (released.Headers.ETag is { } releasedETag)
-                {
-                    Released[(table.Name, Domain)] = releasedETag;
-                }
                 return true;
-            }
-            catch (RequestFailedException e) when (e.Status is 404 or 412)
-            {
-                if (e.Status == 404 || !await AdoptAsync(cancellationToken))
-                {
-                    // Lost already; nothing to give back.
-                    return true;
-                }
             }
         }
-        await ReleaseAsync(cancellationToken);
-        return true;
     }
-
 
     /// <summary>Gives the domain free before the lease ends, whether or not a rerun was requested (after a failure).</summary>
     public async Task ReleaseAsync(CancellationToken cancellationToken)
     {
         // Until it is given back or lost, as in RenewAsync: a lease left held after a run would make the
         // next wake-up ask a holder that is gone for a rerun.
-        while (true)
+        while (!await ReleaseOnceAsync(cancellationToken))
         {
-            try
+        }
+    }
+
+    /// <summary>
+    /// One conditional release write. True when the lease is given back or was lost already; false when a
+    /// rerun request changed its ETag meanwhile (adopted, see <see cref="RerunRequested"/>): write again.
+    /// </summary>
+    private async Task<bool> ReleaseOnceAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
+            if (released.Headers.ETag is { } releasedETag)
             {
-                var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
-                if (released.Headers.ETag is { } releasedETag)
-                {
-                    Released[(table.Name, Domain)] = releasedETag;
-                }
-                return;
+                Released[(table.Name, Domain)] = releasedETag;
             }
-            catch (RequestFailedException e) when (e.Status is 404 or 412)
-            {
-                // A rerun request changed the ETag (take the new one and release), or the lease is lost already.
-                if (e.Status == 404 || !await AdoptAsync(cancellationToken))
-                {
-                    return;
-                }
-            }
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 412)
+        {
+            return e.Status == 404 || !await AdoptAsync(cancellationToken);
         }
     }
 }

@@ -214,8 +214,6 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
             byte[] signature = [];
             byte[]? inline = null;
-            // The DKIM signature (RFC 6376) goes in front of the normalised bytes and is computed over exactly
-            // the bytes stored after it, which the engine later sends verbatim. Empty when not signed.
             if (headLength <= SingleUploadLimit)
             {
                 // The whole message is in memory: sign it there.
