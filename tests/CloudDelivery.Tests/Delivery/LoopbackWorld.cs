@@ -47,7 +47,8 @@ public sealed class LoopbackWorld : IAsyncDisposable
         return new LoopbackWorld(dns, TestPki.Create(), mtaSts);
     }
 
-    private static int FreePort()
+    /// <summary>A TCP port free on 127.0.0.1 right now.</summary>
+    public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         listener.Start();

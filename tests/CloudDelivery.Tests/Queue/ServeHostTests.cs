@@ -25,27 +25,10 @@ public sealed class ServeHostTests(AzuriteFixture azurite) : IAsyncLifetime
         caFile = Path.GetTempFileName();
         await File.WriteAllTextAsync(caFile, world.Pki.RootPem);
         var storage = await azurite.NewStorageAsync();
-        int port;
-        using (var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
-        app = ServeCommand.Build($"http://127.0.0.1:{port}", new Dictionary<string, string?>
-        {
-            ["CloudDelivery:Hostname"] = "mta.loopback.test",
-            ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
-            ["CloudDelivery:Storage:BodiesContainer"] = storage.Options.BodiesContainer,
-            ["CloudDelivery:Storage:RecipientsTable"] = storage.Options.RecipientsTable,
-            ["CloudDelivery:Storage:WakeUpQueue"] = storage.Options.WakeUpQueue,
-            ["CloudDelivery:Storage:PoisonQueue"] = storage.Options.PoisonQueue,
-            ["CloudDelivery:Delivery:Resolver"] = world.Dns.EndPoint.ToString(),
-            ["CloudDelivery:Delivery:SmtpPort"] = world.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["CloudDelivery:Delivery:MtaStsHttpsPort"] = world.MtaSts.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["CloudDelivery:Delivery:AllowPrivateAddresses"] = "true",
-            ["CloudDelivery:Delivery:TrustCaFile"] = caFile,
-            ["Logging:LogLevel:Default"] = "Warning",
-        });
+        var port = LoopbackWorld.FreePort();
+        var settings = ServeHostSettings.For(world, azurite.ConnectionString, storage, caFile);
+        settings["Logging:LogLevel:Default"] = "Warning";
+        app = ServeCommand.Build($"http://127.0.0.1:{port}", settings);
         await app.StartAsync();
         http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
     }

@@ -33,25 +33,13 @@ public sealed class TelemetryExportTests(AzuriteFixture azurite)
         var caFile = Path.GetTempFileName();
         await File.WriteAllTextAsync(caFile, world.Pki.RootPem);
         var storage = await azurite.NewStorageAsync();
-        var port = FreePort();
-        var app = ServeCommand.Build($"http://127.0.0.1:{port}", new Dictionary<string, string?>
-        {
-            ["CloudDelivery:Hostname"] = "mta.loopback.test",
-            ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
-            ["CloudDelivery:Storage:BodiesContainer"] = storage.Options.BodiesContainer,
-            ["CloudDelivery:Storage:RecipientsTable"] = storage.Options.RecipientsTable,
-            ["CloudDelivery:Storage:WakeUpQueue"] = storage.Options.WakeUpQueue,
-            ["CloudDelivery:Storage:PoisonQueue"] = storage.Options.PoisonQueue,
-            ["CloudDelivery:Delivery:Resolver"] = world.Dns.EndPoint.ToString(),
-            ["CloudDelivery:Delivery:SmtpPort"] = world.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["CloudDelivery:Delivery:MtaStsHttpsPort"] = world.MtaSts.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["CloudDelivery:Delivery:AllowPrivateAddresses"] = "true",
-            ["CloudDelivery:Delivery:TrustCaFile"] = caFile,
-            ["CloudDelivery:Telemetry:Exporter"] = "otlp",
-            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Endpoint,
-            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
-            ["Logging:LogLevel:Default"] = "Information",
-        });
+        var port = LoopbackWorld.FreePort();
+        var settings = ServeHostSettings.For(world, azurite.ConnectionString, storage, caFile);
+        settings["CloudDelivery:Telemetry:Exporter"] = "otlp";
+        settings["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Endpoint;
+        settings["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+        settings["Logging:LogLevel:Default"] = "Information";
+        var app = ServeCommand.Build($"http://127.0.0.1:{port}", settings);
         var logs = new LogCapture();
         app.Services.GetRequiredService<ILoggerFactory>().AddProvider(logs);
         const string body = "Minutes of the board meeting.";
@@ -96,13 +84,6 @@ public sealed class TelemetryExportTests(AzuriteFixture azurite)
         // Every sink of the host, not only the exported one, stays free of the address at information level.
         QueueTelemetryTests.AssertPrivate(logs, "erin@export.example", body);
         Assert.Contains(logs.Entries, e => e.EventId.Name == "RecipientResult" && e.Properties["Result"] == "delivered" && e.Properties["TlsPosture"] == "opportunistic");
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>An OTLP/HTTP receiver on 127.0.0.1 that keeps the bodies POSTed to /v1/{signal}.</summary>
