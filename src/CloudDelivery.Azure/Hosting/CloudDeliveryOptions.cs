@@ -92,6 +92,9 @@ public sealed class DeliveryConfiguration
 
     public int CommandTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>Most SMTP sessions a delivery run opens in parallel to one MX host (1: one connection per run).</summary>
+    public int MaxSessionsPerHost { get; set; } = 4;
+
     /// <summary>The engine's settings.</summary>
     /// <exception cref="FormatException">The resolver is not "ip:port".</exception>
     public DeliverySettings ToSettings(string ehloHostname)
@@ -121,6 +124,7 @@ public sealed class DeliveryConfiguration
             ExtraTrustRoots = roots,
             ConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSeconds),
             CommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSeconds),
+            MaxSessionsPerHost = Math.Max(1, MaxSessionsPerHost),
         };
     }
 }

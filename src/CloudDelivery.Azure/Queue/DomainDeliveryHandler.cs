@@ -170,12 +170,33 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
         try
         {
+            // Parallel sessions to a host call this concurrently, each for its own transaction's results.
+            var bookkeeping = new Lock();
             async Task ResultsReady(IReadOnlyList<RecipientResult> results, CancellationToken token)
             {
-                // Recorded before anything else happens: a crash after this cannot deliver twice.
+                // Recorded before anything else happens: a crash after this cannot deliver twice. The session
+                // waits for this save before its next command; saves of concurrent sessions share requests.
                 var now = time.GetUtcNow();
                 var changed = new List<RecipientRecord>();
                 var outcomes = new List<(RecipientRecord Record, RecipientResult Result)>();
+                lock (bookkeeping)
+                {
+                    Tally(results, now, changed, outcomes);
+                }
+                await queue.SaveAsync(changed, token);
+                // Reported once saved: an outcome that failed to save is attempted again and reported then.
+                foreach (var (record, result) in outcomes)
+                {
+                    Report(record, result, now);
+                }
+                if (AfterResultsSaved is not null)
+                {
+                    await AfterResultsSaved();
+                }
+            }
+
+            void Tally(IReadOnlyList<RecipientResult> results, DateTimeOffset now, List<RecipientRecord> changed, List<(RecipientRecord Record, RecipientResult Result)> outcomes)
+            {
                 foreach (var result in results)
                 {
                     if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
@@ -201,16 +222,6 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                             failures.Add((record, result, false));
                             break;
                     }
-                }
-                await queue.SaveAsync(changed, token);
-                // Reported once saved: an outcome that failed to save is attempted again and reported then.
-                foreach (var (record, result) in outcomes)
-                {
-                    Report(record, result, now);
-                }
-                if (AfterResultsSaved is not null)
-                {
-                    await AfterResultsSaved();
                 }
             }
 

@@ -175,19 +175,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),
             }).ToList();
-            if (records.Count == 1)
-            {
-                // One record: a plain insert, cheaper to build and to serve than a one-entity batch.
-                await storage.Recipients.AddEntityAsync(records[0], cancellationToken);
-            }
-            else
-            {
-                foreach (var chunk in records.Chunk(100))
-                {
-                    // One entity group transaction per 100 records of a partition (the service's limit).
-                    await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)), cancellationToken);
-                }
-            }
+            // Submissions to the same domain arriving together share a table transaction (group commit);
+            // this one returns when its records are stored.
+            await storage.RecipientWrites.WriteAsync(domain.Key, records.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)).ToList(), EstimatedBytes(records, inline), cancellationToken);
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
@@ -389,24 +379,26 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         return list;
     }
 
-    /// <summary>Writes the records' state back (attempts, results, state, events), 100 per table transaction per partition.</summary>
+    /// <summary>
+    /// Writes the records' state back (attempts, results, state, events) and returns once it is stored.
+    /// Writes of parallel sessions to a domain share transactions (see <see cref="PartitionWriteBatcher"/>).
+    /// </summary>
     public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, CancellationToken cancellationToken)
     {
         // Merges of the changed fields only (RecipientRecord.ToStateEntity): an outcome write is one per
         // delivered message, the most frequent write there is, and should not carry the body again.
-        if (records.Count == 1)
-        {
-            await storage.Recipients.UpdateEntityAsync(records[0].ToStateEntity(), ETag.All, TableUpdateMode.Merge, cancellationToken);
-            return;
-        }
         foreach (var partition in records.GroupBy(r => r.PartitionKey))
         {
-            foreach (var chunk in partition.Chunk(100))
-            {
-                await storage.Recipients.SubmitTransactionAsync(chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All)), cancellationToken);
-            }
+            var actions = partition.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All)).ToList();
+            await storage.RecipientWrites.WriteAsync(partition.Key, actions, actions.Count * OutcomeBytes, cancellationToken);
         }
     }
+
+    /// <summary>About what an outcome merge takes in a transaction: state fields, last reply and the event log.</summary>
+    private const int OutcomeBytes = 8 * 1024;
+
+    /// <summary>About what new records take in a transaction: fields, the event, and the inline body in base64.</summary>
+    private static int EstimatedBytes(List<RecipientRecord> records, byte[]? inline) => (records.Count * 2 * 1024) + ((inline?.Length ?? 0) * 4 / 3);
 
     /// <summary>
     /// The body of <paramref name="record"/>: from its blob, or inline from the message's first record

@@ -192,6 +192,7 @@ public sealed class OutboundStorage
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
         }
+        RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
 
     public OutboundStorageOptions Options { get; }
@@ -218,6 +219,9 @@ public sealed class OutboundStorage
     public BlobContainerClient Bodies { get; }
 
     public TableClient Recipients { get; }
+
+    /// <summary>Record inserts and outcome writes, shared among concurrent writers of a domain (group commit).</summary>
+    public PartitionWriteBatcher RecipientWrites { get; }
 
     public TableClient TlsReports { get; }
 

@@ -34,6 +34,12 @@ public sealed class DeliveryEngineOptions
 
     /// <summary>Time allowed for each SMTP read or write.</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Sessions opened in parallel to one MX host when a delivery has many messages for it (see
+    /// <see cref="DeliveryEngine.MessagesPerExtraSession"/>); 1 sends everything over one connection.
+    /// </summary>
+    public int MaxSessionsPerHost { get; init; } = 4;
 }
 
 /// <summary>
@@ -96,6 +102,7 @@ public sealed class DeliveryEngine : IDisposable
             ExtraTrustRoots = settings.ExtraTrustRoots,
             ConnectTimeout = settings.ConnectTimeout,
             CommandTimeout = settings.CommandTimeout,
+            MaxSessionsPerHost = settings.MaxSessionsPerHost,
         };
         return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
     }
@@ -222,21 +229,23 @@ public sealed class DeliveryEngine : IDisposable
             var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
             var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
             await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
-            state.Connections.Add(new ConnectionReport(smarthost.Host, dialled!, TlsVersionName(session.TlsProtocol), session.Verification, session.CertificateSubject, false, null));
+            state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, TlsVersionName(session.TlsProtocol), session.Verification, session.CertificateSubject, false, null));
             if (smarthost.UserName is not null)
             {
                 await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
             }
             // The relay's certificate is verified, but nothing is known about the recipient domain's policy.
             var posture = session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext;
-            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state, session, posture, state.Pending.ToList(), smarthost.Host, dialled!, dualStack: false, cancellationToken);
+            var work = new SessionWork(state.Pending);
+            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, smarthost.Host, dialled!, dualStack: false, state.Request.Attempt, cancellationToken);
+            stillPending.AddRange(work.TakeRest());
             var error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost"), false, false, posture, LocalFailure.Connection);
             state.FailAll(stillPending, error.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, error.Reply, error.Tls, error.Local);
         }
         catch (SmtpSessionException e)
         {
             // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
-            state.Connections.Add(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
+            state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
             state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply, local: FailureOf(e));
         }
         await state.PublishAsync(cancellationToken);
@@ -539,7 +548,7 @@ public sealed class DeliveryEngine : IDisposable
         }
         catch (SmtpSessionException e)
         {
-            state.Connections.Add(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
+            state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
             return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
@@ -547,9 +556,28 @@ public sealed class DeliveryEngine : IDisposable
 
         await using (session)
         {
-            state.Connections.Add(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
+            state.AddConnection(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
             var posture = PostureOf(session, enforceMtaSts);
-            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state, session, posture, pending, host.Display, dialled!, addresses.DualStack, cancellationToken);
+            var work = new SessionWork(pending);
+            // The host has accepted one session: more may share the work when there is enough of it. They
+            // take messages from the same list; the first session alone decides what this host's errors are.
+            var hostTlsResult = hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+            var extraSessions = Enumerable.Range(0, ExtraSessionsFor(work.Count))
+                .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, cancellationToken))
+                .ToArray();
+            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
+            foreach (var extra in await Task.WhenAll(extraSessions))
+            {
+                // Each extra session counted its TLS outcomes apart (RFC 8460 counts sessions); added now, in one thread.
+                domainResult.Merge(extra.DomainResult);
+                hostTlsResult.Merge(extra.HostResult);
+                stillPending.AddRange(extra.Sessions.StillPending);
+                sharedError ??= extra.Sessions.SharedError;
+                delivered += extra.Sessions.Delivered;
+                failed += extra.Sessions.Failed;
+            }
+            // Messages no session could take (every one ended early) stay for the next host.
+            stillPending.AddRange(work.TakeRest());
             attempt.StillPending = stillPending;
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
@@ -561,25 +589,106 @@ public sealed class DeliveryEngine : IDisposable
     }
 
     /// <summary>
-    /// Sends each message's pending recipients over an open session: at most RCPTMAX recipients per
-    /// transaction, a later recipient's 452/552 moved to the next transaction, results published right
-    /// after each reply. Returns what could not be concluded on this connection and why.
+    /// Messages each further session should have before it is worth its connection and handshakes: a
+    /// delivery of up to this many messages uses one session; each further batch of this many adds one, up to
+    /// <see cref="DeliveryEngineOptions.MaxSessionsPerHost"/>.
     /// </summary>
-    private static async Task<(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed)> RunTransactionsAsync(
-        AttemptState state, SmtpSession session, TlsPosture tls, List<PendingRecipient> pending, string host, IPAddress dialled, bool dualStack, CancellationToken cancellationToken)
+    public const int MessagesPerExtraSession = 4;
+
+    private int ExtraSessionsFor(int messages) => Math.Clamp((messages - 1) / MessagesPerExtraSession, 0, Math.Max(0, options.MaxSessionsPerHost - 1));
+
+    private sealed record ExtraSessionResult(SessionsResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
+
+    /// <summary>
+    /// One more session to a host that already accepted one, with the same address, TLS mode and
+    /// verification. It takes messages from <paramref name="work"/> until none are left. A refusal (a
+    /// server limiting connections answers 421) or a failed handshake ends it quietly: the first session
+    /// goes on with the rest, and the host is judged by that one.
+    /// </summary>
+    private async Task<ExtraSessionResult> RunExtraSessionAsync(
+        AttemptState state,
+        SessionWork work,
+        string host,
+        IPAddress address,
+        string tlsName,
+        TlsMode mode,
+        TlsVerificationPlan plan,
+        SmtpSessionOptions sessionOptions,
+        bool enforceMtaSts,
+        bool plaintextRetry,
+        TlsRptPolicy domainPolicy,
+        TlsRptPolicy hostPolicy,
+        bool dualStack,
+        CancellationToken cancellationToken)
+    {
+        var domainResult = new TlsRptResult(domainPolicy);
+        var hostResult = new TlsRptResult(hostPolicy);
+        var nothing = new SessionsResult([], null, 0, 0);
+        var (socket, failure, _) = await DialAsync(address, cancellationToken);
+        if (socket is null)
+        {
+            logger.LogDebug("Extra session to {Host} not opened: {Error}", host, failure);
+            return new ExtraSessionResult(nothing, domainResult, hostResult);
+        }
+        SmtpSession session;
+        try
+        {
+            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult, cancellationToken);
+        }
+        catch (SmtpSessionException e)
+        {
+            state.AddConnection(new ConnectionReport(host, address, null, CertificateVerification.None, null, plaintextRetry, e.Message));
+            logger.LogDebug("Extra session to {Host} refused: {Error}", host, e.Message);
+            return new ExtraSessionResult(nothing, domainResult, hostResult);
+        }
+        await using (session)
+        {
+            state.AddConnection(new ConnectionReport(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
+            var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
+            return new ExtraSessionResult(result, domainResult, hostResult);
+        }
+    }
+
+    /// <summary>The pending messages of one host attempt, taken one message at a time by its sessions.</summary>
+    private sealed class SessionWork(IEnumerable<PendingRecipient> pending)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<List<PendingRecipient>> messages = new(pending.GroupBy(p => p.Message).Select(g => g.ToList()));
+
+        public int Count => messages.Count;
+
+        public bool TryTake(out List<PendingRecipient> message) => messages.TryDequeue(out message!);
+
+        /// <summary>Whatever no session took.</summary>
+        public List<PendingRecipient> TakeRest()
+        {
+            var rest = new List<PendingRecipient>();
+            while (messages.TryDequeue(out var message))
+            {
+                rest.AddRange(message);
+            }
+            return rest;
+        }
+    }
+
+    private sealed record SessionsResult(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed);
+
+    /// <summary>
+    /// Sends messages taken from <paramref name="work"/> over an open session until none are left or the
+    /// session ends: at most RCPTMAX recipients per transaction, a later recipient's 452/552 moved to the
+    /// next transaction, results published (and recorded by the caller) right after each reply, before the
+    /// next command. Returns what could not be concluded on this connection and why.
+    /// </summary>
+    private static async Task<SessionsResult> RunTransactionsAsync(
+        AttemptState.Outbox outbox, SmtpSession session, TlsPosture tls, SessionWork work, string host, IPAddress dialled, bool dualStack, int attemptNumber, CancellationToken cancellationToken)
     {
         var stillPending = new List<PendingRecipient>();
         var delivered = 0;
         var failed = 0;
         HostError? sharedError = null;
-        foreach (var messageGroup in pending.GroupBy(p => p.Message))
+        // A session that is no longer usable takes nothing more: other sessions, or the next host, get the rest.
+        while (session.IsUsable && work.TryTake(out var todo))
         {
-            var todo = messageGroup.ToList();
-            if (!session.IsUsable)
-            {
-                stillPending.AddRange(todo);
-                continue;
-            }
+            var message = todo[0].Message;
             var firstTransaction = true;
             while (todo.Count > 0)
             {
@@ -590,11 +699,11 @@ public sealed class DeliveryEngine : IDisposable
                 TransactionResult result;
                 try
                 {
-                    result = await session.SendAsync(messageGroup.Key, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
+                    result = await session.SendAsync(message, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
                 }
                 catch (SmtpSessionException e)
                 {
-                    var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, dualStack);
+                    var (reply, permanent) = Inspect(e.Reply, e.Permanent, attemptNumber, dualStack);
                     if (firstTransaction && rest.Count == 0)
                     {
                         // The failure concerns the whole message: another host may do better (unless permanent).
@@ -603,7 +712,7 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else
                     {
-                        state.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
+                        outbox.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
                         failed += batch.Count;
                     }
                     if (!session.IsUsable)
@@ -611,7 +720,7 @@ public sealed class DeliveryEngine : IDisposable
                         stillPending.AddRange(rest);
                         rest.Clear();
                     }
-                    await state.PublishAsync(cancellationToken);
+                    await outbox.PublishAsync(cancellationToken);
                     todo = rest;
                     firstTransaction = false;
                     continue;
@@ -631,22 +740,22 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else if (reply.IsPositive)
                     {
-                        state.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply, tls);
+                        outbox.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply, tls);
                         delivered++;
                     }
                     else
                     {
-                        var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, state.Request.Attempt, dualStack) : (reply, reply.IsPermanent);
-                        state.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected, tls);
+                        var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, attemptNumber, dualStack) : (reply, reply.IsPermanent);
+                        outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected, tls);
                         failed++;
                     }
                 }
-                await state.PublishAsync(cancellationToken);
+                await outbox.PublishAsync(cancellationToken);
                 todo = [.. next, .. rest];
                 firstTransaction = false;
             }
         }
-        return (stillPending, sharedError, delivered, failed);
+        return new SessionsResult(stillPending, sharedError, delivered, failed);
     }
 
     /// <summary>
@@ -749,8 +858,11 @@ public sealed class DeliveryEngine : IDisposable
 
     private sealed class AttemptState(DeliveryRequest request)
     {
+        // Parallel sessions to one host complete recipients concurrently: the result map and the
+        // connection list are shared, each session's outbox is its own.
+        private readonly Lock gate = new();
         private readonly Dictionary<PendingRecipient, RecipientResult> results = [];
-        private readonly List<RecipientResult> unpublished = [];
+        private Outbox? main;
 
         public DeliveryRequest Request { get; } = request;
 
@@ -760,35 +872,81 @@ public sealed class DeliveryEngine : IDisposable
 
         public List<TlsRptResult> HostResults { get; } = [];
 
-        public List<ConnectionReport> Connections { get; } = [];
+        private List<ConnectionReport> Connections { get; } = [];
 
-        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
+        /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, the first session).</summary>
+        private Outbox Main => main ??= new Outbox(this);
+
+        /// <summary>An outbox for one more session: its results are published by it, and only by it.</summary>
+        public Outbox OpenOutbox() => new(this);
+
+        public void AddConnection(ConnectionReport report)
         {
-            var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
-            results[recipient] = result;
-            unpublished.Add(result);
-        }
-
-        public bool IsComplete(PendingRecipient recipient) => results.ContainsKey(recipient);
-
-        /// <summary>Hands results decided since the last call to the request's callback.</summary>
-        public async Task PublishAsync(CancellationToken cancellationToken)
-        {
-            if (unpublished.Count == 0 || Request.ResultsReady is null)
+            lock (gate)
             {
-                unpublished.Clear();
-                return;
+                Connections.Add(report);
             }
-            var batch = unpublished.ToArray();
-            unpublished.Clear();
-            await Request.ResultsReady(batch, cancellationToken);
         }
 
-        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
+        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
+            Main.Complete(recipient, status, host, address, reply, tls, local);
+
+        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
+            Main.FailAll(recipients, status, host, address, reply, tls, local);
+
+        public Task PublishAsync(CancellationToken cancellationToken) => Main.PublishAsync(cancellationToken);
+
+        public bool IsComplete(PendingRecipient recipient)
         {
-            foreach (var recipient in recipients)
+            lock (gate)
             {
-                Complete(recipient, status, host, address, reply, tls, local);
+                return results.ContainsKey(recipient);
+            }
+        }
+
+        private void Record(PendingRecipient recipient, RecipientResult result)
+        {
+            lock (gate)
+            {
+                results[recipient] = result;
+            }
+        }
+
+        /// <summary>
+        /// Results one session has decided and not yet handed to the request's callback. A session publishes
+        /// only its own, and waits for that, before its next transaction: what the callback records durably
+        /// is then always what that session's server has already answered.
+        /// </summary>
+        public sealed class Outbox(AttemptState state)
+        {
+            private readonly List<RecipientResult> unpublished = [];
+
+            public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
+            {
+                var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
+                state.Record(recipient, result);
+                unpublished.Add(result);
+            }
+
+            public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
+            {
+                foreach (var recipient in recipients)
+                {
+                    Complete(recipient, status, host, address, reply, tls, local);
+                }
+            }
+
+            /// <summary>Hands results decided since the last call to the request's callback.</summary>
+            public async Task PublishAsync(CancellationToken cancellationToken)
+            {
+                if (unpublished.Count == 0 || state.Request.ResultsReady is null)
+                {
+                    unpublished.Clear();
+                    return;
+                }
+                var batch = unpublished.ToArray();
+                unpublished.Clear();
+                await state.Request.ResultsReady(batch, cancellationToken);
             }
         }
 

@@ -31,6 +31,9 @@ public sealed class DeliverySettings
 
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Most sessions opened in parallel to one MX host for a delivery with many messages.</summary>
+    public int MaxSessionsPerHost { get; init; } = 4;
+
     /// <summary>Time allowed for one DNS query.</summary>
     public TimeSpan DnsTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
