@@ -23,6 +23,8 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     private readonly ConcurrentQueue<ReceivedSmtpMessage> messages = new();
     private readonly Task acceptLoop;
     private int connectionCount;
+    private int openConnections;
+    private int peakConnections;
     private int transactionCount;
     private long messagesAccepted;
 
@@ -40,6 +42,9 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     public IReadOnlyList<ReceivedSmtpMessage> Messages => messages.ToArray();
 
     public int ConnectionCount => Volatile.Read(ref connectionCount);
+
+    /// <summary>Most connections that were open at the same time.</summary>
+    public int PeakConcurrentConnections => Volatile.Read(ref peakConnections);
 
     /// <summary>DATA transactions completed with 250.</summary>
     public int TransactionCount => Volatile.Read(ref transactionCount);
@@ -69,8 +74,28 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     private async Task ServeConnectionAsync(Socket socket)
     {
         var number = Interlocked.Increment(ref connectionCount);
-        using var connection = new Connection(this, socket, number);
-        await connection.RunAsync();
+        var open = Interlocked.Increment(ref openConnections);
+        try
+        {
+            for (var peak = Volatile.Read(ref peakConnections); open > peak; peak = Volatile.Read(ref peakConnections))
+            {
+                if (Interlocked.CompareExchange(ref peakConnections, open, peak) == peak)
+                {
+                    break;
+                }
+            }
+            using var connection = new Connection(this, socket, number);
+            if (options.MaxConcurrentConnections is { } limit && open > limit)
+            {
+                await connection.RefuseAsync("421 4.7.0 too many connections from your address\r\n");
+                return;
+            }
+            await connection.RunAsync();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref openConnections);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -110,6 +135,13 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         {
             stream.Dispose();
             output.Dispose();
+        }
+
+        /// <summary>Greets with <paramref name="reply"/> instead of 220 and ends the connection.</summary>
+        public async Task RefuseAsync(string reply)
+        {
+            Reply(reply);
+            await FlushAsync();
         }
 
         public async Task RunAsync()

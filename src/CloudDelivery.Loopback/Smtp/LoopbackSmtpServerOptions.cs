@@ -93,6 +93,12 @@ public sealed class LoopbackSmtpServerOptions
     public SmtpStall Stall { get; set; }
 
     /// <summary>
+    /// Connections open at once beyond which a new one is greeted with 421 and closed, as receivers that
+    /// limit connections per client do (RFC 5321 §3.8). Null: no limit.
+    /// </summary>
+    public int? MaxConcurrentConnections { get; set; }
+
+    /// <summary>
     /// When set, the server is a submission server: it offers AUTH PLAIN (RFC 4954) after STARTTLS and
     /// refuses MAIL before a successful login with these credentials.
     /// </summary>

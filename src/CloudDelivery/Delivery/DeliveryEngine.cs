@@ -565,7 +565,20 @@ public sealed class DeliveryEngine : IDisposable
             var extraSessions = Enumerable.Range(0, ExtraSessionsFor(work.Count))
                 .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, cancellationToken))
                 .ToArray();
-            var (stillPending, sharedError, delivered, failed) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
+            SessionsResult first;
+            try
+            {
+                first = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
+            }
+            catch
+            {
+                // Results could not be recorded (or the run is being stopped): no session starts another
+                // message, and none is left running behind the caller's back, whose lease ends with it.
+                work.Abandon();
+                await Task.WhenAll(extraSessions).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw;
+            }
+            var (stillPending, sharedError, delivered, failed) = first;
             foreach (var extra in await Task.WhenAll(extraSessions))
             {
                 // Each extra session counted its TLS outcomes apart (RFC 8460 counts sessions); added now, in one thread.
@@ -644,8 +657,16 @@ public sealed class DeliveryEngine : IDisposable
         await using (session)
         {
             state.AddConnection(new ConnectionReport(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
-            var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
-            return new ExtraSessionResult(result, domainResult, hostResult);
+            try
+            {
+                var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
+                return new ExtraSessionResult(result, domainResult, hostResult);
+            }
+            catch
+            {
+                work.Abandon(); // the other sessions finish the transaction they are in, and stop
+                throw;
+            }
         }
     }
 
@@ -654,9 +675,18 @@ public sealed class DeliveryEngine : IDisposable
     {
         private readonly System.Collections.Concurrent.ConcurrentQueue<List<PendingRecipient>> messages = new(pending.GroupBy(p => p.Message).Select(g => g.ToList()));
 
+        private volatile bool abandoned;
+
         public int Count => messages.Count;
 
-        public bool TryTake(out List<PendingRecipient> message) => messages.TryDequeue(out message!);
+        public bool TryTake(out List<PendingRecipient> message)
+        {
+            message = [];
+            return !abandoned && messages.TryDequeue(out message!);
+        }
+
+        /// <summary>A session failed in a way that ends the whole attempt: no session takes another message.</summary>
+        public void Abandon() => abandoned = true;
 
         /// <summary>Whatever no session took.</summary>
         public List<PendingRecipient> TakeRest()

@@ -65,6 +65,32 @@ public class WakeUpWorkerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task Worker_dying_while_parallel_sessions_deliver_delivers_nothing_twice()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        world.Network.Zone.AddMx("many.example", 10, "mx.many.example");
+        var mx = await world.Network.AddMxServerAsync("mx.many.example");
+        for (var i = 0; i < 24; i++)
+        {
+            await world.SubmitAsync("s@sender.example", [$"r{i}@many.example"], $"Subject: {i}\r\n\r\nbody {i}\r\n");
+        }
+        // The run's sessions record outcomes concurrently; the third recording "kills" the worker.
+        var saves = 0;
+        world.Handler.AfterResultsSaved = () => Interlocked.Increment(ref saves) == 3 ? throw new InvalidOperationException("worker killed after the server said 250") : Task.CompletedTask;
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => world.Handler.HandleAsync(new WakeUp("many.example"), CancellationToken.None));
+        world.Handler.AfterResultsSaved = null;
+        Assert.True(mx.ConnectionCount > 1, "the run used parallel sessions");
+        Assert.InRange(mx.Messages.Count, 3, 23); // the others stopped after the transaction they were in
+        world.Time.Advance(TimeSpan.FromMinutes(30));
+        await world.Queue.WakeAsync("many.example", TimeSpan.Zero, CancellationToken.None);
+        await world.DrainAsync();
+
+        Assert.Equal(24, mx.Messages.Count);
+        Assert.Equal(24, mx.Messages.SelectMany(m => m.Recipients).Distinct().Count());
+    }
+
+    [Fact]
     public async Task Sweeper_wakes_domains_whose_wake_up_was_lost()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
