@@ -52,7 +52,9 @@ internal static class EndToEndBenchmark
                 }
             });
             listener.Start();
-            var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test", metrics: metrics);
+            // As the service runs: TLSRPT results are recorded after every run (RFC 8460), and counted here.
+            var tlsResults = new CloudDelivery.Azure.TlsRpt.TlsRptResultStore(storage.TlsReports, TimeProvider.System);
+            var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test", tlsResults: tlsResults, metrics: metrics);
             var worker = new WakeUpWorker(queue, handler, new WakeUpWorkerOptions { BatchSize = 32 });
 
             // Submission and delivery overlap, as in the running service: the worker polls from the start.
