@@ -45,8 +45,9 @@ public sealed class DeliveryEngineOptions
 /// <summary>
 /// Direct delivery to the MX hosts of a recipient domain, the algorithm of mox's queue/direct.go in C#.
 /// One call delivers any number of messages to one recipient domain: destinations and the MTA-STS policy
-/// are resolved once, connections are reused for several messages, and each message is sent with as many
-/// recipients per transaction as the server allows.
+/// are resolved once, connections are reused for several messages (and, for many messages, several run in
+/// parallel to the host), and each message is sent with as many recipients per transaction as the server
+/// allows.
 /// </summary>
 public sealed class DeliveryEngine : IDisposable
 {
@@ -126,7 +127,8 @@ public sealed class DeliveryEngine : IDisposable
         // - Resolve the recipient domain to hosts (CNAMEs, MX, implicit MX, null MX).
         // - Get the domain's MTA-STS policy; with "enforce" only its MX hosts are used, with verified TLS.
         // - For each host in order: look up addresses and DANE TLSA records, dial, STARTTLS, deliver. A
-        //   permanent failure ends the attempt; other failures move on to the next host.
+        //   permanent failure ends the attempt; other failures move on to the next host. With many messages,
+        //   further sessions to a host that accepted the first one share them (MaxSessionsPerHost).
         // - With nothing requiring TLS, a TLS failure is retried in plaintext on the same host.
         // - REQUIRETLS messages only go to DANE or enforced-MTA-STS hosts that support REQUIRETLS.
         var state = new AttemptState(request);
