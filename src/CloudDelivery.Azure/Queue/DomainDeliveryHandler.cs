@@ -168,6 +168,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var deferred = 0;
         using var renewal = new CancellationTokenSource();
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
+        var finished = false;
         try
         {
             // Parallel sessions to a host call this concurrently, each for its own transaction's results.
@@ -179,11 +180,17 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 var now = time.GetUtcNow();
                 var changed = new List<RecipientRecord>();
                 var outcomes = new List<(RecipientRecord Record, RecipientResult Result)>();
+                var dsnsDue = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
                 lock (bookkeeping)
                 {
-                    Tally(results, now, changed, outcomes);
+                    Tally(results, now, changed, outcomes, dsnsDue);
                 }
-                await queue.SaveAsync(changed, token);
+                await queue.SaveAsync(changed);
+                lock (bookkeeping)
+                {
+                    // Only saved failures get a DSN: one whose save failed is attempted again.
+                    failures.AddRange(dsnsDue);
+                }
                 // Reported once saved: an outcome that failed to save is attempted again and reported then.
                 foreach (var (record, result) in outcomes)
                 {
@@ -195,7 +202,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 }
             }
 
-            void Tally(IReadOnlyList<RecipientResult> results, DateTimeOffset now, List<RecipientRecord> changed, List<(RecipientRecord Record, RecipientResult Result)> outcomes)
+            void Tally(IReadOnlyList<RecipientResult> results, DateTimeOffset now, List<RecipientRecord> changed, List<(RecipientRecord Record, RecipientResult Result)> outcomes, List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> dsnsDue)
             {
                 foreach (var result in results)
                 {
@@ -215,11 +222,11 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                             deferred++;
                             if (delayDsn)
                             {
-                                failures.Add((record, result, true));
+                                dsnsDue.Add((record, result, true));
                             }
                             break;
                         default:
-                            failures.Add((record, result, false));
+                            dsnsDue.Add((record, result, false));
                             break;
                     }
                 }
@@ -246,11 +253,18 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 var outcome = await engine.DeliverAsync(request, cancellationToken);
                 await RecordTlsResultsAsync(lease.Domain, outcome, direct.All(m => reportIds.Contains(m.Id)), cancellationToken);
             }
+            finished = true;
         }
         finally
         {
             await renewal.CancelAsync();
             await renewing;
+            if (!finished)
+            {
+                // The run failed part way (a save failed in one session while others had saved theirs): the
+                // failures already recorded as final still owe their senders a DSN, and nothing retries them.
+                await SendDsnsAsync(failures, CancellationToken.None);
+            }
         }
 
         await SendDsnsAsync(failures, cancellationToken);

@@ -121,8 +121,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     public DkimMessageSigner? Dkim => dkim;
 
     /// <summary>
-    /// Validates and stores a message: the body once in Blob Storage, one record per recipient in the
-    /// recipient's domain partition (one table transaction per domain), and a wake-up per domain.
+    /// Validates and stores a message: the body once (inline in the first record when small, else in Blob
+    /// Storage), one record per recipient in the recipient's domain partition (one insert or transaction
+    /// per domain, shared with concurrent submissions to it), and a wake-up per domain.
     /// </summary>
     /// <exception cref="SubmissionException">The request is invalid; nothing was stored.</exception>
     public async Task<SubmissionResult> SubmitAsync(SubmissionRequest request, CancellationToken cancellationToken)
@@ -177,7 +178,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             }).ToList();
             // Submissions to the same domain arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
-            await storage.RecipientWrites.WriteAsync(domain.Key, records.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)).ToList(), EstimatedBytes(records, inline), cancellationToken);
+            await storage.RecipientWrites.WriteAsync(domain.Key, records.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)).ToList(), EstimatedBytes(records, inline));
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
@@ -382,15 +383,16 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>
     /// Writes the records' state back (attempts, results, state, events) and returns once it is stored.
     /// Writes of parallel sessions to a domain share transactions (see <see cref="PartitionWriteBatcher"/>).
+    /// Not cancellable: an outcome is recorded even while the host shuts down, before the lease goes.
     /// </summary>
-    public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, CancellationToken cancellationToken)
+    public async Task SaveAsync(IReadOnlyList<RecipientRecord> records)
     {
         // Merges of the changed fields only (RecipientRecord.ToStateEntity): an outcome write is one per
         // delivered message, the most frequent write there is, and should not carry the body again.
         foreach (var partition in records.GroupBy(r => r.PartitionKey))
         {
             var actions = partition.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All)).ToList();
-            await storage.RecipientWrites.WriteAsync(partition.Key, actions, actions.Count * OutcomeBytes, cancellationToken);
+            await storage.RecipientWrites.WriteAsync(partition.Key, actions, actions.Count * OutcomeBytes);
         }
     }
 

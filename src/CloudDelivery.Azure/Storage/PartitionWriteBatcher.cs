@@ -37,8 +37,13 @@ public sealed class PartitionWriteBatcher(TableClient table)
     /// <paramref name="estimatedBytes"/> is about how large the entities are on the wire, to keep
     /// transactions within the service's limits.
     /// </summary>
+    /// <remarks>
+    /// Not cancellable, on purpose: the write records something that already happened (a server's reply,
+    /// an accepted submission), and a caller that stopped waiting might release its domain's lease before
+    /// the write lands. Each request is bounded by the storage client's own timeouts and retries.
+    /// </remarks>
     /// <exception cref="RequestFailedException">These actions could not be stored.</exception>
-    public Task WriteAsync(string partitionKey, IReadOnlyList<TableTransactionAction> actions, int estimatedBytes, CancellationToken cancellationToken)
+    public Task WriteAsync(string partitionKey, IReadOnlyList<TableTransactionAction> actions, int estimatedBytes)
     {
         if (actions.Count == 0)
         {
@@ -61,8 +66,7 @@ public sealed class PartitionWriteBatcher(TableClient table)
                     _ = Task.Run(() => FlushAsync(partition), CancellationToken.None);
                 }
             }
-            // The write goes ahead even if this caller gives up waiting: it records something that happened.
-            return write.Done.Task.WaitAsync(cancellationToken);
+            return write.Done.Task;
         }
     }
 
@@ -117,14 +121,45 @@ public sealed class PartitionWriteBatcher(TableClient table)
                 write.Done.TrySetResult();
             }
         }
-        catch (Exception)
+        catch (TableTransactionFailedException e) when (e.FailedTransactionActionIndex is { } index && e.Status is >= 400 and < 500 and not 408 and not 429)
         {
-            // All or nothing failed: find out whose it was by trying each caller's writes on their own.
+            // All or nothing failed because of one entity: its caller's writes go alone (and get their own
+            // answer), the others go on together.
+            var culprit = CallerOf(batch, index);
+            await SendAloneAsync(culprit);
+            await SendAsync(batch.Where(w => w != culprit).ToList());
+        }
+        catch (RequestFailedException e) when (e.Status is >= 400 and < 500 and not 408 and not 429)
+        {
+            // Refused for something in it, without saying what: find out by trying each caller's writes alone.
             foreach (var write in batch)
             {
                 await SendAloneAsync(write);
             }
         }
+        catch (Exception e)
+        {
+            // Storage unavailable, throttling after the client's retries, a timeout: nothing in particular is
+            // wrong with any one write, and trying each alone would only add load. Every caller hears of it.
+            foreach (var write in batch)
+            {
+                write.Done.TrySetException(e);
+            }
+        }
+    }
+
+    /// <summary>The write whose actions hold the transaction's action at <paramref name="index"/>.</summary>
+    private static PendingWrite CallerOf(List<PendingWrite> batch, int index)
+    {
+        foreach (var write in batch)
+        {
+            if (index < write.Actions.Count)
+            {
+                return write;
+            }
+            index -= write.Actions.Count;
+        }
+        return batch[^1];
     }
 
     /// <summary>One caller's writes: a plain request for a single entity (cheaper than a one-entity transaction), else transactions of up to 100.</summary>

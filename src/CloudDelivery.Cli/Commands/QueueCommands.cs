@@ -265,7 +265,7 @@ internal static class QueueCommand
             record.State = RecipientState.Dropped;
             record.AddEvent(now, "dropped", "removed by an operator");
         }
-        await queue.SaveAsync([record], cancellationToken);
+        await queue.SaveAsync([record]);
         if (action == "retry")
         {
             await queue.WakeAsync(record.PartitionKey, TimeSpan.Zero, cancellationToken);

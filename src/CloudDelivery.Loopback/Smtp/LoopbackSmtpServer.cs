@@ -129,6 +129,9 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         private int rcptCommands;
         private bool authenticated;
 
+        /// <summary>A chosen reply was 421: the server closes the connection after it (RFC 5321 §3.8).</summary>
+        private bool closing;
+
         private CancellationToken Stopping => server.stopping.Token;
 
         public void Dispose()
@@ -146,7 +149,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
 
         public async Task RunAsync()
         {
-            if (options.Stall == SmtpStall.BeforeGreeting)
+            if (options.Stall == SmtpStall.BeforeGreeting || number >= options.StallGreetingFromConnection)
             {
                 await Task.Delay(Timeout.Infinite, Stopping);
             }
@@ -220,6 +223,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                     default:
                         Reply("500 5.5.1 command not recognized\r\n");
                         break;
+                }
+                if (closing)
+                {
+                    await FlushAsync();
+                    return;
                 }
                 // Replies to pipelined commands go out together once the client waits (RFC 2920 §3.2).
                 if (start == end)
@@ -347,6 +355,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (custom is not null)
             {
                 Reply(custom.Format());
+                closing = custom.Code == 421;
                 return;
             }
             mailFrom = path;
@@ -376,6 +385,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (custom is not null)
             {
                 Reply(custom.Format());
+                closing = custom.Code == 421;
                 return;
             }
             recipients.Add(path);
@@ -425,6 +435,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (verdict is not null)
             {
                 Reply(verdict.Format());
+                closing = verdict.Code == 421;
             }
             else
             {

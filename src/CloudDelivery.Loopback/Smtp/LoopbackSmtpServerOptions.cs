@@ -99,6 +99,12 @@ public sealed class LoopbackSmtpServerOptions
     public int? MaxConcurrentConnections { get; set; }
 
     /// <summary>
+    /// Connections from this number on (1-based) get no greeting at all, as a host that tarpits further
+    /// connections from one client. Null: every connection is greeted.
+    /// </summary>
+    public int? StallGreetingFromConnection { get; set; }
+
+    /// <summary>
     /// When set, the server is a submission server: it offers AUTH PLAIN (RFC 4954) after STARTTLS and
     /// refuses MAIL before a successful login with these credentials.
     /// </summary>

@@ -564,10 +564,13 @@ public sealed class DeliveryEngine : IDisposable
             // The host has accepted one session: more may share the work when there is enough of it. They
             // take messages from the same list; the first session alone decides what this host's errors are.
             var hostTlsResult = hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+            // Extra sessions still dialling or greeting when nothing is left to take are called off: a host
+            // that tarpits further connections must not hold a finished delivery for a whole timeout.
+            using var stopOpening = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var extraSessions = Enumerable.Range(0, ExtraSessionsFor(work.Count))
-                .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, cancellationToken))
+                .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, stopOpening.Token, cancellationToken))
                 .ToArray();
-            SessionsResult first;
+            SessionResult first;
             try
             {
                 first = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
@@ -577,8 +580,20 @@ public sealed class DeliveryEngine : IDisposable
                 // Results could not be recorded (or the run is being stopped): no session starts another
                 // message, and none is left running behind the caller's back, whose lease ends with it.
                 work.Abandon();
-                await Task.WhenAll(extraSessions).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                await stopOpening.CancelAsync();
+                try
+                {
+                    await Task.WhenAll(extraSessions);
+                }
+                catch (Exception)
+                {
+                    // The first session's failure is the one reported.
+                }
                 throw;
+            }
+            if (work.Count == 0)
+            {
+                await stopOpening.CancelAsync();
             }
             var (stillPending, sharedError, delivered, failed) = first;
             foreach (var extra in await Task.WhenAll(extraSessions))
@@ -612,7 +627,7 @@ public sealed class DeliveryEngine : IDisposable
 
     private int ExtraSessionsFor(int messages) => Math.Clamp((messages - 1) / MessagesPerExtraSession, 0, Math.Max(0, options.MaxSessionsPerHost - 1));
 
-    private sealed record ExtraSessionResult(SessionsResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
+    private sealed record ExtraSessionResult(SessionResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
 
     /// <summary>
     /// One more session to a host that already accepted one, with the same address, TLS mode and
@@ -634,12 +649,23 @@ public sealed class DeliveryEngine : IDisposable
         TlsRptPolicy domainPolicy,
         TlsRptPolicy hostPolicy,
         bool dualStack,
+        CancellationToken stopOpening,
         CancellationToken cancellationToken)
     {
         var domainResult = new TlsRptResult(domainPolicy);
         var hostResult = new TlsRptResult(hostPolicy);
-        var nothing = new SessionsResult([], null, 0, 0);
-        var (socket, failure, _) = await DialAsync(address, cancellationToken);
+        var nothing = new SessionResult([], null, 0, 0);
+        var calledOff = new ExtraSessionResult(nothing, new TlsRptResult(domainPolicy), new TlsRptResult(hostPolicy));
+        Socket? socket;
+        string? failure;
+        try
+        {
+            (socket, failure, _) = await DialAsync(address, stopOpening);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return calledOff;
+        }
         if (socket is null)
         {
             logger.LogDebug("Extra session to {Host} not opened: {Error}", host, failure);
@@ -648,7 +674,13 @@ public sealed class DeliveryEngine : IDisposable
         SmtpSession session;
         try
         {
-            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult, cancellationToken);
+            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult, stopOpening);
+        }
+        catch (Exception e) when (stopOpening.IsCancellationRequested && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SmtpSessionException)
+        {
+            // Called off while greeting or handshaking: not a session the host had a say in; nothing to count.
+            socket.Dispose();
+            return calledOff;
         }
         catch (SmtpSessionException e)
         {
@@ -702,7 +734,7 @@ public sealed class DeliveryEngine : IDisposable
         }
     }
 
-    private sealed record SessionsResult(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed);
+    private sealed record SessionResult(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed);
 
     /// <summary>
     /// Sends messages taken from <paramref name="work"/> over an open session until none are left or the
@@ -710,7 +742,7 @@ public sealed class DeliveryEngine : IDisposable
     /// next transaction, results published (and recorded by the caller) right after each reply, before the
     /// next command. Returns what could not be concluded on this connection and why.
     /// </summary>
-    private static async Task<SessionsResult> RunTransactionsAsync(
+    private static async Task<SessionResult> RunTransactionsAsync(
         AttemptState.Outbox outbox, SmtpSession session, TlsPosture tls, SessionWork work, string host, IPAddress dialled, bool dualStack, int attemptNumber, CancellationToken cancellationToken)
     {
         var stillPending = new List<PendingRecipient>();
@@ -736,14 +768,17 @@ public sealed class DeliveryEngine : IDisposable
                 catch (SmtpSessionException e)
                 {
                     var (reply, permanent) = Inspect(e.Reply, e.Permanent, attemptNumber, dualStack);
-                    if (firstTransaction && rest.Count == 0)
+                    if (firstTransaction && rest.Count == 0 && !permanent)
                     {
-                        // The failure concerns the whole message: another host may do better (unless permanent).
+                        // The failure concerns the whole message: another host may do better.
                         stillPending.AddRange(batch);
-                        sharedError = new HostError(reply, permanent, false, tls, FailureOf(e));
+                        sharedError = new HostError(reply, false, false, tls, FailureOf(e));
                     }
                     else
                     {
+                        // A permanent refusal is this message's own result, decided here: carried along as the
+                        // host's error it would also end messages that merely lost their connection, in this
+                        // session or a parallel one.
                         outbox.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
                         failed += batch.Count;
                     }
@@ -787,7 +822,7 @@ public sealed class DeliveryEngine : IDisposable
                 firstTransaction = false;
             }
         }
-        return new SessionsResult(stillPending, sharedError, delivered, failed);
+        return new SessionResult(stillPending, sharedError, delivered, failed);
     }
 
     /// <summary>

@@ -85,6 +85,83 @@ public sealed class ParallelSessionTests
     }
 
     [Fact]
+    public async Task A_permanent_refusal_bounces_only_its_own_message_not_those_of_a_session_that_was_cut_off()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("mixed.example", 10, "mx.mixed.example");
+        // Session 1: its first message is refused for good at the end of DATA. Session 2: its first MAIL is
+        // refused for now (421).
+        var dataEnds = 0;
+        var mails = 0;
+        var mx = await world.AddMxServerAsync("mx.mixed.example", o =>
+        {
+            o.OnDataEnd = c => c.ConnectionNumber == 1 && Interlocked.Increment(ref dataEnds) == 1 ? new SmtpServerReply(554, "5.6.0", "content rejected") : null;
+            o.OnMail = c => c.ConnectionNumber == 2 && Interlocked.Increment(ref mails) == 1 ? new SmtpServerReply(421, "4.3.2", "shutting down") : null;
+        });
+        using var engine = world.CreateEngine(maxSessionsPerHost: 3);
+        var recorder = new SlowRecorder(mx);
+
+        var outcome = await engine.DeliverAsync(Request("mixed.example", recorder), CancellationToken.None);
+
+        var notDelivered = outcome.Recipients.Where(r => r.Status != RecipientStatus.Delivered).ToList();
+        Assert.Equal(2, notDelivered.Count);
+        var refused = Assert.Single(notDelivered, r => r.Status == RecipientStatus.Permanent);
+        Assert.Equal("5.6.0", refused.Reply.EnhancedCode);
+        // The message refused for now is retried later, not bounced with the other session's 554.
+        var cutOff = Assert.Single(notDelivered, r => r.Status == RecipientStatus.Temporary);
+        Assert.Equal(421, cutOff.Reply.Code);
+        Assert.Equal(Messages - 2, mx.Messages.Count);
+    }
+
+    [Fact]
+    public async Task In_one_session_too_a_permanent_refusal_is_not_passed_on_to_a_message_refused_for_now()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("mixed1.example", 10, "mx.mixed1.example");
+        var dataEnds = 0;
+        var mails = 0;
+        var mx = await world.AddMxServerAsync("mx.mixed1.example", o =>
+        {
+            o.OnDataEnd = _ => Interlocked.Increment(ref dataEnds) == 1 ? new SmtpServerReply(554, "5.6.0", "content rejected") : null;
+            o.OnMail = _ => Interlocked.Increment(ref mails) == 3 ? new SmtpServerReply(451, "4.3.2", "try again later") : null;
+        });
+        using var engine = world.CreateEngine(maxSessionsPerHost: 1);
+
+        var outcome = await engine.DeliverAsync(Request("mixed1.example", recorder: null), CancellationToken.None);
+
+        // m0 refused for good; m2 refused for now is deferred with its own reply, not bounced with m0's 554.
+        var m0 = outcome.Recipients.Single(r => r.MessageId == "m0");
+        Assert.Equal(RecipientStatus.Permanent, m0.Status);
+        Assert.Equal(554, m0.Reply.Code);
+        var m2 = outcome.Recipients.Single(r => r.MessageId == "m2");
+        Assert.Equal(RecipientStatus.Temporary, m2.Status);
+        Assert.Equal(451, m2.Reply.Code);
+        Assert.All(outcome.Recipients.Where(r => r.MessageId is not ("m0" or "m2")), r => Assert.Equal(RecipientStatus.Delivered, r.Status));
+        Assert.Equal(Messages - 2, mx.Messages.Count);
+    }
+
+    [Fact]
+    public async Task A_host_tarpitting_further_connections_does_not_hold_up_a_finished_delivery()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("tarpit.example", 10, "mx.tarpit.example");
+        var mx = await world.AddMxServerAsync("mx.tarpit.example", o => o.StallGreetingFromConnection = 2);
+        var commandTimeout = TimeSpan.FromSeconds(60);
+        using var engine = world.CreateEngine(commandTimeout: commandTimeout, maxSessionsPerHost: 4);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var outcome = await engine.DeliverAsync(Request("tarpit.example", new SlowRecorder(mx)), CancellationToken.None);
+
+        // Everything went over the first session; the extra ones, still waiting for a greeting, were called
+        // off when nothing was left, instead of holding the delivery (and the domain's lease) for the
+        // command timeout. Not a speed check: the bound is half a minute.
+        Assert.All(outcome.Recipients, r => Assert.Equal(RecipientStatus.Delivered, r.Status));
+        Assert.Single(mx.Messages.Select(m => m.ConnectionNumber).Distinct());
+        Assert.True(clock.Elapsed < commandTimeout / 2, $"the delivery waited {clock.Elapsed} for tarpitted sessions");
+        Assert.Equal(1, outcome.RecipientDomainResult!.Summary.TotalSuccessfulSessionCount);
+    }
+
+    [Fact]
     public async Task One_session_per_host_when_so_configured()
     {
         await using var world = await LoopbackWorld.StartAsync();

@@ -233,12 +233,12 @@ public class OutboundQueueTests(AzuriteFixture azurite)
         record.LastCode = 451;
         record.LastEnhancedCode = "4.3.0";
         record.LastHost = "mx.state.example";
-        await world.Queue.SaveAsync([record], CancellationToken.None);
+        await world.Queue.SaveAsync([record]);
         record.Attempts = 2;
         record.LastCode = 421;
         record.LastEnhancedCode = null;
         record.LastHost = null;
-        await world.Queue.SaveAsync([record], CancellationToken.None);
+        await world.Queue.SaveAsync([record]);
 
         var stored = (await world.Queue.FindAsync(submitted.Recipients[0].Id, CancellationToken.None))!;
         Assert.Equal((2, 421), (stored.Attempts, stored.LastCode));

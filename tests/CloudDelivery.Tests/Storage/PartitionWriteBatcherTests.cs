@@ -25,7 +25,7 @@ public sealed class PartitionWriteBatcherTests(AzuriteFixture azurite)
         var batcher = new PartitionWriteBatcher(table);
 
         var first = await InFlightAsync(batcher, gate, "example.com");
-        var writes = Enumerable.Range(0, 59).Select(i => batcher.WriteAsync("example.com", [Add("example.com", $"r{i:D2}")], 1024, CancellationToken.None)).ToArray();
+        var writes = Enumerable.Range(0, 59).Select(i => batcher.WriteAsync("example.com", [Add("example.com", $"r{i:D2}")], 1024)).ToArray();
         gate.Open();
         await first;
         await Task.WhenAll(writes);
@@ -42,7 +42,7 @@ public sealed class PartitionWriteBatcherTests(AzuriteFixture azurite)
         var batcher = new PartitionWriteBatcher(table);
 
         var first = await InFlightAsync(batcher, gate, "big.example");
-        var writes = Enumerable.Range(0, 150).Select(i => batcher.WriteAsync("big.example", [Add("big.example", $"r{i:D3}")], 1024, CancellationToken.None)).ToArray();
+        var writes = Enumerable.Range(0, 150).Select(i => batcher.WriteAsync("big.example", [Add("big.example", $"r{i:D3}")], 1024)).ToArray();
         gate.Open();
         await first;
         await Task.WhenAll(writes);
@@ -61,9 +61,9 @@ public sealed class PartitionWriteBatcherTests(AzuriteFixture azurite)
         var writes = new[]
         {
             first,
-            batcher.WriteAsync("b.example", [Add("b.example", "other-partition")], 1024, CancellationToken.None),
-            batcher.WriteAsync("a.example", [Add("a.example", "big1")], PartitionWriteBatcher.MaxBytesPerTransaction - 1000, CancellationToken.None),
-            batcher.WriteAsync("a.example", [Add("a.example", "big2")], PartitionWriteBatcher.MaxBytesPerTransaction - 1000, CancellationToken.None),
+            batcher.WriteAsync("b.example", [Add("b.example", "other-partition")], 1024),
+            batcher.WriteAsync("a.example", [Add("a.example", "big1")], PartitionWriteBatcher.MaxBytesPerTransaction - 1000),
+            batcher.WriteAsync("a.example", [Add("a.example", "big2")], PartitionWriteBatcher.MaxBytesPerTransaction - 1000),
         };
         gate.Open();
         await Task.WhenAll(writes);
@@ -88,8 +88,8 @@ public sealed class PartitionWriteBatcherTests(AzuriteFixture azurite)
 
         // Merges of five existing records and of one an operator deleted meanwhile: the shared transaction
         // fails as a whole, then each caller's write is tried alone.
-        var good = Enumerable.Range(0, 5).Select(i => batcher.WriteAsync("fail.example", [Merge("fail.example", $"r{i}")], 1024, CancellationToken.None)).ToArray();
-        var bad = batcher.WriteAsync("fail.example", [Merge("fail.example", "deleted")], 1024, CancellationToken.None);
+        var good = Enumerable.Range(0, 5).Select(i => batcher.WriteAsync("fail.example", [Merge("fail.example", $"r{i}")], 1024)).ToArray();
+        var bad = batcher.WriteAsync("fail.example", [Merge("fail.example", "deleted")], 1024);
         gate.Open();
         await blocker;
         await Task.WhenAll(good);
@@ -106,7 +106,7 @@ public sealed class PartitionWriteBatcherTests(AzuriteFixture azurite)
     /// <summary>Starts a write and returns once its request is held at the gate.</summary>
     private static async Task<Task> InFlightAsync(PartitionWriteBatcher batcher, RequestGate gate, string partition)
     {
-        var write = batcher.WriteAsync(partition, [Add(partition, "first")], 1024, CancellationToken.None);
+        var write = batcher.WriteAsync(partition, [Add(partition, "first")], 1024);
         await gate.FirstRequest.WaitAsync(TimeSpan.FromSeconds(30));
         return write;
     }
