@@ -13,8 +13,9 @@ namespace CloudDelivery.Azure.Storage;
 /// <remarks>
 /// Used for the two most frequent writes there are: recipient records at submission and outcomes after a
 /// server's reply. Both are durable before their caller goes on, as before; they only share requests.
-/// A shared transaction is all or nothing, so when one fails, each caller's writes are retried alone, and
-/// one caller's bad entity (say, a record an operator deleted meanwhile) fails only that caller.
+/// A shared transaction is all or nothing: when one entity makes it fail (say, a record an operator
+/// deleted meanwhile), that caller's writes go alone and fail only that caller while the others go on
+/// together; when storage itself fails, every caller of the transaction hears of it.
 /// </remarks>
 public sealed class PartitionWriteBatcher(TableClient table)
 {
@@ -28,8 +29,6 @@ public sealed class PartitionWriteBatcher(TableClient table)
     public const int MaxBytesPerTransaction = 2 * 1024 * 1024;
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Partition> partitions = new(StringComparer.Ordinal);
-
-    public TableClient Table => table;
 
     /// <summary>
     /// Stores <paramref name="actions"/> (all in <paramref name="partitionKey"/>), alone or together with

@@ -354,8 +354,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             var custom = options.OnMail?.Invoke(new SmtpMailContext(number, path, parameters, tls is not null));
             if (custom is not null)
             {
-                Reply(custom.Format());
-                closing = custom.Code == 421;
+                ReplyChosen(custom);
                 return;
             }
             mailFrom = path;
@@ -384,8 +383,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             var custom = options.OnRcpt?.Invoke(new SmtpRcptContext(number, server.TransactionCount + 1, path, index, tls is not null));
             if (custom is not null)
             {
-                Reply(custom.Format());
-                closing = custom.Code == 421;
+                ReplyChosen(custom);
                 return;
             }
             recipients.Add(path);
@@ -434,8 +432,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                 : options.OnDataEnd?.Invoke(new SmtpDataContext(number, transaction, recipients.ToArray(), size, tls is not null));
             if (verdict is not null)
             {
-                Reply(verdict.Format());
-                closing = verdict.Code == 421;
+                ReplyChosen(verdict);
             }
             else
             {
@@ -512,6 +509,13 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
         }
 
         private void Reply(string text) => output.Write(Encoding.UTF8.GetBytes(text));
+
+        /// <summary>A reply the test chose; after a 421 the connection is closed (RFC 5321 §3.8).</summary>
+        private void ReplyChosen(SmtpServerReply reply)
+        {
+            Reply(reply.Format());
+            closing = reply.Code == 421;
+        }
 
         private async Task FlushAsync()
         {

@@ -231,7 +231,7 @@ public sealed class DeliveryEngine : IDisposable
             var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
             var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
             await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
-            state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, TlsVersionName(session.TlsProtocol), session.Verification, session.CertificateSubject, false, null));
+            state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
             if (smarthost.UserName is not null)
             {
                 await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
@@ -558,11 +558,12 @@ public sealed class DeliveryEngine : IDisposable
 
         await using (session)
         {
-            state.AddConnection(new ConnectionReport(host.Display, dialled!, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
+            state.AddConnection(Opened(host.Display, dialled!, session, plaintextRetry));
             var posture = PostureOf(session, enforceMtaSts);
             var work = new SessionWork(pending);
             // The host has accepted one session: more may share the work when there is enough of it. They
-            // take messages from the same list; the first session alone decides what this host's errors are.
+            // take messages from the same list. A further session that cannot open is ignored (the host was
+            // judged by opening this one); once open, each message's transactions decide its own result.
             var hostTlsResult = hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
             // Extra sessions still dialling or greeting when nothing is left to take are called off: a host
             // that tarpits further connections must not hold a finished delivery for a whole timeout.
@@ -627,13 +628,17 @@ public sealed class DeliveryEngine : IDisposable
 
     private int ExtraSessionsFor(int messages) => Math.Clamp((messages - 1) / MessagesPerExtraSession, 0, Math.Max(0, options.MaxSessionsPerHost - 1));
 
+    /// <summary>What is reported of a session that opened: its TLS version and certificate verification.</summary>
+    private static ConnectionReport Opened(string host, IPAddress address, SmtpSession session, bool plaintextRetry) =>
+        new(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
+
     private sealed record ExtraSessionResult(SessionResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
 
     /// <summary>
     /// One more session to a host that already accepted one, with the same address, TLS mode and
     /// verification. It takes messages from <paramref name="work"/> until none are left. A refusal (a
-    /// server limiting connections answers 421) or a failed handshake ends it quietly: the first session
-    /// goes on with the rest, and the host is judged by that one.
+    /// server limiting connections answers 421) or a failed handshake ends it quietly: the other sessions
+    /// go on with the rest, and the host is not judged by it.
     /// </summary>
     private async Task<ExtraSessionResult> RunExtraSessionAsync(
         AttemptState state,
@@ -690,7 +695,7 @@ public sealed class DeliveryEngine : IDisposable
         }
         await using (session)
         {
-            state.AddConnection(new ConnectionReport(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null));
+            state.AddConnection(Opened(host, address, session, plaintextRetry));
             try
             {
                 var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
@@ -941,7 +946,7 @@ public sealed class DeliveryEngine : IDisposable
 
         private List<ConnectionReport> Connections { get; } = [];
 
-        /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, the first session).</summary>
+        /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, what no session concluded).</summary>
         private Outbox Main => main ??= new Outbox(this);
 
         /// <summary>An outbox for one more session: its results are published by it, and only by it.</summary>
