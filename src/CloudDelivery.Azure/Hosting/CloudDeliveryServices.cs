@@ -16,6 +16,9 @@ namespace CloudDelivery.Azure.Hosting;
 /// <summary>Registers CloudDelivery's handlers the same way for the Functions host and <c>serve</c>.</summary>
 public static class CloudDeliveryServices
 {
+    /// <summary>The name of CloudDelivery's health check in health reports.</summary>
+    public const string ServiceHealthCheckName = "clouddelivery";
+
     public static IServiceCollection AddCloudDelivery(this IServiceCollection services, IConfiguration configuration)
     {
         services.Configure<CloudDeliveryOptions>(configuration.GetSection(CloudDeliveryOptions.SectionName));
@@ -70,7 +73,19 @@ public static class CloudDeliveryServices
             p.GetRequiredService<OutboundQueue>(),
             p.GetRequiredService<DomainDeliveryHandler>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Worker,
-            p.GetService<ILogger<WakeUpWorker>>()));
+            p.GetService<ILogger<WakeUpWorker>>(),
+            p.GetRequiredService<ServiceHealth>()));
+        services.AddSingleton(p => new ServiceHealth(p.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(p => new CloudDeliveryLoops(
+            p.GetRequiredService<WakeUpWorker>(),
+            p.GetRequiredService<QueuePurger>(),
+            p.GetRequiredService<TlsRptReportSender>(),
+            p.GetRequiredService<MtaStsPolicyRefresher>(),
+            p.GetRequiredService<ServiceHealth>(),
+            p.GetRequiredService<TimeProvider>(),
+            p.GetService<ILoggerFactory>()));
+        // Health: storage reachability and background loop liveness (serve's /healthz, the Functions Health function).
+        services.AddHealthChecks().AddCheck<ServiceHealthCheck>(ServiceHealthCheckName);
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
         services.AddSingleton(p => new QueueMetrics(p.GetService<IMeterFactory>()));
         services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));

@@ -102,27 +102,6 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
             ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds)
             : blob.Properties.CreatedOn;
 
-    /// <summary>Runs <see cref="PurgeAsync"/> every <paramref name="interval"/> until cancelled (for <c>serve</c>).</summary>
-    public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(interval, queue.Time, cancellationToken);
-                await PurgeAsync(cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (RequestFailedException e)
-            {
-                log.LogError(e, "Purge failed; the next run retries");
-            }
-        }
-    }
-
     /// <summary>One entity group transaction per 100 records of a partition; one by one when the batch fails.</summary>
     private static async Task<int> DeleteRecordsAsync(TableClient table, TableEntity[] entities, CancellationToken cancellationToken)
     {

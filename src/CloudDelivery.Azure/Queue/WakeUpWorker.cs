@@ -1,5 +1,5 @@
-using Azure;
 using Azure.Storage.Queues.Models;
+using CloudDelivery.Azure.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -39,14 +39,23 @@ public sealed class WakeUpWorkerOptions
 /// timeout, and after <see cref="WakeUpWorkerOptions.MaxDequeueCount"/> tries (or at once when it cannot
 /// be parsed) it moves to the poison queue, so one bad message never blocks the others.
 /// </summary>
-public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler handler, WakeUpWorkerOptions options, ILogger<WakeUpWorker>? logger = null)
+public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler handler, WakeUpWorkerOptions options, ILogger<WakeUpWorker>? logger = null, ServiceHealth? health = null)
 {
+    /// <summary>The name of the polling loop in health reports.</summary>
+    public const string PollingLoopName = "wake-ups";
+
+    /// <summary>The name of the sweeper loop in health reports.</summary>
+    public const string SweeperLoopName = "sweeper";
+
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
+    private readonly BackgroundLoopStatus polling = (health ?? new ServiceHealth(queue.Time)).Loop(PollingLoopName);
+
+    public WakeUpWorkerOptions Options => options;
 
     /// <summary>Processes one batch; returns how many messages were taken.</summary>
     public async Task<int> PollOnceAsync(CancellationToken cancellationToken)
     {
-        var messages = (await queue.Storage.WakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
+        var messages = (await queue.Storage.UndecodedWakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
         await Task.WhenAll(messages.Select(message => ProcessAsync(message, cancellationToken)));
         return messages.Length;
     }
@@ -54,7 +63,8 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
     /// <summary>
     /// Polls until cancelled, like the Functions queue trigger: a new batch is fetched as soon as no more
     /// than <see cref="WakeUpWorkerOptions.NewBatchThreshold"/> wake-ups are still being handled, so one
-    /// long domain run does not hold up the others; polling backs off while the queue is empty.
+    /// long domain run does not hold up the others; polling backs off while the queue is empty. Nothing a
+    /// poll or a wake-up meets ends the loop: failures are logged, counted in health, and polling goes on.
     /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -70,7 +80,8 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
             }
             try
             {
-                var messages = (await queue.Storage.WakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
+                var messages = (await queue.Storage.UndecodedWakeUps.ReceiveMessagesAsync(options.BatchSize, options.VisibilityTimeout, cancellationToken)).Value;
+                polling.Succeeded(queue.Time.GetUtcNow());
                 if (messages.Length > 0)
                 {
                     running.AddRange(messages.Select(message => ProcessAsync(message, cancellationToken)));
@@ -78,13 +89,15 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
                     continue;
                 }
             }
-            catch (RequestFailedException e)
-            {
-                log.LogError(e, "Polling the wake-up queue failed");
-            }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 break;
+            }
+            catch (Exception e)
+            {
+                // Storage down, a token that cannot be had, a defect: back off and poll again.
+                polling.Failed(queue.Time.GetUtcNow(), e);
+                log.LogError(e, "Polling the wake-up queue failed (failure {Count} in a row)", polling.ConsecutiveFailures);
             }
             try
             {
@@ -119,37 +132,12 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
         return domains.Count;
     }
 
-    /// <summary>Runs the sweeper on its interval until cancelled.</summary>
-    public async Task RunSweeperAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(options.SweepInterval, queue.Time, cancellationToken);
-                var swept = await SweepAsync(cancellationToken);
-                if (swept > 0)
-                {
-                    log.LogInformation("Sweeper woke {Count} domains with stranded records", swept);
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (RequestFailedException e)
-            {
-                log.LogError(e, "Sweep failed");
-            }
-        }
-    }
-
     private async Task ProcessAsync(QueueMessage message, CancellationToken cancellationToken)
     {
         WakeUp wakeUp;
         try
         {
-            wakeUp = WakeUp.Parse(message.Body.ToString());
+            wakeUp = WakeUp.Parse(Decode(message.Body.ToString()));
         }
         catch (FormatException e)
         {
@@ -173,9 +161,55 @@ public sealed class WakeUpWorker(OutboundQueue queue, DomainDeliveryHandler hand
         }
     }
 
+    /// <summary>
+    /// Wake-ups are base64-encoded JSON, as the Functions queue trigger expects (host.json messageEncoding).
+    /// </summary>
+    /// <exception cref="FormatException">Not base64, or not UTF-8 inside.</exception>
+    private static string Decode(string body)
+    {
+        var bytes = new byte[body.Length * 3 / 4 + 3];
+        if (!Convert.TryFromBase64String(body, bytes, out var length))
+        {
+            throw new FormatException("wake-up is not base64 (wake-ups are base64-encoded JSON)");
+        }
+        try
+        {
+            return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, 0, length);
+        }
+        catch (ArgumentException e)
+        {
+            throw new FormatException("wake-up is not UTF-8 inside its base64", e);
+        }
+    }
+
+    /// <summary>
+    /// Moves a message to the poison queue as it was received (an operator sees the text a tool put there).
+    /// Failing to do so is logged, not thrown: the message then becomes visible again and is retried.
+    /// </summary>
     private async Task PoisonAsync(QueueMessage message, CancellationToken cancellationToken)
     {
-        await queue.Storage.Poison.SendMessageAsync(message.Body, cancellationToken: cancellationToken);
-        await queue.Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+        try
+        {
+            var body = message.Body.ToString();
+            var readable = TryDecode(body) ?? body;
+            await queue.Storage.Poison.SendMessageAsync(readable, cancellationToken: cancellationToken);
+            await queue.Storage.WakeUps.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            log.LogError(e, "Moving wake-up {MessageId} to the poison queue failed; it is retried when it becomes visible again", message.MessageId);
+        }
+    }
+
+    private static string? TryDecode(string body)
+    {
+        try
+        {
+            return Decode(body);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 }

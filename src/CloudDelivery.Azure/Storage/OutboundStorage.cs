@@ -170,6 +170,9 @@ public sealed class OutboundStorage
         var blobOptions = Configure(new BlobClientOptions(), options, transport);
         var tableOptions = Configure(new TableClientOptions(), options, transport);
         var queueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }, options, transport);
+        // The worker receives wake-ups undecoded and decodes them itself: with the SDK decoding, one message
+        // that is not base64 (put there by a tool that does not encode) fails every receive of the queue.
+        var undecodedQueueOptions = Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None }, options, transport);
         if (options.UsesTokenCredential)
         {
             credential ??= new DefaultAzureCredential();
@@ -178,6 +181,7 @@ public sealed class OutboundStorage
             var table = options.ServiceEndpoint("table");
             Bodies = new BlobContainerClient(Child(blob, options.BodiesContainer), credential, blobOptions);
             WakeUps = new QueueClient(Child(queue, options.WakeUpQueue), credential, queueOptions);
+            UndecodedWakeUps = new QueueClient(Child(queue, options.WakeUpQueue), credential, undecodedQueueOptions);
             Poison = new QueueClient(Child(queue, options.PoisonQueue), credential, queueOptions);
             Recipients = new TableClient(table, options.RecipientsTable, credential, tableOptions);
             TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
@@ -189,6 +193,7 @@ public sealed class OutboundStorage
             Recipients = new TableClient(options.ConnectionString, options.RecipientsTable, tableOptions);
             TlsReports = new TableClient(options.ConnectionString, options.TlsReportsTable, tableOptions);
             WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
+            UndecodedWakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, undecodedQueueOptions);
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
         }
@@ -208,6 +213,7 @@ public sealed class OutboundStorage
             clientOptions.Transport = transport;
         }
         clientOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        clientOptions.AddPolicy(Reachability, HttpPipelinePosition.PerRetry);
         // The SDK's per-request logging costs CPU on every storage call; the queue logs what matters itself.
         clientOptions.Diagnostics.IsLoggingEnabled = options.SdkLogging;
         clientOptions.Diagnostics.IsDistributedTracingEnabled = options.SdkTracing;
@@ -215,6 +221,9 @@ public sealed class OutboundStorage
     }
 
     public StorageTransactionCounter Counter { get; }
+
+    /// <summary>Whether storage has been answering this process's requests lately (for health).</summary>
+    public StorageReachability Reachability { get; } = new();
 
     public BlobContainerClient Bodies { get; }
 
@@ -226,6 +235,9 @@ public sealed class OutboundStorage
     public TableClient TlsReports { get; }
 
     public QueueClient WakeUps { get; }
+
+    /// <summary>The wake-up queue without base64 decoding: what the worker receives through (see <see cref="Queue.WakeUpWorker"/>).</summary>
+    public QueueClient UndecodedWakeUps { get; }
 
     /// <summary>The MTA-STS policy cache (see TableMtaStsPolicyStore).</summary>
     public TableClient MtaStsPolicies { get; }

@@ -34,6 +34,9 @@ public sealed class QueueSampler
     /// <summary>Records per page: the service's maximum, so a pass takes as few transactions as it can. Tests make it small.</summary>
     internal int PageSize { get; init; } = 1000;
 
+    /// <summary>How often <c>serve</c> samples (the Functions timer fires each minute and samples when this is due).</summary>
+    public TimeSpan Interval => options.QueueSampleInterval;
+
     public QueueSampler(OutboundStorage storage, QueueMetrics metrics, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler>? logger = null)
     {
         this.storage = storage;
@@ -113,36 +116,6 @@ public sealed class QueueSampler
         return snapshot;
 
         TimeSpan Age(DateTimeOffset? oldest) => oldest is { } at && at < now ? now - at : TimeSpan.Zero;
-    }
-
-    /// <summary>Samples on the interval until cancelled (the <c>serve</c> host).</summary>
-    public async Task RunAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await SampleAsync(cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Whatever went wrong (storage, a token for it, the network), the gauges go quiet when the
-                // snapshot ages out; it must never stop the host, whose deliveries do not depend on it.
-                log.LogWarning(e, "Queue sample failed");
-            }
-            try
-            {
-                await Task.Delay(options.QueueSampleInterval, time, cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
     }
 
     private static async Task<long> ApproximateCountAsync(global::Azure.Storage.Queues.QueueClient queue, CancellationToken cancellationToken)

@@ -135,33 +135,6 @@ public sealed class TlsRptReportSender(
         return outcomes;
     }
 
-    /// <summary>
-    /// Runs <see cref="RunAsync"/> on <see cref="Schedule"/> until cancelled, for hosts without a Functions
-    /// timer (<c>serve</c>). A failed run is logged; the next one retries.
-    /// </summary>
-    public async Task RunScheduledAsync(CancellationToken cancellationToken)
-    {
-        var time = queue.Time;
-        try
-        {
-            while (true)
-            {
-                await Task.Delay(NextRun(time.GetUtcNow()) - time.GetUtcNow(), time, cancellationToken);
-                try
-                {
-                    await RunAsync(cancellationToken);
-                }
-                catch (Exception e) when (e is global::Azure.RequestFailedException or IOException)
-                {
-                    log.LogError(e, "TLS report run failed; the next run retries");
-                }
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-    }
-
     /// <summary>Builds the reports of <paramref name="day"/> and, unless <paramref name="dryRun"/>, sends those not sent yet.</summary>
     public async Task<IReadOnlyList<TlsRptReportOutcome>> SendDayAsync(DateOnly day, bool dryRun, CancellationToken cancellationToken)
     {

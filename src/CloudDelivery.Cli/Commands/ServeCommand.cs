@@ -3,10 +3,9 @@ using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Telemetry;
-using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Loopback.Storage;
-using CloudDelivery.MtaSts;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
@@ -58,7 +57,8 @@ internal static class ServeCommand
             await app.Services.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await output.WriteLineAsync($"clouddelivery serve: submissions at {parse.GetValue(urls)}/api/messages");
             await app.RunAsync(cancellationToken);
-            return 0;
+            // Stopped because a background loop died: exit non-zero so that the platform restarts us.
+            return app.Services.GetServices<IHostedService>().OfType<LoopsService>().Any(l => l.LoopDied) ? ExitLoopDied : 0;
         });
         return command;
     }
@@ -75,13 +75,12 @@ internal static class ServeCommand
         // in it: not at information level, where logs are kept and exported.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
         builder.Services.AddCloudDelivery(builder.Configuration);
-        if (builder.Services.AddCloudDeliveryTelemetry(builder.Configuration) != TelemetryExporter.None)
-        {
-            // The queue gauges cost storage reads; sampled only when something exports them.
-            builder.Services.AddHostedService<QueueSampleService>();
-        }
-        builder.Services.AddHostedService<WorkerService>();
-        builder.Services.AddHostedService<MtaStsRefreshService>();
+        // The queue gauges cost storage reads; sampled only when something exports them.
+        var sampleQueue = builder.Services.AddCloudDeliveryTelemetry(builder.Configuration) != TelemetryExporter.None;
+        builder.Services.AddHostedService(p => new LoopsService(
+            p.GetRequiredService<CloudDeliveryLoops>(),
+            sampleQueue ? p.GetRequiredService<QueueSampler>() : null,
+            p.GetRequiredService<IHostApplicationLifetime>()));
         var app = builder.Build();
         app.MapPost("/api/messages", async (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
         {
@@ -97,7 +96,16 @@ internal static class ServeCommand
                 ? Results.Json(new { error = "not-found", message = $"no message or recipient {id}" }, statusCode: 404)
                 : Results.Content(StatusCommand.ToJson(records), "application/json");
         });
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
+        // rounds), 503 when storage does not answer or a loop died; the body says which and why.
+        app.MapHealthChecks("/healthz", new HealthCheckOptions
+        {
+            ResponseWriter = (context, report) =>
+            {
+                context.Response.ContentType = "application/json";
+                return context.Response.WriteAsync(ServiceHealthCheck.ToJson(report));
+            },
+        });
         return app;
     }
 
@@ -107,28 +115,25 @@ internal static class ServeCommand
         request.ContentType?.Split(';')[0].Trim(),
         request.Body);
 
-    /// <summary>Polls the wake-up queue and runs the sweeper, the purge and the TLSRPT report schedule while the host runs.</summary>
-    private sealed class WorkerService(WakeUpWorker worker, QueuePurger purger, IOptions<CloudDeliveryOptions> options, TlsRptReportSender reports) : BackgroundService
+    /// <summary>
+    /// Runs the background loops (wake-ups, sweeper, purge, TLSRPT reports, MTA-STS refresh, queue sampling)
+    /// while the host runs. A loop that dies stops the host with exit code 70, so a supervisor restarts it.
+    /// </summary>
+    private sealed class LoopsService(CloudDeliveryLoops loops, QueueSampler? sampler, IHostApplicationLifetime lifetime) : BackgroundService
     {
+        public bool LoopDied { get; private set; }
+
         protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-            Task.WhenAll(
-                worker.RunAsync(stoppingToken),
-                worker.RunSweeperAsync(stoppingToken),
-                purger.RunAsync(options.Value.Worker.PurgeInterval, stoppingToken),
-                reports.RunScheduledAsync(stoppingToken));
+            loops.RunAsync(sampler, () =>
+            {
+                LoopDied = true;
+                Environment.ExitCode = ExitLoopDied;
+                lifetime.StopApplication();
+            }, stoppingToken);
     }
 
-    /// <summary>Refreshes the snapshot of the queue gauges, as the Functions timer SampleQueue does.</summary>
-    private sealed class QueueSampleService(QueueSampler sampler) : BackgroundService
-    {
-        protected override Task ExecuteAsync(CancellationToken stoppingToken) => sampler.RunAsync(stoppingToken);
-    }
-
-    /// <summary>Refreshes the MTA-STS policy cache on the schedule of the Functions timer RefreshMtaStsPolicies.</summary>
-    private sealed class MtaStsRefreshService(MtaStsPolicyRefresher refresher) : BackgroundService
-    {
-        protected override Task ExecuteAsync(CancellationToken stoppingToken) => refresher.RunAsync(stoppingToken);
-    }
+    /// <summary>The exit code of a <c>serve</c> that stopped because a background loop died (EX_SOFTWARE).</summary>
+    public const int ExitLoopDied = 70;
 }
 
 /// <summary>Starts Azurite for the default development connection string when nothing listens on its ports.</summary>

@@ -126,30 +126,6 @@ public sealed class MtaStsPolicyRefresher
         return new MtaStsRefreshSummary(entries, deleted, refreshed, failed);
     }
 
-    /// <summary>Runs <see cref="RefreshAsync"/> every <see cref="MtaStsRefreshOptions.Interval"/> until cancelled (for <c>serve</c>).</summary>
-    public async Task RunAsync(CancellationToken cancellationToken)
-    {
-        // A short wait first keeps the run out of the host's start-up.
-        var next = time.GetUtcNow() + TimeSpan.FromMinutes(1);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                var wait = next - time.GetUtcNow();
-                if (wait > TimeSpan.Zero)
-                {
-                    await Task.Delay(wait, time, cancellationToken);
-                }
-                next = time.GetUtcNow() + options.Interval;
-                await RefreshAsync(options.Interval, cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-        }
-    }
-
     private async Task<bool> RefreshOneAsync(CachedMtaStsPolicy entry, CancellationToken cancellationToken)
     {
         try

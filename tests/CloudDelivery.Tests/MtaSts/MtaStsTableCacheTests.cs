@@ -356,7 +356,10 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
         var tableStore = Assert.IsType<TableMtaStsPolicyStore>(engine.MtaSts.Store);
         Assert.Equal(storage.Options.MtaStsTable, tableStore.Table.Name);
         Assert.Equal(TimeSpan.FromHours(3), app.Services.GetRequiredService<MtaStsPolicyRefresher>().Options.Interval);
-        Assert.Contains(app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>(), s => s.GetType().Name == "MtaStsRefreshService");
+        await app.StartAsync();
+        var loops = app.Services.GetRequiredService<CloudDelivery.Azure.Hosting.ServiceHealth>().Loops;
+        await app.StopAsync();
+        Assert.Contains(loops, l => l.Name == "mtasts-refresh");
     }
 
     [Fact]

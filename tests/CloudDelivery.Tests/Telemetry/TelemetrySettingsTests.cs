@@ -56,18 +56,29 @@ public sealed class TelemetrySettingsTests(AzuriteFixture azurite)
         using var factory = LoggerFactory.Create(logging => logging.AddProvider(logs));
         using var metrics = new QueueMetrics();
         var sampler = new QueueSampler(storage, metrics, new TelemetryOptions { QueueSampleInterval = TimeSpan.FromMilliseconds(50) }, TimeProvider.System, factory.CreateLogger<QueueSampler>());
+        var status = new CloudDelivery.Azure.Hosting.ServiceHealth(TimeProvider.System).Loop("queue-sampler");
         using var stop = new CancellationTokenSource();
 
-        var running = sampler.RunAsync(stop.Token);
+        var died = false;
+        var running = CloudDelivery.Azure.Hosting.BackgroundLoop.SuperviseAsync(
+            status,
+            ct => CloudDelivery.Azure.Hosting.BackgroundLoop.RunPeriodicAsync(status, _ => sampler.Interval, sampler.SampleAsync, TimeProvider.System, factory.CreateLogger("loops"), ct),
+            () => died = true,
+            TimeProvider.System,
+            factory.CreateLogger("loops"),
+            stop.Token);
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (logs.Entries.Count(e => e.Message == "Queue sample failed") < 2 && DateTime.UtcNow < deadline)
+        while (status.ConsecutiveFailures < 2 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(20);
         }
         await stop.CancelAsync();
         await running;
 
-        Assert.True(logs.Entries.Count(e => e.Message == "Queue sample failed") >= 2);
+        Assert.True(status.ConsecutiveFailures >= 2);
+        Assert.Equal(CloudDelivery.Azure.Hosting.BackgroundLoopState.Stopped, status.State);
+        Assert.False(died);
+        Assert.True(logs.Entries.Count(e => e.Message.StartsWith("Background loop queue-sampler failed", StringComparison.Ordinal)) >= 2);
         Assert.Null(metrics.Snapshot);
     }
 

@@ -1,0 +1,79 @@
+using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Telemetry;
+using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.MtaSts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CloudDelivery.Azure.Hosting;
+
+/// <summary>
+/// The background loops of a host without Functions timers (<c>serve</c>), on the Functions timers'
+/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh and,
+/// when telemetry is exported, the queue sampler. Each runs supervised (see <see cref="BackgroundLoop"/>)
+/// and reports to <see cref="ServiceHealth"/>.
+/// </summary>
+public sealed class CloudDeliveryLoops(
+    WakeUpWorker worker,
+    QueuePurger purger,
+    TlsRptReportSender reports,
+    MtaStsPolicyRefresher refresher,
+    ServiceHealth health,
+    TimeProvider time,
+    ILoggerFactory? loggers = null)
+{
+    private readonly ILogger log = loggers?.CreateLogger<CloudDeliveryLoops>() ?? NullLogger<CloudDeliveryLoops>.Instance;
+
+    /// <summary>
+    /// Runs every loop until <paramref name="cancellationToken"/> is cancelled. <paramref name="onDeath"/> is
+    /// called if a loop ends while the host runs (a defect): the host should stop and exit non-zero.
+    /// </summary>
+    public Task RunAsync(QueueSampler? sampler, Action onDeath, CancellationToken cancellationToken)
+    {
+        var loops = new List<Task>
+        {
+            Supervise(WakeUpWorker.PollingLoopName, worker.RunAsync),
+            Periodic(WakeUpWorker.SweeperLoopName, _ => worker.Options.SweepInterval, async ct =>
+            {
+                var swept = await worker.SweepAsync(ct);
+                if (swept > 0)
+                {
+                    log.LogInformation("Sweeper woke {Count} domains with stranded records", swept);
+                }
+            }, retryAfterFailure: TimeSpan.FromMinutes(1)),
+            Periodic("purge", _ => worker.Options.PurgeInterval, purger.PurgeAsync, retryAfterFailure: TimeSpan.FromMinutes(15)),
+            Periodic("tlsrpt-reports", now => TlsRptReportSender.NextRun(now) - now, reports.RunAsync),
+            RefreshLoop(),
+        };
+        if (sampler is not null)
+        {
+            var first = true;
+            loops.Add(Periodic("queue-sampler", _ => first ? TimeSpan.Zero : sampler.Interval, async ct =>
+            {
+                first = false;
+                await sampler.SampleAsync(ct);
+            }));
+        }
+        return Task.WhenAll(loops);
+
+        Task Supervise(string name, Func<CancellationToken, Task> loop) =>
+            BackgroundLoop.SuperviseAsync(health.Loop(name), loop, onDeath, time, log, cancellationToken);
+
+        Task Periodic(string name, Func<DateTimeOffset, TimeSpan> delay, Func<CancellationToken, Task> round, TimeSpan? retryAfterFailure = null)
+        {
+            var status = health.Loop(name);
+            return Supervise(name, ct => BackgroundLoop.RunPeriodicAsync(status, delay, round, time, log, ct, retryAfterFailure));
+        }
+
+        Task RefreshLoop()
+        {
+            // A short wait first keeps the run out of the host's start-up; then one run per interval.
+            var next = time.GetUtcNow() + TimeSpan.FromMinutes(1);
+            return Periodic("mtasts-refresh", now => next - now, async ct =>
+            {
+                next = time.GetUtcNow() + refresher.Options.Interval;
+                await refresher.RefreshAsync(refresher.Options.Interval, ct);
+            });
+        }
+    }
+}
