@@ -1,0 +1,173 @@
+using CloudDelivery.Addressing;
+using CloudDelivery.MtaSts;
+using CloudDelivery.TlsRpt;
+using CsCheck;
+
+namespace CloudDelivery.Fuzz;
+
+/// <summary>
+/// One parser of untrusted bytes under generated input: how its inputs are made and what must hold for
+/// each. <see cref="Check"/> throws when the parser misbehaves: an exception other than the one it
+/// documents for bad input, or a result that breaks the parser's own promises.
+/// </summary>
+/// <param name="Name">The name the runner and the tests use ("mta-sts-policy").</param>
+/// <param name="Inputs">Inputs: grammar fragments mixed with noise, so that the parser's deep paths are reached.</param>
+/// <param name="Check">Parses one input and checks the outcome; true when the parser accepted it.</param>
+public sealed record ParserTarget(string Name, Gen<string> Inputs, Func<string, bool> Check);
+
+/// <summary>Thrown by a check when a parser broke a promise (as opposed to crashing on its own).</summary>
+public sealed class BrokenParserPromiseException(string message) : Exception(message);
+
+/// <summary>The parsers of untrusted bytes and their generated inputs.</summary>
+public static class ParserTargets
+{
+    /// <summary>Every target, by name.</summary>
+    public static IReadOnlyList<ParserTarget> All { get; } =
+    [
+        new("mta-sts-record", Inputs(
+            ["v=STSv1; id=20240101T000000;", "v=STSv1;id=abc", "v=STSv1; id=1; ext=value", "v=STSv1; id=a;"],
+            ["v=STSv1", "v=STSv2", ";", "; ", " ", "\t", "id=", "id=abc123", "=", "ext=value", "x-y=", "\u00e9", "\0", new string('a', 33)]), CheckMtaStsRecord),
+        new("mta-sts-policy", Inputs(
+            ["version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 86400\r\n", "version: STSv1\nmode: testing\nmx: *.example.net\nmx: mx1.example.org\nmax_age: 604800\n", "version: STSv1\nmode: none\nmax_age: 1\n"],
+            ["version: STSv1", "mode: enforce", "mode: testing", "mode: none", "max_age: 31557600", "max_age: 99999999999", "max_age: -1", "mx: *.*.x", "mx: .", "mx: ", "\r\n", "\n", "\r", ":", ": ", " ", "*", ".", "xn--", "\u00e9.example", "key: value"]), CheckMtaStsPolicy),
+        new("tlsrpt-record", Inputs(
+            ["v=TLSRPTv1; rua=mailto:tlsrpt@example.com", "v=TLSRPTv1;rua=https://reports.example.com/v1,mailto:a@example.org", "v=TLSRPTv1; rua=mailto:x@example.com!10m; ext=1"],
+            ["v=TLSRPTv1", "v=TLSRPTv2", ";", " ", "rua=", "mailto:", "https://", "http://x", ",", "%", "%zz", "!", "?", "@", "=", "ext=1"]), CheckTlsRptRecord),
+        new("domain", Inputs(
+            ["example.com", "mail.example.co.uk", "xn--nxasmq6b.example", "\u00e9xample.org", "a-b.c-d.example", "example.com."],
+            [".", "-", "xn--", "\u00e9", "\u0301", "\u200d", "_", "*", "1", "0x", "[", "]", "\u3002", new string('a', 64)]), CheckDomain),
+        new("email-address", Inputs(
+            ["user@example.com", "first.last+tag@mail.example.org", "\"quoted local\"@example.com", "user@[192.0.2.1]", "user@[IPv6:2001:db8::1]", "\u00e9l\u00e8ve@\u00e9cole.example", "a@xn--nxasmq6b.example"],
+            ["@", "\"", "\\", " ", ".", "..", "[", "]", "\u00e9", "<", ">", ",", ";", ":", "(", ")", "\r", "\n", "a@b"]), CheckEmailAddress),
+    ];
+
+    /// <summary>The target named <paramref name="name"/>.</summary>
+    public static ParserTarget Get(string name) => All.Single(t => t.Name == name);
+
+    /// <summary>
+    /// Half valid inputs with a few random edits (insert a fragment or a random character, delete, repeat
+    /// or swap a stretch), half fragment soup (grammar fragments, random strings, single characters of any
+    /// kind, now and then one long run), so that both the accepting paths and the limits are reached.
+    /// </summary>
+    private static Gen<string> Inputs(string[] valid, string[] fragments)
+    {
+        var fragment = Gen.OneOf(fragments.Concat(valid).ToArray());
+        var soupPiece = Gen.Frequency(
+            (12, fragment),
+            (3, Gen.String[0, 12]),
+            (2, Gen.Char.Select(c => c.ToString())),
+            (1, Gen.Int[100, 5000].Select(fragment, (n, f) => string.Concat(Enumerable.Repeat(f.Length == 0 ? "x" : f, Math.Max(1, n / Math.Max(1, f.Length)))))));
+        var soup = soupPiece.Array[0, 24].Select(string.Concat);
+        var edit = Gen.Select(Gen.Int[0, 4], Gen.Int[0, 1 << 20], Gen.Int[0, 1 << 20], Gen.Select(fragment, Gen.Char, (f, c) => (f, c)), (kind, at, length, insert) => (kind, at, length, insert.f, insert.c));
+        var mutated = Gen.Select(Gen.OneOf(valid), edit.Array[0, 4], (seed, edits) =>
+        {
+            var text = seed;
+            foreach (var (kind, at, length, insertText, insertChar) in edits)
+            {
+                var start = text.Length == 0 ? 0 : at % (text.Length + 1);
+                var span = text.Length - start == 0 ? 0 : 1 + (length % Math.Min(8, text.Length - start));
+                text = kind switch
+                {
+                    0 => text.Insert(start, insertText),
+                    1 => text.Insert(start, insertChar.ToString()),
+                    2 => text.Remove(start, span),
+                    3 => text.Insert(start, text.Substring(start, span)),
+                    _ => span == 0 ? text : text.Remove(start, span).Insert(start, new string(text.Substring(start, span).Reverse().ToArray())),
+                };
+            }
+            return text;
+        });
+        return Gen.Frequency((1, mutated), (1, soup));
+    }
+
+    private static bool CheckMtaStsRecord(string text)
+    {
+        MtaStsRecord record;
+        try
+        {
+            record = MtaStsRecord.Parse(text);
+        }
+        catch (MtaStsSyntaxException)
+        {
+            return false;
+        }
+        // RFC 8461 §3.1: sts-id is 1 to 32 alphanumeric characters.
+        Promise(record.Id.Length is >= 1 and <= 32 && record.Id.All(char.IsAsciiLetterOrDigit), $"accepted id {record.Id}");
+        Promise(MtaStsRecord.LooksLikeRecord(text), "accepted a record that does not start with v=STSv1");
+        return true;
+    }
+
+    private static bool CheckMtaStsPolicy(string text)
+    {
+        MtaStsPolicy policy;
+        try
+        {
+            policy = MtaStsPolicy.Parse(text);
+        }
+        catch (MtaStsSyntaxException)
+        {
+            return false;
+        }
+        // RFC 8461 §3.2: max_age is at most 31557600 seconds; enforce and testing name at least one mx.
+        Promise(policy.MaxAge >= TimeSpan.Zero && policy.MaxAge <= TimeSpan.FromSeconds(31557600), $"max_age {policy.MaxAge}");
+        Promise(policy.Mode == MtaStsMode.None || policy.Mx.Count > 0, "a policy in force without mx");
+        _ = policy.Matches(Domain.Parse("mail.example.com"));
+        _ = policy.MxHostPatterns;
+        return true;
+    }
+
+    private static bool CheckTlsRptRecord(string text)
+    {
+        TlsRptRecord record;
+        try
+        {
+            record = TlsRptRecord.Parse(text);
+        }
+        catch (TlsRptRecordException)
+        {
+            return false;
+        }
+        Promise(record.ReportingUris.Count > 0, "a record without rua");
+        _ = record.MailtoAddresses.ToList();
+        _ = record.HttpsUris.ToList();
+        return true;
+    }
+
+    private static bool CheckDomain(string text)
+    {
+        if (!Domain.TryParse(text, out var domain, out var error))
+        {
+            Promise(error.Length > 0, "a refusal without a reason");
+            return false;
+        }
+        // Both forms parse back to the same domain (A-labels and U-labels, RFC 5890).
+        Promise(Domain.Parse(domain.Ascii).Equals(domain), $"{domain.Ascii} does not round-trip");
+        Promise(Domain.Parse(domain.Unicode).Equals(domain), $"{domain.Unicode} does not round-trip");
+        Promise(domain.Ascii.Length <= 253 && domain.Ascii.All(char.IsAscii), $"A-label form {domain.Ascii}");
+        return true;
+    }
+
+    private static bool CheckEmailAddress(string text)
+    {
+        if (!EmailAddress.TryParse(text, out var address, out var error))
+        {
+            Promise(error.Length > 0, "a refusal without a reason");
+            return false;
+        }
+        // What is accepted parses back from its SMTP form, so that it can be sent (RFC 5321 §4.1.2).
+        var ascii = address.ToSmtpString(false);
+        var utf8 = address.ToSmtpString(true);
+        Promise(EmailAddress.Parse(utf8).Equals(address), $"{utf8} does not round-trip");
+        Promise(address.IsInternational || EmailAddress.Parse(ascii).Equals(address), $"{ascii} does not round-trip");
+        Promise(!utf8.Any(c => c < 0x20 || c == 0x7f), "a control character in an accepted address");
+        return true;
+    }
+
+    private static void Promise(bool holds, string what)
+    {
+        if (!holds)
+        {
+            throw new BrokenParserPromiseException(what);
+        }
+    }
+}
