@@ -141,7 +141,7 @@ public sealed class DeliveryEngine : IDisposable
             if (destinationError.ExtendedError is { IsAuthenticationFailure: true } ede)
             {
                 state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
-                state.RecipientDomainResult.Summary.TotalFailureSessionCount++;
+                state.RecipientDomainResult.Add(0, 1);
             }
             var reply = destinationError.Permanent
                 ? new SmtpReply(550, "5.1.10", destinationError.Message)
@@ -268,7 +268,7 @@ public sealed class DeliveryEngine : IDisposable
             }
             else
             {
-                domainResult.Summary.TotalFailureSessionCount++;
+                domainResult.Add(0, 1);
                 state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"), local: LocalFailure.Policy);
                 return;
             }
@@ -299,7 +299,7 @@ public sealed class DeliveryEngine : IDisposable
                         lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
                         lastHost = host.Display;
                         (lastTls, lastLocal) = (TlsPosture.None, LocalFailure.Policy);
-                        domainResult.Summary.TotalFailureSessionCount++;
+                        domainResult.Add(0, 1);
                         logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
                         continue;
                     }
@@ -399,8 +399,8 @@ public sealed class DeliveryEngine : IDisposable
             && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
         void CountFailure()
         {
-            domainResult.Summary.TotalFailureSessionCount++;
-            hostResult!.Summary.TotalFailureSessionCount++;
+            domainResult.Add(0, 1);
+            hostResult!.Add(0, 1);
         }
 
         if (!destinationAuthentic)
@@ -554,6 +554,13 @@ public sealed class DeliveryEngine : IDisposable
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
             return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
+        }
+        finally
+        {
+            // The session's TLS outcome is known once it is open or refused: one with a failure detail but
+            // no count (plaintext, a lost connection) is counted now, once, as a failure (RFC 8460 §4.2).
+            domainResult.EndSession();
+            hostResult?.EndSession();
         }
 
         await using (session)
