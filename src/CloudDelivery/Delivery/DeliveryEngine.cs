@@ -143,8 +143,8 @@ public sealed class DeliveryEngine : IDisposable
                 state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
                 state.RecipientDomainResult.Add(0, 1);
             }
-            var reply = destinationError.Permanent
-                ? new SmtpReply(550, "5.1.10", destinationError.Message)
+            var reply = destinationError.Kind == DestinationFailure.NoSuchDomain ? new SmtpReply(550, "5.1.2", destinationError.Message)
+                : destinationError.Permanent ? new SmtpReply(550, "5.1.10", destinationError.Message)
                 : new SmtpReply(451, "4.4.3", destinationError.Message);
             state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply, local: LocalFailure.Dns);
             await state.PublishAsync(cancellationToken);
@@ -496,6 +496,11 @@ public sealed class DeliveryEngine : IDisposable
         if (error is not null)
         {
             RecordDuration(started, mode, "error");
+            if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
+            {
+                // The domain exists but has neither MX nor address records: nowhere to deliver, ever (RFC 5321 §5.1).
+                return attempt.Failed(new SmtpReply(550, "5.1.2", $"domain {state.Request.Destination} has no MX, A or AAAA records"), permanent: true, isTls: false, LocalFailure.Dns);
+            }
             return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false, LocalFailure.Dns);
         }
 

@@ -120,7 +120,7 @@ public sealed class DnsResolver
         {
             return Fail<IPAddress>(failed);
         }
-        return new DnsLookup<IPAddress>(DnsLookupStatus.NotFound, [], authentic);
+        return new DnsLookup<IPAddress>(DnsLookupStatus.NotFound, [], authentic, nameDoesNotExist: v4.NameDoesNotExist || v6.NameDoesNotExist);
     }
 
     /// <summary>TLSA records at <paramref name="name"/> (e.g. "_25._tcp.mx.example.com").</summary>
@@ -152,7 +152,7 @@ public sealed class DnsResolver
     }
 
     private static DnsLookup<T> Make<T>(QueryOutcome response, IReadOnlyList<T> records) =>
-        new(records.Count > 0 ? DnsLookupStatus.Found : DnsLookupStatus.NotFound, records, response.Authentic);
+        new(records.Count > 0 ? DnsLookupStatus.Found : DnsLookupStatus.NotFound, records, response.Authentic, nameDoesNotExist: records.Count == 0 && response.NameDoesNotExist);
 
     private static DnsLookup<T> Fail<T>(QueryOutcome response) =>
         new(DnsLookupStatus.Failed, [], authentic: false, response.Failure, response.ExtendedError);
@@ -217,5 +217,8 @@ public sealed class DnsResolver
 
     private static string TrimDot(string name) => name.EndsWith('.') ? name[..^1] : name;
 
-    private sealed record QueryOutcome(IDnsQueryResponse? Answer, bool Authentic, string? Failure, ExtendedDnsError? ExtendedError);
+    private sealed record QueryOutcome(IDnsQueryResponse? Answer, bool Authentic, string? Failure, ExtendedDnsError? ExtendedError)
+    {
+        public bool NameDoesNotExist => Answer?.Header.ResponseCode == DnsHeaderResponseCode.NotExistentDomain;
+    }
 }
