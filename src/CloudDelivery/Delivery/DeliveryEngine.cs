@@ -91,6 +91,7 @@ public sealed class DeliveryEngine : IDisposable
         var fetcher = new MtaStsPolicyFetcher(resolver, new MtaStsFetchOptions
         {
             HttpsPort = settings.MtaStsHttpsPort,
+            Timeout = settings.MtaStsFetchTimeout,
             AddressPolicy = addressPolicy,
             ExtraTrustRoots = settings.ExtraTrustRoots,
         }, time);
