@@ -92,6 +92,9 @@ public sealed class DeliveryConfiguration
 
     public int CommandTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>Time allowed for a whole MTA-STS policy fetch (headers and body).</summary>
+    public int MtaStsFetchTimeoutSeconds { get; set; } = 60;
+
     /// <summary>Most SMTP sessions a delivery run opens in parallel to one MX host (1: one connection per run).</summary>
     public int MaxSessionsPerHost { get; set; } = 4;
 
@@ -124,6 +127,7 @@ public sealed class DeliveryConfiguration
             ExtraTrustRoots = roots,
             ConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSeconds),
             CommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSeconds),
+            MtaStsFetchTimeout = TimeSpan.FromSeconds(Math.Max(1, MtaStsFetchTimeoutSeconds)),
             MaxSessionsPerHost = Math.Max(1, MaxSessionsPerHost),
         };
     }

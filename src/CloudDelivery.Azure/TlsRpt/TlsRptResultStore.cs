@@ -212,7 +212,7 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
         return stored.Select(s =>
         {
             var result = new TlsRptResult(s.Policy);
-            result.Add(s.Successes, s.Failures, s.Details);
+            result.AddTotals(s.Successes, s.Failures, s.Details);
             return new Entry(s.Host, result);
         }).ToList();
     }

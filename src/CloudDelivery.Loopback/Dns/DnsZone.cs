@@ -64,6 +64,7 @@ public sealed class DnsZone
     private readonly HashSet<string> servFail = new(StringComparer.Ordinal);
     private readonly HashSet<string> silent = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DnsCorruption> malformed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DnsTruncation> truncated = new(StringComparer.Ordinal);
 
     public DnsZone AddA(string name, string address) => AddAddress(name, address, AddressFamily.InterNetwork, DnsRecordType.A);
 
@@ -158,7 +159,31 @@ public sealed class DnsZone
         return this;
     }
 
-    /// <summary>Undoes <see cref="MarkBogus"/>, <see cref="MarkServFail"/>, <see cref="MarkSilent"/> and <see cref="MarkMalformed"/> for <paramref name="name"/>.</summary>
+    /// <summary>
+    /// UDP queries for <paramref name="name"/> get an empty answer with the TC bit set (RFC 2181 §9), however
+    /// small the answer; over TCP the name is answered, or, with <see cref="DnsTruncation.TcpNeverAnswers"/>,
+    /// the query is read and never answered (a hostile or broken server holding the client).
+    /// </summary>
+    public DnsZone MarkTruncated(string name, DnsTruncation truncation = DnsTruncation.TcpAnswers)
+    {
+        var key = Normalize(name);
+        lock (gate)
+        {
+            truncated[key] = truncation;
+        }
+        return this;
+    }
+
+    /// <summary>How <paramref name="name"/> is truncated (see <see cref="MarkTruncated"/>), or null.</summary>
+    public DnsTruncation? TruncationOf(string name)
+    {
+        lock (gate)
+        {
+            return truncated.TryGetValue(Key(name), out var truncation) ? truncation : null;
+        }
+    }
+
+    /// <summary>Undoes <see cref="MarkBogus"/>, <see cref="MarkServFail"/>, <see cref="MarkSilent"/>, <see cref="MarkMalformed"/> and <see cref="MarkTruncated"/> for <paramref name="name"/>.</summary>
     public DnsZone Unmark(string name)
     {
         var key = Normalize(name);
@@ -168,6 +193,7 @@ public sealed class DnsZone
             servFail.Remove(key);
             silent.Remove(key);
             malformed.Remove(key);
+            truncated.Remove(key);
         }
         return this;
     }
@@ -472,6 +498,16 @@ public enum DnsCorruption
 
     /// <summary>An MX record whose exchange starts with label length 64, beyond the 63 RFC 1035 §2.3.4 allows.</summary>
     BadLabel,
+}
+
+/// <summary>What TCP does for a name <see cref="DnsZone.MarkTruncated"/> truncates over UDP.</summary>
+public enum DnsTruncation
+{
+    /// <summary>TCP answers normally: the client's TCP retry works (RFC 7766 §5).</summary>
+    TcpAnswers,
+
+    /// <summary>TCP reads the query and never answers: the client's retry waits until it gives up.</summary>
+    TcpNeverAnswers,
 }
 
 internal enum ZoneFailure

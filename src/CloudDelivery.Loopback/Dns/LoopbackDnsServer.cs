@@ -248,6 +248,17 @@ public sealed class LoopbackDnsServer : IAsyncDisposable
             return builder.Build(ResponseCode.Refused, authentic: false, [], reply);
         }
 
+        if (Zone.TruncationOf(question.Name) is { } truncation)
+        {
+            if (transport == "udp")
+            {
+                return builder.Build(ResponseCode.NoError, authentic: false, [], reply, truncated: true);
+            }
+            if (truncation == DnsTruncation.TcpNeverAnswers)
+            {
+                return null;
+            }
+        }
         var resolution = Resolve(question.Name, type);
         switch (resolution.Failure)
         {

@@ -22,6 +22,12 @@ public enum MtaStsServerBehaviour
     /// <summary>Headers, then one byte per second.</summary>
     Slow,
 
+    /// <summary>The status line and headers one byte per second (every byte resets an idle timeout).</summary>
+    SlowHeaders,
+
+    /// <summary>200 without Content-Length, then a body that never ends (until the client goes).</summary>
+    Endless,
+
     NotFound,
 
     ServerError,
@@ -117,6 +123,23 @@ public sealed class MtaStsPolicyServer : IAsyncDisposable
                     await tls.WriteAsync(new[] { b }, stopping.Token);
                     await tls.FlushAsync(stopping.Token);
                     await Task.Delay(TimeSpan.FromSeconds(1), stopping.Token);
+                }
+                return;
+            case MtaStsServerBehaviour.SlowHeaders:
+                foreach (var b in Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"))
+                {
+                    await tls.WriteAsync(new[] { b }, stopping.Token);
+                    await tls.FlushAsync(stopping.Token);
+                    await Task.Delay(TimeSpan.FromSeconds(1), stopping.Token);
+                }
+                return;
+            case MtaStsServerBehaviour.Endless:
+                await tls.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" + entry.Policy), stopping.Token);
+                var filler = Encoding.ASCII.GetBytes(new string('#', 16 * 1024));
+                // Ends when the client closes (an IOException the accept loop absorbs) or the server stops.
+                while (!stopping.IsCancellationRequested)
+                {
+                    await tls.WriteAsync(filler, stopping.Token);
                 }
                 return;
             default:

@@ -91,6 +91,7 @@ public sealed class DeliveryEngine : IDisposable
         var fetcher = new MtaStsPolicyFetcher(resolver, new MtaStsFetchOptions
         {
             HttpsPort = settings.MtaStsHttpsPort,
+            Timeout = settings.MtaStsFetchTimeout,
             AddressPolicy = addressPolicy,
             ExtraTrustRoots = settings.ExtraTrustRoots,
         }, time);
@@ -141,10 +142,10 @@ public sealed class DeliveryEngine : IDisposable
             if (destinationError.ExtendedError is { IsAuthenticationFailure: true } ede)
             {
                 state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
-                state.RecipientDomainResult.Summary.TotalFailureSessionCount++;
+                state.RecipientDomainResult.Add(0, 1);
             }
-            var reply = destinationError.Permanent
-                ? new SmtpReply(550, "5.1.10", destinationError.Message)
+            var reply = destinationError.Kind == DestinationFailure.NoSuchDomain ? new SmtpReply(550, "5.1.2", destinationError.Message)
+                : destinationError.Permanent ? new SmtpReply(550, "5.1.10", destinationError.Message)
                 : new SmtpReply(451, "4.4.3", destinationError.Message);
             state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply, local: LocalFailure.Dns);
             await state.PublishAsync(cancellationToken);
@@ -268,7 +269,7 @@ public sealed class DeliveryEngine : IDisposable
             }
             else
             {
-                domainResult.Summary.TotalFailureSessionCount++;
+                domainResult.Add(0, 1);
                 state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"), local: LocalFailure.Policy);
                 return;
             }
@@ -299,7 +300,7 @@ public sealed class DeliveryEngine : IDisposable
                         lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
                         lastHost = host.Display;
                         (lastTls, lastLocal) = (TlsPosture.None, LocalFailure.Policy);
-                        domainResult.Summary.TotalFailureSessionCount++;
+                        domainResult.Add(0, 1);
                         logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
                         continue;
                     }
@@ -399,8 +400,8 @@ public sealed class DeliveryEngine : IDisposable
             && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
         void CountFailure()
         {
-            domainResult.Summary.TotalFailureSessionCount++;
-            hostResult!.Summary.TotalFailureSessionCount++;
+            domainResult.Add(0, 1);
+            hostResult!.Add(0, 1);
         }
 
         if (!destinationAuthentic)
@@ -496,6 +497,11 @@ public sealed class DeliveryEngine : IDisposable
         if (error is not null)
         {
             RecordDuration(started, mode, "error");
+            if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
+            {
+                // The domain exists but has neither MX nor address records: nowhere to deliver, ever (RFC 5321 §5.1).
+                return attempt.Failed(new SmtpReply(550, "5.1.2", $"domain {state.Request.Destination} has no MX, A or AAAA records"), permanent: true, isTls: false, LocalFailure.Dns);
+            }
             return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false, LocalFailure.Dns);
         }
 
@@ -554,6 +560,13 @@ public sealed class DeliveryEngine : IDisposable
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
             return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
+        }
+        finally
+        {
+            // The session's TLS outcome is known once it is open or refused: one with a failure detail but
+            // no count (plaintext, a lost connection) is counted now, once, as a failure (RFC 8460 §4.2).
+            domainResult.EndSession();
+            hostResult?.EndSession();
         }
 
         await using (session)

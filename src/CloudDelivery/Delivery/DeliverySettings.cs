@@ -34,6 +34,12 @@ public sealed class DeliverySettings
     /// <summary>Most sessions opened in parallel to one MX host for a delivery with many messages.</summary>
     public int MaxSessionsPerHost { get; init; } = 4;
 
-    /// <summary>Time allowed for one DNS query.</summary>
+    /// <summary>Time allowed for one DNS query; a lookup (all tries) gets three times this.</summary>
     public TimeSpan DnsTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Time allowed for a whole MTA-STS policy fetch: address lookup, connect, TLS, headers and body, so a
+    /// host that drips its answer byte by byte fails in time too.
+    /// </summary>
+    public TimeSpan MtaStsFetchTimeout { get; init; } = TimeSpan.FromMinutes(1);
 }

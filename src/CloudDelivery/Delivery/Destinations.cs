@@ -13,7 +13,30 @@ public sealed record DeliveryHost(Domain? Name, IPAddress? Address, int Preferen
 }
 
 /// <summary>Why destinations or addresses could not be determined.</summary>
-public sealed record DestinationError(string Message, bool Permanent, ExtendedDnsError? ExtendedError = null);
+public sealed record DestinationError(string Message, bool Permanent, ExtendedDnsError? ExtendedError = null, DestinationFailure Kind = DestinationFailure.LookupFailed);
+
+/// <summary>The kinds of <see cref="DestinationError"/>; the engine chooses the reply by kind.</summary>
+public enum DestinationFailure
+{
+    /// <summary>DNS could not conclude anything: SERVFAIL, a timeout, truncation, DNSSEC bogus, a CNAME loop. Temporary.</summary>
+    LookupFailed,
+
+    /// <summary>The domain says it takes no mail (null MX, RFC 7505 §3) or publishes an unusable MX. Permanent.</summary>
+    RefusesMail,
+
+    /// <summary>
+    /// The recipient domain does not exist: NXDOMAIN for it or for the end of its CNAME chain. Permanent
+    /// (5.1.2), as with Postfix: no retry can make a non-existent domain accept mail within days.
+    /// </summary>
+    NoSuchDomain,
+
+    /// <summary>
+    /// A host has no A or AAAA records (NXDOMAIN or NODATA). Temporary for an MX host (the zone may be
+    /// mid-edit; Postfix defers too); for the implicit MX it means the domain has neither MX nor address
+    /// records, which the engine fails permanently (RFC 5321 §5.1).
+    /// </summary>
+    NoAddresses,
+}
 
 /// <summary>
 /// The hosts for a recipient domain (RFC 5321 §5.1), with what the engine needs to know about DNSSEC:
@@ -129,6 +152,10 @@ public sealed class DestinationResolver
             {
                 return Failed($"CNAME lookup for {expanded}: {cname.Error}", false, cname.ExtendedError);
             }
+            if (cname.NameDoesNotExist)
+            {
+                return NoSuchDomain();
+            }
             if (cname.Found)
             {
                 if (!Domain.TryParse(cname.Records[0], out var target, out var error))
@@ -148,6 +175,10 @@ public sealed class DestinationResolver
             if (mx.Failed)
             {
                 return Failed($"MX lookup for {expanded}: {mx.Error}", false, mx.ExtendedError);
+            }
+            if (mx.NameDoesNotExist)
+            {
+                return NoSuchDomain();
             }
             if (mx.NotFound)
             {
@@ -170,7 +201,7 @@ public sealed class DestinationResolver
                     OriginalNextHopAuthentic = originalAuthentic,
                     ExpandedNextHopAuthentic = expandedAuthentic,
                     ExpandedNextHop = expanded,
-                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true),
+                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.RefusesMail),
                 };
             }
             var hosts = new List<DeliveryHost>();
@@ -184,7 +215,7 @@ public sealed class DestinationResolver
                         OriginalNextHopAuthentic = originalAuthentic,
                         ExpandedNextHopAuthentic = expandedAuthentic,
                         ExpandedNextHop = expanded,
-                        Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true),
+                        Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true, Kind: DestinationFailure.RefusesMail),
                     };
                 }
                 hosts.Add(new DeliveryHost(host, null, record.Preference));
@@ -208,13 +239,18 @@ public sealed class DestinationResolver
             };
         }
 
-        DestinationSet Failed(string message, bool permanent, ExtendedDnsError? extended = null) => new()
+        DestinationSet Failed(string message, bool permanent, ExtendedDnsError? extended = null, DestinationFailure kind = DestinationFailure.LookupFailed) => new()
         {
             OriginalNextHopAuthentic = originalAuthentic,
             ExpandedNextHopAuthentic = expandedAuthentic,
             ExpandedNextHop = expanded,
-            Error = new DestinationError(message, permanent, extended),
+            Error = new DestinationError(message, permanent, extended, kind),
         };
+
+        DestinationSet NoSuchDomain() => Failed(
+            expanded == recipientDomain ? $"domain {recipientDomain} does not exist (NXDOMAIN)" : $"domain {recipientDomain} does not exist: its CNAME {expanded} is NXDOMAIN",
+            permanent: true,
+            kind: DestinationFailure.NoSuchDomain);
     }
 
     /// <summary>
@@ -259,8 +295,9 @@ public sealed class DestinationResolver
         expandedAuthentic &= lookup.Authentic;
         if (!lookup.Found)
         {
-            var reason = lookup.Failed ? lookup.Error : "no A or AAAA records";
-            return new HostAddresses { Authentic = authentic, ExpandedAuthentic = expandedAuthentic, ExpandedHost = name, Error = new DestinationError($"looking up addresses of {name}: {reason}", false, lookup.ExtendedError) };
+            var reason = lookup.Failed ? lookup.Error : lookup.NameDoesNotExist ? "name does not exist (NXDOMAIN)" : "no A or AAAA records";
+            var kind = lookup.Failed ? DestinationFailure.LookupFailed : DestinationFailure.NoAddresses;
+            return new HostAddresses { Authentic = authentic, ExpandedAuthentic = expandedAuthentic, ExpandedHost = name, Error = new DestinationError($"looking up addresses of {name}: {reason}", false, lookup.ExtendedError, kind) };
         }
         var addresses = lookup.Records.Distinct().ToList();
         var have4 = addresses.Any(a => a.AddressFamily == AddressFamily.InterNetwork);

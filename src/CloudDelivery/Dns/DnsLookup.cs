@@ -51,9 +51,10 @@ public sealed record ExtendedDnsError(int InfoCode, string ExtraText)
 /// </summary>
 public sealed class DnsLookup<T>
 {
-    public DnsLookup(DnsLookupStatus status, IReadOnlyList<T> records, bool authentic, string? error = null, ExtendedDnsError? extendedError = null)
+    public DnsLookup(DnsLookupStatus status, IReadOnlyList<T> records, bool authentic, string? error = null, ExtendedDnsError? extendedError = null, bool nameDoesNotExist = false)
     {
         Status = status;
+        NameDoesNotExist = nameDoesNotExist;
         Records = records;
         Authentic = authentic;
         Error = error;
@@ -77,6 +78,12 @@ public sealed class DnsLookup<T>
     public bool Found => Status == DnsLookupStatus.Found;
 
     public bool NotFound => Status == DnsLookupStatus.NotFound;
+
+    /// <summary>
+    /// NotFound because the name itself does not exist (NXDOMAIN, RFC 1035 §4.1.1; after CNAMEs, for the
+    /// last name of the chain, RFC 6604 §2), not merely lacking records of the asked type (NODATA).
+    /// </summary>
+    public bool NameDoesNotExist { get; }
 
     public bool Failed => Status == DnsLookupStatus.Failed;
 

@@ -22,6 +22,15 @@ public sealed class DnsResolverOptions
 
     /// <summary>How often a timed-out query is repeated.</summary>
     public int Retries { get; set; } = 2;
+
+    /// <summary>
+    /// Time allowed for one lookup as a whole: every try, every server of the system's list, and the TCP
+    /// retry of a truncated answer. Null: <see cref="QueryTimeout"/> × (<see cref="Retries"/> + 1).
+    /// </summary>
+    public TimeSpan? LookupTimeout { get; set; }
+
+    /// <summary>The bound <see cref="DnsResolver"/> applies to one lookup.</summary>
+    public TimeSpan EffectiveLookupTimeout => LookupTimeout ?? QueryTimeout * (Retries + 1);
 }
 
 /// <summary>
@@ -51,9 +60,18 @@ public sealed class DnsResolver
         clientOptions.UseTcpFallback = true;
         clientOptions.Timeout = options.QueryTimeout;
         clientOptions.Retries = options.Retries;
+        // Answers are bounded in size by the protocol: UDP by the EDNS buffer we advertise (RFC 6891 §6.2.5),
+        // TCP by its two-byte length prefix (RFC 1035 §4.2.2), so at most 64 KiB per answer.
+        clientOptions.ExtendedDnsBufferSize = MaxUdpAnswerBytes;
         client = new LookupClient(clientOptions);
         Server = options.Server;
+        lookupTimeout = options.EffectiveLookupTimeout;
     }
+
+    /// <summary>The UDP payload size advertised in EDNS (RFC 6891 §6.2.5); larger answers come truncated and are asked again over TCP.</summary>
+    public const int MaxUdpAnswerBytes = 4096;
+
+    private readonly TimeSpan lookupTimeout;
 
     /// <summary>The configured resolver, or null for the system's.</summary>
     public IPEndPoint? Server { get; }
@@ -120,7 +138,7 @@ public sealed class DnsResolver
         {
             return Fail<IPAddress>(failed);
         }
-        return new DnsLookup<IPAddress>(DnsLookupStatus.NotFound, [], authentic);
+        return new DnsLookup<IPAddress>(DnsLookupStatus.NotFound, [], authentic, nameDoesNotExist: v4.NameDoesNotExist || v6.NameDoesNotExist);
     }
 
     /// <summary>TLSA records at <paramref name="name"/> (e.g. "_25._tcp.mx.example.com").</summary>
@@ -152,7 +170,7 @@ public sealed class DnsResolver
     }
 
     private static DnsLookup<T> Make<T>(QueryOutcome response, IReadOnlyList<T> records) =>
-        new(records.Count > 0 ? DnsLookupStatus.Found : DnsLookupStatus.NotFound, records, response.Authentic);
+        new(records.Count > 0 ? DnsLookupStatus.Found : DnsLookupStatus.NotFound, records, response.Authentic, nameDoesNotExist: records.Count == 0 && response.NameDoesNotExist);
 
     private static DnsLookup<T> Fail<T>(QueryOutcome response) =>
         new(DnsLookupStatus.Failed, [], authentic: false, response.Failure, response.ExtendedError);
@@ -161,9 +179,20 @@ public sealed class DnsResolver
     {
         var fqdn = name.EndsWith('.') ? name : name + ".";
         IDnsQueryResponse answer;
+        // DnsClient's own timeout is per try and per server; a server that answers UDP with TC set and then
+        // never answers over TCP, or a long server list, would add them up. One deadline bounds the lookup.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(lookupTimeout);
+        var query = client.QueryAsync(fqdn, type, QueryClass.IN, deadline.Token);
         try
         {
-            answer = await client.QueryAsync(fqdn, type, QueryClass.IN, cancellationToken);
+            answer = await query.WaitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The abandoned query ends on its own token; its outcome is of no interest any more.
+            _ = query.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            return new QueryOutcome(null, false, $"{type} lookup timed out after {lookupTimeout.TotalSeconds:0.#} s", null);
         }
         catch (Exception e) when (e is DnsResponseException or DnsResponseParseException or SocketException or IOException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
         {
@@ -217,5 +246,8 @@ public sealed class DnsResolver
 
     private static string TrimDot(string name) => name.EndsWith('.') ? name[..^1] : name;
 
-    private sealed record QueryOutcome(IDnsQueryResponse? Answer, bool Authentic, string? Failure, ExtendedDnsError? ExtendedError);
+    private sealed record QueryOutcome(IDnsQueryResponse? Answer, bool Authentic, string? Failure, ExtendedDnsError? ExtendedError)
+    {
+        public bool NameDoesNotExist => Answer?.Header.ResponseCode == DnsHeaderResponseCode.NotExistentDomain;
+    }
 }

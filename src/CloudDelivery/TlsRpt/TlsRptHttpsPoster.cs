@@ -17,7 +17,7 @@ public sealed class TlsRptHttpsPoster(DnsResolver resolver, AddressPolicy addres
     private readonly ResolvingConnector connector = new(resolver, addressPolicy);
     private readonly TimeProvider clock = time ?? TimeProvider.System;
 
-    /// <summary>Time allowed for the whole POST.</summary>
+    /// <summary>Time allowed for the whole POST: connect, TLS, sending the report and the response headers.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Posts <paramref name="gzippedReport"/>; returns null on success, else why it failed. Never throws for remote failures.</summary>
@@ -31,6 +31,9 @@ public sealed class TlsRptHttpsPoster(DnsResolver resolver, AddressPolicy addres
             UseProxy = false,
             UseCookies = false,
             ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, attempt, token),
+            // The receiver is chosen by whoever publishes the record: its headers are capped (in KiB) and
+            // its body is never read, since only the status matters (RFC 8460 §5.4).
+            MaxResponseHeadersLength = 64,
         };
         handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
@@ -46,7 +49,10 @@ public sealed class TlsRptHttpsPoster(DnsResolver resolver, AddressPolicy addres
         {
             using var content = new ByteArrayContent(gzippedReport);
             content.Headers.ContentType = new MediaTypeHeaderValue("application/tlsrpt+gzip");
-            using var response = await client.PostAsync(destination, content, timeout.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Post, destination) { Content = content };
+            request.Headers.ConnectionClose = true;
+            // Headers only: a buffered read would wait for (and hold) whatever body the receiver sends.
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             return response.IsSuccessStatusCode ? null : $"HTTP status {(int)response.StatusCode} {response.ReasonPhrase}";
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

@@ -92,13 +92,17 @@ public sealed record TlsRptFailureDetails
 }
 
 /// <summary>The session counts of one policy (RFC 8460 §4.4 "summary").</summary>
+/// <remarks>
+/// A snapshot: counts change only through <see cref="TlsRptResult.Add"/>, so no caller can count a session
+/// as a success that another call recorded a failure detail for.
+/// </remarks>
 public sealed class TlsRptSummary
 {
     [JsonPropertyName("total-successful-session-count")]
-    public long TotalSuccessfulSessionCount { get; set; }
+    public long TotalSuccessfulSessionCount { get; init; }
 
     [JsonPropertyName("total-failure-session-count")]
-    public long TotalFailureSessionCount { get; set; }
+    public long TotalFailureSessionCount { get; init; }
 }
 
 /// <summary>
@@ -106,15 +110,36 @@ public sealed class TlsRptSummary
 /// attempt yields one for the recipient domain (MTA-STS or no policy) and one per MX host tried (DANE or no
 /// policy), like mox's queue does.
 /// </summary>
+/// <remarks>
+/// Report consumers compute failure rates from the summary, so it must agree with the failure details
+/// (RFC 8460 §4.2): each session is counted once, and as a failure whenever a failure detail was recorded
+/// for it, even when the session went on to deliver (a certificate that failed validation under MTA-STS
+/// "testing", an MX that offered no STARTTLS). The engine and the SMTP session report a session in pieces:
+/// details noted before it (a policy fetch error, an MX outside a "testing" policy), details noted during
+/// it (the certificate check), then its count, or no count when it ended without one. So a recorded detail
+/// marks the current session as failed: its success, when it comes, is counted as a failure, and
+/// <see cref="EndSession"/> (or the summary, for details no session followed) counts it when no count came.
+/// </remarks>
 public sealed class TlsRptResult
 {
+    private long successes;
+    private long failures;
+
+    // A failure detail was recorded for the session under way, which has not been counted yet.
+    private bool currentSessionHasFailureDetail;
+
     public TlsRptResult(TlsRptPolicy policy) => Policy = policy;
 
     [JsonPropertyName("policy")]
     public TlsRptPolicy Policy { get; set; }
 
+    /// <summary>The session counts, including a session under way that already has a failure detail.</summary>
     [JsonPropertyName("summary")]
-    public TlsRptSummary Summary { get; } = new();
+    public TlsRptSummary Summary => new()
+    {
+        TotalSuccessfulSessionCount = successes,
+        TotalFailureSessionCount = failures + (currentSessionHasFailureDetail ? 1 : 0),
+    };
 
     [JsonPropertyName("failure-details")]
     public List<TlsRptFailureDetails> FailureDetails { get; } = [];
@@ -127,13 +152,67 @@ public sealed class TlsRptResult
         return result;
     }
 
-    /// <summary>Adds session counts and failure details, merging details with the same key (RFC 8460 §4.4).</summary>
+    /// <summary>
+    /// Records what one session (or the preparation for it) contributed: a count of 1 ends the session;
+    /// details mark it as failed, so a success counted for it afterwards becomes a failure.
+    /// </summary>
     public void Add(long successes, long failures, params IEnumerable<TlsRptFailureDetails> details)
     {
-        Summary.TotalSuccessfulSessionCount += successes;
-        Summary.TotalFailureSessionCount += failures;
+        if (AddDetails(details))
+        {
+            currentSessionHasFailureDetail = true;
+        }
+        if (successes + failures > 0 && currentSessionHasFailureDetail)
+        {
+            if (failures == 0)
+            {
+                successes--;
+                failures = 1;
+            }
+            currentSessionHasFailureDetail = false;
+        }
+        this.successes += successes;
+        this.failures += failures;
+    }
+
+    /// <summary>
+    /// Ends the session under way: one that had a failure detail but no count (it went on in plaintext, or
+    /// the connection was lost) is counted as a failure now, so it cannot merge with the next session.
+    /// </summary>
+    public void EndSession()
+    {
+        if (currentSessionHasFailureDetail)
+        {
+            failures++;
+            currentSessionHasFailureDetail = false;
+        }
+    }
+
+    /// <summary>
+    /// Adds totals that were already counted session by session (another result, or a stored one): no
+    /// session-by-session adjustment.
+    /// </summary>
+    public void AddTotals(long successes, long failures, IEnumerable<TlsRptFailureDetails> details)
+    {
+        this.successes += successes;
+        this.failures += failures;
+        AddDetails(details);
+    }
+
+    /// <summary>Adds another result's counts and details into this one; the policies must be the same.</summary>
+    public void Merge(TlsRptResult other)
+    {
+        var summary = other.Summary;
+        AddTotals(summary.TotalSuccessfulSessionCount, summary.TotalFailureSessionCount, other.FailureDetails);
+    }
+
+    // Merges details with the same key (RFC 8460 §4.4); true when there was at least one.
+    private bool AddDetails(IEnumerable<TlsRptFailureDetails> details)
+    {
+        var any = false;
         foreach (var detail in details)
         {
+            any = true;
             var index = FailureDetails.FindIndex(d => d.SameKeyAs(detail));
             if (index >= 0)
             {
@@ -144,11 +223,6 @@ public sealed class TlsRptResult
                 FailureDetails.Add(detail);
             }
         }
-    }
-
-    /// <summary>Adds another result's counts and details into this one; the policies must be the same.</summary>
-    public void Merge(TlsRptResult other)
-    {
-        Add(other.Summary.TotalSuccessfulSessionCount, other.Summary.TotalFailureSessionCount, other.FailureDetails);
+        return any;
     }
 }

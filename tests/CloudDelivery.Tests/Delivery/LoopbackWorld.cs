@@ -103,7 +103,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
     }
 
     /// <summary>An engine that dials loopback, trusts the test CA and asks this world's DNS server.</summary>
-    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4) =>
+    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null) =>
         DeliveryEngine.Create(
             new DeliverySettings
             {
@@ -116,6 +116,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
                 ConnectTimeout = TimeSpan.FromSeconds(5),
                 CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
                 DnsTimeout = TimeSpan.FromSeconds(2),
+                MtaStsFetchTimeout = mtaStsFetchTimeout ?? TimeSpan.FromMinutes(1),
                 MaxSessionsPerHost = maxSessionsPerHost,
             },
             time: time,

@@ -72,6 +72,53 @@ public sealed class MtaStsFetchAndCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_policy_host_dripping_its_headers_times_out_as_a_whole()
+    {
+        // Every byte would reset an idle timeout; the fetch deadline covers headers and body together.
+        world.PublishMtaSts("slowheaders.example", "enforce", ["mx.slowheaders.example"], behaviour: MtaStsServerBehaviour.SlowHeaders);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var result = await Fetcher(timeout: TimeSpan.FromSeconds(2)).FetchAsync(Domain.Parse("slowheaders.example"), CancellationToken.None);
+
+        Assert.Equal(MtaStsFetchFailure.FetchError, result.Failure);
+        Assert.Contains("timed out", result.Error, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_policy_body_that_never_ends_is_cut_at_the_size_cap_without_a_content_length()
+    {
+        world.PublishMtaSts("endless.example", "enforce", ["mx.endless.example"], behaviour: MtaStsServerBehaviour.Endless);
+
+        var result = await Fetcher(timeout: TimeSpan.FromSeconds(30)).FetchAsync(Domain.Parse("endless.example"), CancellationToken.None);
+
+        Assert.Equal(MtaStsFetchFailure.FetchError, result.Failure);
+        Assert.Contains("larger than 65536 bytes", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_fetch_timeout_setting_reaches_the_engine_so_a_dripping_policy_host_cannot_hold_a_delivery()
+    {
+        world.Zone.AddMx("dripping.example", 10, "mx.dripping.example");
+        world.PublishMtaSts("dripping.example", "enforce", ["mx.dripping.example"], behaviour: MtaStsServerBehaviour.Slow);
+        var mx = await world.AddMxServerAsync("mx.dripping.example");
+        var settings = new CloudDelivery.Azure.Hosting.DeliveryConfiguration { MtaStsFetchTimeoutSeconds = 2 }.ToSettings("sender.loopback.test");
+        Assert.Equal(TimeSpan.FromSeconds(2), settings.MtaStsFetchTimeout);
+        using var engine = world.CreateEngine(mtaStsFetchTimeout: settings.MtaStsFetchTimeout);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var outcome = await engine.DeliverAsync(DeliveryEngineTests.Request("dripping.example", DeliveryEngineTests.Message("s@x", "r@dripping.example"), recipients: "r@dripping.example"), CancellationToken.None);
+
+        // No policy could be fetched and none was cached: delivery goes on as without MTA-STS (RFC 8461 §5),
+        // and the failed fetch is reported.
+        Assert.Equal(CloudDelivery.Delivery.RecipientStatus.Delivered, Assert.Single(outcome.Recipients).Status);
+        Assert.Single(mx.Messages);
+        Assert.Contains(outcome.RecipientDomainResult!.FailureDetails, d => d.ResultType == TlsRptResultType.StsPolicyFetchError);
+        // The policy takes over a minute to drip; the configured 2 s decide.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task Untrusted_policy_certificate_is_sts_webpki_invalid()
     {
         world.PublishMtaSts("selfsigned.example", "enforce", ["mx.selfsigned.example"], certificate: TestPki.SelfSigned("mta-sts.selfsigned.example"));

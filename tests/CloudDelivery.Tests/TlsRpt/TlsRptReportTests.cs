@@ -26,7 +26,7 @@ public class TlsRptReportTests
         var dane = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = "mx2.mail.example.com", Strings = ["3 1 1 0123456789abcdef"] });
         dane.Add(3, 1, new TlsRptFailureDetails { ResultType = TlsRptResultType.ValidationFailure, ReceivingMxHostname = "mx2.mail.example.com", FailureReasonCode = "dns-extended-error-6-DNSSEC-Bogus" });
         var none = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, "mx3.mail.example.com", new TlsRptFailureDetails { ResultType = TlsRptResultType.StartTlsNotSupported, ReceivingMxHostname = "mx3.mail.example.com" });
-        none.Summary.TotalFailureSessionCount = 1;
+        none.EndSession();
         return [sts, failing, dane, none];
     }
 
