@@ -32,8 +32,18 @@ public sealed class DeliveryEngineOptions
     /// <summary>Time allowed for one TCP connect.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Time allowed for each SMTP read or write.</summary>
+    /// <summary>
+    /// Deadline for each complete SMTP reply, the greeting included: from our last write (or the previous
+    /// reply) to the final line of the reply, so a peer sending a byte at a time cannot stretch it; while
+    /// the message is sent, each write must complete within it. RFC 5321 §4.5.3.2 suggests minutes.
+    /// </summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Deadline for one SMTP connection from greeting to QUIT, over all its transactions. Per connection,
+    /// not per host attempt: a plaintext retry or a parallel session has its own.
+    /// </summary>
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
     /// Sessions opened in parallel to one MX host when a delivery has many messages for it (see
@@ -103,6 +113,7 @@ public sealed class DeliveryEngine : IDisposable
             ExtraTrustRoots = settings.ExtraTrustRoots,
             ConnectTimeout = settings.ConnectTimeout,
             CommandTimeout = settings.CommandTimeout,
+            SessionTimeout = settings.SessionTimeout,
             MaxSessionsPerHost = settings.MaxSessionsPerHost,
         };
         return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
