@@ -240,7 +240,7 @@ public sealed class DeliveryEngine : IDisposable
         try
         {
             var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
-            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
             await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
             state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
             if (smarthost.UserName is not null)
@@ -292,6 +292,8 @@ public sealed class DeliveryEngine : IDisposable
         string? lastHost = null;
         IPAddress? lastAddress = null;
         var missingRequireTls = 0;
+        var permanentRefusals = 0;
+        var lastHostRefused = false;
         foreach (var host in destinationSet.Hosts)
         {
             // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
@@ -345,12 +347,20 @@ public sealed class DeliveryEngine : IDisposable
             {
                 lastReply = error.Reply;
                 lastPermanent = error.Permanent;
+                lastHostRefused = error.HostRefused;
                 (lastTls, lastLocal) = (error.Tls, error.Local);
                 lastHost = host.Display;
                 lastAddress = attempt.Address;
                 if (error.Reply.EnhancedCode == "5.7.30")
                 {
                     missingRequireTls++;
+                }
+                if (error.Permanent && error.HostRefused)
+                {
+                    // A refusal at greeting or EHLO (554, RFC 5321 §3.1) is about this host, perhaps about our
+                    // address: the next MX host may well accept. Permanent only if every host refuses.
+                    permanentRefusals++;
+                    continue;
                 }
                 if (error.Permanent)
                 {
@@ -375,7 +385,9 @@ public sealed class DeliveryEngine : IDisposable
             state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"), local: LocalFailure.Policy);
             return;
         }
-        state.FailAll(pending, lastPermanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
+        // Refusals by some hosts and temporary trouble with others stay temporary.
+        var permanent = lastPermanent && (!lastHostRefused || permanentRefusals == destinationSet.Hosts.Count);
+        state.FailAll(pending, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
     }
 
     private async Task<HostAttempt> DeliverHostAsync(
@@ -552,7 +564,7 @@ public sealed class DeliveryEngine : IDisposable
             IgnoreVerificationErrors = tlsRequiredNo,
             ExtraTrustRoots = options.ExtraTrustRoots,
         };
-        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
         var tlsName = tlsNames.Count > 0 ? tlsNames[0].Ascii : host.Display;
         SmtpSession session;
         try
@@ -564,7 +576,7 @@ public sealed class DeliveryEngine : IDisposable
             state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
+            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e), e.HostRefused);
         }
 
         await using (session)
@@ -916,7 +928,8 @@ public sealed class DeliveryEngine : IDisposable
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
 
-    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local);
+    /// <summary>Why a host attempt failed; <paramref name="HostRefused"/>: the host refused the session itself (greeting or EHLO).</summary>
+    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local, bool HostRefused = false);
 
     private sealed class HostAttempt
     {
@@ -930,9 +943,9 @@ public sealed class DeliveryEngine : IDisposable
 
         public required List<PendingRecipient> StillPending { get; set; }
 
-        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local)
+        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local, bool hostRefused = false)
         {
-            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local);
+            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local, hostRefused);
             return this;
         }
     }
