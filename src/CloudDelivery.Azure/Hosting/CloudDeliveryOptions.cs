@@ -90,7 +90,11 @@ public sealed class DeliveryConfiguration
 
     public int ConnectTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>Deadline for each complete SMTP reply (the greeting too); not an idle timeout.</summary>
     public int CommandTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>Deadline for one SMTP connection as a whole, over all its transactions.</summary>
+    public int SessionTimeoutSeconds { get; set; } = 1800;
 
     /// <summary>Most SMTP sessions a delivery run opens in parallel to one MX host (1: one connection per run).</summary>
     public int MaxSessionsPerHost { get; set; } = 4;
@@ -124,6 +128,7 @@ public sealed class DeliveryConfiguration
             ExtraTrustRoots = roots,
             ConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSeconds),
             CommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSeconds),
+            SessionTimeout = TimeSpan.FromSeconds(SessionTimeoutSeconds),
             MaxSessionsPerHost = Math.Max(1, MaxSessionsPerHost),
         };
     }

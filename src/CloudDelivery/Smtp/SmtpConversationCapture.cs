@@ -136,11 +136,22 @@ internal sealed class SmtpConversationCapture : IProtocolLogger
 
     public void LogServer(byte[] buffer, int offset, int count)
     {
+        if (Count(buffer, offset, count))
+        {
+            // Here, on MailKit's read path, no socket operation is pending: cancelling now makes its very
+            // next read throw, so it never holds more than one read beyond a cap.
+            CancelQuietly(abort);
+        }
+    }
+
+    /// <summary>Counts a chunk the server sent; true when it oversteps a cap.</summary>
+    private bool Count(byte[] buffer, int offset, int count)
+    {
         lock (gate)
         {
             if (Violation is not null)
             {
-                return;
+                return false;
             }
             for (var i = offset; i < offset + count; i++)
             {
@@ -159,19 +170,18 @@ internal sealed class SmtpConversationCapture : IProtocolLogger
                 // RFC 5321 §4.5.3.1.5 allows 512 octets per reply line; the caps are generous, but they hold.
                 if (lineLength > bounds.MaxReplyLineBytes)
                 {
-                    Violate(SmtpBoundKind.LineTooLong, $"{Label} line longer than {bounds.MaxReplyLineBytes} bytes");
-                    return;
+                    Violate(SmtpBoundKind.LineTooLong, $"{awaiting} line longer than {bounds.MaxReplyLineBytes} bytes");
+                    return true;
                 }
                 if (replyLength > bounds.MaxReplyBytes)
                 {
-                    Violate(SmtpBoundKind.ReplyTooLong, $"{Label} longer than {bounds.MaxReplyBytes} bytes");
-                    return;
+                    Violate(SmtpBoundKind.ReplyTooLong, $"{awaiting} longer than {bounds.MaxReplyBytes} bytes");
+                    return true;
                 }
             }
+            return false;
         }
     }
-
-    private string Label => awaiting;
 
     private void EndLine()
     {
@@ -246,32 +256,32 @@ internal sealed class SmtpConversationCapture : IProtocolLogger
                 replyTimer.Change(TimeSpan.FromSeconds((double)remaining / bounds.Time.TimestampFrequency), Timeout.InfiniteTimeSpan);
                 return;
             }
-            var what = awaiting == "greeting" ? "greeting" : awaiting;
-            Violate(SmtpBoundKind.ReplyDeadline, $"no complete {what} within {Duration(bounds.ReplyTimeout)}");
+            Violate(SmtpBoundKind.ReplyDeadline, $"no complete {awaiting} within {Duration(bounds.ReplyTimeout)}");
         }
+        // Outside the lock: cancelling runs the pending socket operation's callbacks on this thread.
+        CancelQuietly(abort);
     }
 
     private void OnSessionDeadline()
     {
         lock (gate)
         {
-            if (Violation is null)
+            if (Violation is not null)
             {
-                Violate(SmtpBoundKind.SessionDeadline, $"connection open longer than the session limit of {Duration(bounds.SessionTimeout)}");
+                return;
             }
+            Violate(SmtpBoundKind.SessionDeadline, $"connection open longer than the session limit of {Duration(bounds.SessionTimeout)}");
         }
+        CancelQuietly(abort);
     }
 
-    /// <summary>Records the first bound overstepped and cancels the session's calls. Called under the lock.</summary>
+    /// <summary>Records the first bound overstepped; the caller cancels the session's calls once out of the lock.</summary>
     private void Violate(SmtpBoundKind kind, string reason)
     {
         Violation = reason;
         ViolatedBound = kind;
         replyTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         sessionTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        // Off this thread: cancellation runs the callbacks of pending socket operations, and this may be
-        // MailKit's read loop or a timer thread holding the lock.
-        ThreadPool.UnsafeQueueUserWorkItem(static source => CancelQuietly(source), abort, preferLocal: false);
     }
 
     private static void CancelQuietly(CancellationTokenSource source)
