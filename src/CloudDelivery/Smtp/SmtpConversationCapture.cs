@@ -205,7 +205,9 @@ internal sealed class SmtpConversationCapture : IProtocolLogger
         replyLength = 0;
         if (code == 220 && LastClientVerb == "STARTTLS")
         {
+            // The handshake runs under the same deadline (RFC 3207 §4); MailKit logs no bytes of it.
             TlsStarted = true;
+            awaiting = "TLS handshake";
         }
         // After 354 the message data goes out; the next reply ends it (RFC 5321 §4.1.1.4).
         inData = code == 354;

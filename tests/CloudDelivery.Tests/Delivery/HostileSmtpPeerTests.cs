@@ -194,6 +194,43 @@ public class HostileSmtpPeerTests
     }
 
     [Fact]
+    public async Task A_dripping_smarthost_is_a_temporary_failure_at_the_reply_deadline()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        await world.AddMxServerAsync("relay.loopback.test", o =>
+        {
+            o.Credentials = ("app", "secret");
+            o.Hostility = SmtpHostility.Drip;
+            o.HostileInterval = TimeSpan.FromMilliseconds(200);
+        });
+        using var engine = world.CreateEngine(commandTimeout: CommandTimeout);
+        var relay = new SmarthostSettings { Host = "relay.loopback.test", Port = world.SmtpPort, UserName = "app", Password = "secret" };
+        var clock = Stopwatch.StartNew();
+
+        var outcome = await engine.DeliverViaSmarthostAsync(Request("anywhere.example", Message("s@x", "r@anywhere.example"), recipients: "r@anywhere.example"), relay, CancellationToken.None);
+
+        var result = Assert.Single(outcome.Recipients);
+        Assert.Equal(RecipientStatus.Temporary, result.Status);
+        Assert.Contains("no complete greeting within 1 s", result.Reply.Text);
+        Assert.True(clock.Elapsed < AttemptBound, $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Probe_reports_an_endless_ehlo_reply_within_the_bounds()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("probed.example", 10, "mx.probed.example");
+        await world.AddMxServerAsync("mx.probed.example", o => o.Hostility = SmtpHostility.EndlessEhloReply);
+        using var engine = world.CreateEngine(commandTimeout: CommandTimeout);
+        var clock = Stopwatch.StartNew();
+
+        var probe = await new DestinationProbe(engine).ProbeAsync(CloudDelivery.Addressing.Domain.Parse("probed.example"), CancellationToken.None);
+
+        Assert.Contains("reply to EHLO longer than 65536 bytes", Assert.Single(probe.Hosts).Error);
+        Assert.True(clock.Elapsed < AttemptBound, $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task A_554_greeting_gets_a_quit_and_the_backup_mx_delivers()
     {
         var (world, hostile, backup) = await HostileWithBackupAsync("refusing.example", SmtpHostility.Greeting554);
