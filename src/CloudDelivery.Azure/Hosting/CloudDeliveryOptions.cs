@@ -90,10 +90,14 @@ public sealed class DeliveryConfiguration
 
     public int ConnectTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>Deadline for each complete SMTP reply (the greeting too); not an idle timeout.</summary>
     public int CommandTimeoutSeconds { get; set; } = 300;
 
     /// <summary>Time allowed for a whole MTA-STS policy fetch (headers and body).</summary>
     public int MtaStsFetchTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Deadline for one SMTP connection as a whole, over all its transactions.</summary>
+    public int SessionTimeoutSeconds { get; set; } = 1800;
 
     /// <summary>Most SMTP sessions a delivery run opens in parallel to one MX host (1: one connection per run).</summary>
     public int MaxSessionsPerHost { get; set; } = 4;
@@ -128,6 +132,7 @@ public sealed class DeliveryConfiguration
             ConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSeconds),
             CommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSeconds),
             MtaStsFetchTimeout = TimeSpan.FromSeconds(Math.Max(1, MtaStsFetchTimeoutSeconds)),
+            SessionTimeout = TimeSpan.FromSeconds(SessionTimeoutSeconds),
             MaxSessionsPerHost = Math.Max(1, MaxSessionsPerHost),
         };
     }

@@ -20,7 +20,7 @@ internal sealed class CommonOptions
 
     public Option<int> MtaStsPort { get; } = new("--mta-sts-port") { Description = "HTTPS port of MTA-STS policy hosts (tests only).", DefaultValueFactory = _ => 443, Hidden = true };
 
-    public Option<int> TimeoutSeconds { get; } = new("--timeout") { Description = "Seconds allowed per SMTP command and per connect.", DefaultValueFactory = _ => 60 };
+    public Option<int> TimeoutSeconds { get; } = new("--timeout") { Description = "Seconds allowed for each TCP connect and for each complete SMTP reply (a deadline for the whole reply, not an idle timeout).", DefaultValueFactory = _ => 60 };
 
     public void AddTo(Command command)
     {

@@ -27,6 +27,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     private int peakConnections;
     private int transactionCount;
     private long messagesAccepted;
+    private int quitCount;
 
     private LoopbackSmtpServer(LoopbackSmtpServerOptions options, TcpListener listener)
     {
@@ -50,6 +51,9 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     public int TransactionCount => Volatile.Read(ref transactionCount);
 
     public long MessagesAccepted => Interlocked.Read(ref messagesAccepted);
+
+    /// <summary>QUIT commands received, on any connection.</summary>
+    public int QuitCount => Volatile.Read(ref quitCount);
 
     public static Task<LoopbackSmtpServer> StartAsync(LoopbackSmtpServerOptions options, CancellationToken cancellationToken = default)
     {
@@ -153,6 +157,19 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             {
                 await Task.Delay(Timeout.Infinite, Stopping);
             }
+            switch (options.Hostility)
+            {
+                case SmtpHostility.HugeGreetingLine:
+                    await SendHugeLineAsync();
+                    return;
+                case SmtpHostility.Greeting421:
+                    Reply("421 4.3.2 not accepting mail now\r\n");
+                    await FlushAsync();
+                    return;
+                case SmtpHostility.Greeting554:
+                    await RefuseUntilQuitAsync();
+                    return;
+            }
             Reply($"220 {options.Hostname} ESMTP CloudDelivery loopback\r\n");
             await FlushAsync();
             while (true)
@@ -177,6 +194,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                     case "EHLO":
                     case "HELO":
                         Hello(verb == "EHLO");
+                        if (options.Hostility == SmtpHostility.EndlessEhloReply && verb == "EHLO")
+                        {
+                            await SendEndlessReplyAsync();
+                            return;
+                        }
                         if (options.Stall == SmtpStall.AfterEhlo)
                         {
                             await FlushAsync();
@@ -217,6 +239,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                         Reply("252 2.5.0 cannot verify\r\n");
                         break;
                     case "QUIT":
+                        Interlocked.Increment(ref server.quitCount);
                         Reply("221 2.0.0 bye\r\n");
                         await FlushAsync();
                         return;
@@ -302,6 +325,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             }
             Reply("220 2.0.0 ready to start TLS\r\n");
             await FlushAsync();
+            if (options.Hostility == SmtpHostility.GarbageAfterStartTls)
+            {
+                await stream.WriteAsync("this is not a TLS handshake\r\n"u8.ToArray(), Stopping);
+                await Task.Delay(Timeout.Infinite, Stopping);
+            }
             // RFC 3207 §4.2: anything the client pipelined after STARTTLS is discarded.
             start = end = 0;
             tls = new SslStream(stream, leaveInnerStreamOpen: false);
@@ -323,6 +351,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (!greeted)
             {
                 Reply("503 5.5.1 say EHLO first\r\n");
+                return;
+            }
+            if (options.Hostility == SmtpHostility.Tarpit)
+            {
+                ReplyChosen(new SmtpServerReply(421, "4.7.0", "try again later"));
                 return;
             }
             if (mailFrom is not null)
@@ -399,6 +432,10 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             }
             Reply("354 end data with <CR><LF>.<CR><LF>\r\n");
             await FlushAsync();
+            if (options.Hostility == SmtpHostility.NeverReadData)
+            {
+                await Task.Delay(Timeout.Infinite, Stopping);
+            }
             var data = options.KeepMessages ? new MemoryStream() : null;
             long size = 0;
             while (true)
@@ -517,10 +554,68 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             closing = reply.Code == 421;
         }
 
+        /// <summary>Greets with 554 and waits for QUIT, answering anything else with 503 (RFC 5321 §3.1).</summary>
+        private async Task RefuseUntilQuitAsync()
+        {
+            Reply("554 5.7.1 no SMTP service here\r\n");
+            await FlushAsync();
+            while (await ReadLineAsync() is { } line)
+            {
+                if (Encoding.ASCII.GetString(line).Trim().Equals("QUIT", StringComparison.OrdinalIgnoreCase))
+                {
+                    Interlocked.Increment(ref server.quitCount);
+                    Reply("221 2.0.0 bye\r\n");
+                    await FlushAsync();
+                    return;
+                }
+                Reply("503 5.5.1 bad sequence of commands\r\n");
+                await FlushAsync();
+            }
+        }
+
+        /// <summary>"220 " and 10 MB without a line end, from one small buffer, then silence.</summary>
+        private async Task SendHugeLineAsync()
+        {
+            var chunk = new byte[64 * 1024];
+            Array.Fill(chunk, (byte)'x');
+            "220 "u8.CopyTo(chunk);
+            for (var sent = 0; sent < 10 * 1024 * 1024; sent += chunk.Length)
+            {
+                await stream.WriteAsync(chunk, Stopping);
+                chunk.AsSpan(0, 4).Fill((byte)'x');
+            }
+            await Task.Delay(Timeout.Infinite, Stopping);
+        }
+
+        /// <summary>Continuation lines of the EHLO reply for as long as the client reads them.</summary>
+        private async Task SendEndlessReplyAsync()
+        {
+            output.SetLength(0);
+            var chunk = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("250-x\r\n", 8192)));
+            while (true)
+            {
+                await stream.WriteAsync(chunk, Stopping);
+            }
+        }
+
         private async Task FlushAsync()
         {
             if (output.Length == 0)
             {
+                return;
+            }
+            if (options.Hostility == SmtpHostility.Tarpit)
+            {
+                await Task.Delay(options.HostileInterval, Stopping);
+            }
+            if (options.Hostility == SmtpHostility.Drip)
+            {
+                for (var i = 0; i < output.Length; i++)
+                {
+                    await stream.WriteAsync(output.GetBuffer().AsMemory(i, 1), Stopping);
+                    await Task.Delay(options.HostileInterval, Stopping);
+                }
+                output.SetLength(0);
                 return;
             }
             await stream.WriteAsync(output.GetBuffer().AsMemory(0, (int)output.Length), Stopping);

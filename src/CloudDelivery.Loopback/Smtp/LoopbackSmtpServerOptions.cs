@@ -20,6 +20,39 @@ public enum SmtpStall
     AfterData,
 }
 
+/// <summary>
+/// Ways the server misbehaves as a hostile or broken peer would, each aimed at one bound of the client
+/// (a deadline per reply, a cap on a reply line or a whole reply, the host-level meaning of a refused greeting).
+/// </summary>
+public enum SmtpHostility
+{
+    None,
+
+    /// <summary>Waits <see cref="LoopbackSmtpServerOptions.HostileInterval"/> before every reply (the greeting too) and answers MAIL with 421.</summary>
+    Tarpit,
+
+    /// <summary>Sends every reply one byte per <see cref="LoopbackSmtpServerOptions.HostileInterval"/>.</summary>
+    Drip,
+
+    /// <summary>Answers EHLO with "250-x" lines that never end.</summary>
+    EndlessEhloReply,
+
+    /// <summary>Greets with one line of 10 MB without CRLF, then waits.</summary>
+    HugeGreetingLine,
+
+    /// <summary>Greets with 554 and answers anything but QUIT with 503, as RFC 5321 §3.1 asks of such a server.</summary>
+    Greeting554,
+
+    /// <summary>Greets with 421 and closes the connection (RFC 5321 §3.8).</summary>
+    Greeting421,
+
+    /// <summary>Accepts STARTTLS, then sends plain text instead of a TLS handshake and waits.</summary>
+    GarbageAfterStartTls,
+
+    /// <summary>Answers DATA with 354 and then never reads again, so the client's writes block.</summary>
+    NeverReadData,
+}
+
 /// <summary>A MAIL command as the server saw it.</summary>
 public sealed record SmtpMailContext(int ConnectionNumber, string MailFrom, IReadOnlyList<string> Parameters, bool IsTls);
 
@@ -91,6 +124,12 @@ public sealed class LoopbackSmtpServerOptions
     public SmtpServerReply? StartTlsReply { get; set; }
 
     public SmtpStall Stall { get; set; }
+
+    /// <summary>How the server misbehaves; <see cref="SmtpHostility.None"/> for a well-behaved server.</summary>
+    public SmtpHostility Hostility { get; set; }
+
+    /// <summary>The pace of <see cref="SmtpHostility.Tarpit"/> (delay per reply) and <see cref="SmtpHostility.Drip"/> (delay per byte).</summary>
+    public TimeSpan HostileInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Connections open at once beyond which a new one is greeted with 421 and closed, as receivers that

@@ -32,8 +32,18 @@ public sealed class DeliveryEngineOptions
     /// <summary>Time allowed for one TCP connect.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Time allowed for each SMTP read or write.</summary>
+    /// <summary>
+    /// Deadline for each complete SMTP reply, the greeting included: from our last write (or the previous
+    /// reply) to the final line of the reply, so a peer sending a byte at a time cannot stretch it; while
+    /// the message is sent, each write must complete within it. RFC 5321 §4.5.3.2 suggests minutes.
+    /// </summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Deadline for one SMTP connection from greeting to QUIT, over all its transactions. Per connection,
+    /// not per host attempt: a plaintext retry or a parallel session has its own.
+    /// </summary>
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
     /// Sessions opened in parallel to one MX host when a delivery has many messages for it (see
@@ -104,6 +114,7 @@ public sealed class DeliveryEngine : IDisposable
             ExtraTrustRoots = settings.ExtraTrustRoots,
             ConnectTimeout = settings.ConnectTimeout,
             CommandTimeout = settings.CommandTimeout,
+            SessionTimeout = settings.SessionTimeout,
             MaxSessionsPerHost = settings.MaxSessionsPerHost,
         };
         return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
@@ -230,7 +241,7 @@ public sealed class DeliveryEngine : IDisposable
         try
         {
             var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
-            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
             await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
             state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
             if (smarthost.UserName is not null)
@@ -282,6 +293,8 @@ public sealed class DeliveryEngine : IDisposable
         string? lastHost = null;
         IPAddress? lastAddress = null;
         var missingRequireTls = 0;
+        var permanentRefusals = 0;
+        var lastHostRefused = false;
         foreach (var host in destinationSet.Hosts)
         {
             // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
@@ -335,12 +348,20 @@ public sealed class DeliveryEngine : IDisposable
             {
                 lastReply = error.Reply;
                 lastPermanent = error.Permanent;
+                lastHostRefused = error.HostRefused;
                 (lastTls, lastLocal) = (error.Tls, error.Local);
                 lastHost = host.Display;
                 lastAddress = attempt.Address;
                 if (error.Reply.EnhancedCode == "5.7.30")
                 {
                     missingRequireTls++;
+                }
+                if (error.Permanent && error.HostRefused)
+                {
+                    // A refusal at greeting or EHLO (554, RFC 5321 §3.1) is about this host, perhaps about our
+                    // address: the next MX host may well accept. Permanent only if every host refuses.
+                    permanentRefusals++;
+                    continue;
                 }
                 if (error.Permanent)
                 {
@@ -365,7 +386,9 @@ public sealed class DeliveryEngine : IDisposable
             state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"), local: LocalFailure.Policy);
             return;
         }
-        state.FailAll(pending, lastPermanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
+        // Refusals by some hosts and temporary trouble with others stay temporary.
+        var permanent = lastPermanent && (!lastHostRefused || permanentRefusals == destinationSet.Hosts.Count);
+        state.FailAll(pending, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
     }
 
     private async Task<HostAttempt> DeliverHostAsync(
@@ -547,7 +570,7 @@ public sealed class DeliveryEngine : IDisposable
             IgnoreVerificationErrors = tlsRequiredNo,
             ExtraTrustRoots = options.ExtraTrustRoots,
         };
-        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, Time = time };
+        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
         var tlsName = tlsNames.Count > 0 ? tlsNames[0].Ascii : host.Display;
         SmtpSession session;
         try
@@ -559,7 +582,7 @@ public sealed class DeliveryEngine : IDisposable
             state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             RecordDuration(started, mode, "error");
             var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e));
+            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e), e.HostRefused);
         }
         finally
         {
@@ -918,7 +941,8 @@ public sealed class DeliveryEngine : IDisposable
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
 
-    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local);
+    /// <summary>Why a host attempt failed; <paramref name="HostRefused"/>: the host refused the session itself (greeting or EHLO).</summary>
+    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local, bool HostRefused = false);
 
     private sealed class HostAttempt
     {
@@ -932,9 +956,9 @@ public sealed class DeliveryEngine : IDisposable
 
         public required List<PendingRecipient> StillPending { get; set; }
 
-        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local)
+        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local, bool hostRefused = false)
         {
-            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local);
+            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local, hostRefused);
             return this;
         }
     }

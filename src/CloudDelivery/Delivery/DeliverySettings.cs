@@ -29,7 +29,11 @@ public sealed class DeliverySettings
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Deadline for each complete SMTP reply (see <see cref="DeliveryEngineOptions.CommandTimeout"/>).</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Deadline for one SMTP connection as a whole (see <see cref="DeliveryEngineOptions.SessionTimeout"/>).</summary>
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>Most sessions opened in parallel to one MX host for a delivery with many messages.</summary>
     public int MaxSessionsPerHost { get; init; } = 4;

@@ -184,7 +184,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
                     host.Display,
                     TlsMode.Opportunistic,
                     plan,
-                    new SmtpSessionOptions { EhloHostname = engine.Options.EhloHostname, CommandTimeout = engine.Options.CommandTimeout },
+                    new SmtpSessionOptions { EhloHostname = engine.Options.EhloHostname, CommandTimeout = engine.Options.CommandTimeout, SessionTimeout = engine.Options.SessionTimeout },
                     scratch,
                     scratch,
                     cancellationToken);

@@ -71,12 +71,14 @@ public sealed class TlsVerificationPlan
 /// <summary>A failure of a whole connection or transaction, with the reply to record for its recipients.</summary>
 public sealed class SmtpSessionException : Exception
 {
-    public SmtpSessionException(SmtpReply reply, bool permanent, bool isTlsFailure, string message, Exception? inner = null)
+    public SmtpSessionException(SmtpReply reply, bool permanent, bool isTlsFailure, string message, Exception? inner = null, bool hostRefused = false, SmtpBoundKind? bound = null)
         : base(message, inner)
     {
         Reply = reply;
         Permanent = permanent;
         IsTlsFailure = isTlsFailure;
+        HostRefused = hostRefused;
+        Bound = bound;
     }
 
     public SmtpReply Reply { get; }
@@ -85,6 +87,15 @@ public sealed class SmtpSessionException : Exception
 
     /// <summary>STARTTLS or the TLS handshake failed; a plaintext retry may be allowed.</summary>
     public bool IsTlsFailure { get; }
+
+    /// <summary>
+    /// The host refused the session in its greeting or to EHLO: a property of that host, not of the mail
+    /// (RFC 5321 §3.1), so other MX hosts are still tried.
+    /// </summary>
+    public bool HostRefused { get; }
+
+    /// <summary>The peer overstepped this bound of the session (a deadline or a size cap); null otherwise.</summary>
+    public SmtpBoundKind? Bound { get; }
 }
 
 /// <summary>The outcome of one SMTP transaction: a reply per recipient, in the order given.</summary>
@@ -100,11 +111,15 @@ public sealed class SmtpSession : IAsyncDisposable
 {
     private readonly DeliveryClient client;
     private readonly SmtpConversationCapture capture;
+    private readonly Socket socket;
+    private readonly SmtpSessionOptions options;
 
-    private SmtpSession(DeliveryClient client, SmtpConversationCapture capture, IPEndPoint local, IPEndPoint remote, string remoteHostName)
+    private SmtpSession(DeliveryClient client, SmtpConversationCapture capture, Socket socket, SmtpSessionOptions options, IPEndPoint local, IPEndPoint remote, string remoteHostName)
     {
         this.client = client;
         this.capture = capture;
+        this.socket = socket;
+        this.options = options;
         LocalEndPoint = local;
         RemoteEndPoint = remote;
         RemoteHostName = remoteHostName;
@@ -166,7 +181,7 @@ public sealed class SmtpSession : IAsyncDisposable
         TlsRptResult hostResult,
         CancellationToken cancellationToken)
     {
-        var capture = new SmtpConversationCapture();
+        var capture = new SmtpConversationCapture(new SmtpBounds(options.CommandTimeout, options.SessionTimeout, options.MaxReplyLineBytes, options.MaxReplyBytes, options.Time));
         var client = new DeliveryClient(capture)
         {
             LocalDomain = options.EhloHostname,
@@ -175,7 +190,7 @@ public sealed class SmtpSession : IAsyncDisposable
         };
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
         var local = (IPEndPoint)socket.LocalEndPoint!;
-        var session = new SmtpSession(client, capture, local, remote, remoteHostName);
+        var session = new SmtpSession(client, capture, socket, options, local, remote, remoteHostName);
         var verifier = new CertificateCheck(session, plan, options.Time, recipientDomainResult, hostResult);
         client.ServerCertificateValidationCallback = verifier.Validate;
         var details = session.FailureDetails;
@@ -188,7 +203,17 @@ public sealed class SmtpSession : IAsyncDisposable
         };
         try
         {
-            await client.ConnectAsync(socket, remoteHostName, remote.Port, secureOptions, cancellationToken);
+            // Our own stream that leaves the socket open: after a refused greeting the socket still takes
+            // our QUIT, and the session closes the socket itself. Every read and write is cancelled by the
+            // session's bounds; MailKit's idle timeout would let a trickling peer go on for ever.
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, capture.Aborted);
+            await client.ConnectAsync(new NetworkStream(socket, ownsSocket: false), remoteHostName, remote.Port, secureOptions, bounded.Token);
+            capture.Disarm();
+        }
+        catch (Exception e) when (capture.Violation is not null && e is not SslHandshakeException && !cancellationToken.IsCancellationRequested)
+        {
+            await session.DisposeAsync();
+            throw session.BoundFailure(e);
         }
         catch (NotSupportedException e)
         {
@@ -218,14 +243,21 @@ public sealed class SmtpSession : IAsyncDisposable
             recipientDomainResult.Add(0, 1, failure);
             hostResult.Add(0, 1, failure);
             await session.DisposeAsync();
-            var why = verifier.FailureReason ?? (e.InnerException ?? e).Message;
+            var why = capture.Violation ?? verifier.FailureReason ?? (e.InnerException ?? e).Message;
             throw new SmtpSessionException(new SmtpReply(0, null, $"TLS handshake failed: {why}"), false, true, $"TLS handshake failed: {why}", e);
         }
         catch (SmtpCommandException e)
         {
+            // Refused in the greeting or to EHLO/HELO. A server refusing with 554 at greeting waits for
+            // QUIT (RFC 5321 §3.1); after 421 it closes by itself (§3.8), and after TLS started a
+            // plaintext QUIT would be garbage.
+            if ((int)e.StatusCode != 421 && !capture.TlsStarted)
+            {
+                await QuitAfterRefusalAsync(socket, options);
+            }
             await session.DisposeAsync();
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
-            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"server refused session: {reply}", e);
+            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"server refused session: {reply}", e, hostRefused: true);
         }
         catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or System.Security.Authentication.AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -233,6 +265,12 @@ public sealed class SmtpSession : IAsyncDisposable
             throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed: {e.Message}"), false, false, e.Message, e);
         }
 
+        if (capture.Violation is not null)
+        {
+            // The last bound was overstepped in the very reply that completed the set-up.
+            await session.DisposeAsync();
+            throw session.BoundFailure(null);
+        }
         capture.Capturing = false;
         session.RcptMax = capture.RcptMax;
         if (client.IsSecure)
@@ -290,11 +328,17 @@ public sealed class SmtpSession : IAsyncDisposable
         client.BeginTransaction(mailboxes);
         var format = FormatOptions.Default.Clone();
         format.International = smtpUtf8;
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, capture.Aborted);
+        capture.Arm();
         try
         {
-            var dataText = await client.SendAsync(format, mime, sender, mailboxes, cancellationToken);
+            var dataText = await client.SendAsync(format, mime, sender, mailboxes, bounded.Token);
             var dataReply = SmtpReply.FromServer(250, dataText);
             return new TransactionResult(mailboxes.Select(m => client.RecipientReply(m) is { IsPositive: false } refused ? refused : dataReply).ToArray());
+        }
+        catch (Exception e) when (capture.Violation is not null && !cancellationToken.IsCancellationRequested)
+        {
+            throw BoundFailure(e);
         }
         catch (SmtpCommandException e) when (e.ErrorCode == SmtpErrorCode.MessageNotAccepted && client.AllRecipientsRefused)
         {
@@ -311,33 +355,49 @@ public sealed class SmtpSession : IAsyncDisposable
         {
             throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed during transaction: {e.Message}"), false, false, e.Message, e);
         }
+        finally
+        {
+            capture.Disarm();
+        }
     }
 
     /// <summary>Logs in (RFC 4954) with the best mechanism both sides support; for submission to a smarthost.</summary>
     /// <exception cref="SmtpSessionException">The server refused the credentials or the connection broke (temporary: a configuration problem must not bounce mail).</exception>
     public async Task AuthenticateAsync(string userName, string password, CancellationToken cancellationToken)
     {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, capture.Aborted);
+        capture.Arm();
         try
         {
-            await client.AuthenticateAsync(new NetworkCredential(userName, password), cancellationToken);
+            await client.AuthenticateAsync(new NetworkCredential(userName, password), bounded.Token);
+        }
+        catch (Exception e) when (capture.Violation is not null && !cancellationToken.IsCancellationRequested)
+        {
+            throw BoundFailure(e);
         }
         catch (Exception e) when (e is MailKit.Security.AuthenticationException or SmtpCommandException or NotSupportedException or IOException or SmtpProtocolException)
         {
             throw new SmtpSessionException(new SmtpReply(451, "4.7.0", $"smarthost login failed: {e.Message}"), false, false, e.Message, e);
         }
+        finally
+        {
+            capture.Disarm();
+        }
     }
 
     /// <summary>True while the connection can take another transaction.</summary>
-    public bool IsUsable => client.IsConnected;
+    public bool IsUsable => client.IsConnected && capture.Violation is null;
 
     public async ValueTask DisposeAsync()
     {
         try
         {
-            if (client.IsConnected)
+            if (client.IsConnected && capture.Violation is null)
             {
-                using var quit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await client.DisconnectAsync(quit: true, quit.Token);
+                using var quit = new CancellationTokenSource(QuitTimeout(options), options.Time);
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(quit.Token, capture.Aborted);
+                capture.Arm();
+                await client.DisconnectAsync(quit: true, bounded.Token);
             }
         }
         catch (Exception e) when (e is IOException or SmtpProtocolException or SmtpCommandException or OperationCanceledException or SocketException)
@@ -345,6 +405,38 @@ public sealed class SmtpSession : IAsyncDisposable
             // QUIT is a courtesy; the outcome of the session is already known.
         }
         client.Dispose();
+        socket.Dispose();
+        capture.Dispose();
+    }
+
+    /// <summary>QUIT waits no longer than a reply would, and never long: the outcome is known by then.</summary>
+    private static TimeSpan QuitTimeout(SmtpSessionOptions options) =>
+        options.CommandTimeout < TimeSpan.FromSeconds(5) ? options.CommandTimeout : TimeSpan.FromSeconds(5);
+
+    /// <summary>Sends QUIT on the bare socket after a refused greeting and waits briefly for any answer.</summary>
+    private static async Task QuitAfterRefusalAsync(Socket socket, SmtpSessionOptions options)
+    {
+        using var limit = new CancellationTokenSource(QuitTimeout(options), options.Time);
+        try
+        {
+            await socket.SendAsync("QUIT\r\n"u8.ToArray(), SocketFlags.None, limit.Token);
+            // Only that the server answered matters (221, RFC 5321 §4.1.1.10), so one read, of a line at most.
+            await socket.ReceiveAsync(new byte[512], SocketFlags.None, limit.Token);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The server went away first; the refusal stands.
+        }
+    }
+
+    /// <summary>The failure of a session whose peer overstepped a bound: temporary, for this host only.</summary>
+    private SmtpSessionException BoundFailure(Exception? inner)
+    {
+        var reason = capture.Violation!;
+        Exception cause = capture.ViolatedBound is SmtpBoundKind.ReplyDeadline or SmtpBoundKind.SessionDeadline
+            ? new TimeoutException(reason, inner)
+            : new InvalidDataException(reason, inner);
+        return new SmtpSessionException(new SmtpReply(0, "4.4.2", reason), false, false, reason, cause, bound: capture.ViolatedBound);
     }
 
     private static readonly MailboxAddress NullSender = new(string.Empty, string.Empty);
@@ -490,8 +582,21 @@ public sealed class SmtpSessionOptions
     /// <summary>The name CloudDelivery gives in EHLO; should have matching forward and reverse DNS.</summary>
     public required string EhloHostname { get; init; }
 
-    /// <summary>Time allowed for each read or write (RFC 5321 §4.5.3.2 suggests minutes).</summary>
+    /// <summary>
+    /// Deadline for each complete reply, the greeting included, from our last write or the previous reply
+    /// to its final line; while the message is sent, each write must complete within it
+    /// (RFC 5321 §4.5.3.2 suggests minutes).
+    /// </summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Deadline for the whole connection, over all its transactions.</summary>
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Longest reply line accepted. RFC 5321 §4.5.3.1.5 allows 512 octets; this is generous.</summary>
+    public int MaxReplyLineBytes { get; init; } = 4096;
+
+    /// <summary>Longest reply accepted, all lines of a multi-line reply together.</summary>
+    public int MaxReplyBytes { get; init; } = 64 * 1024;
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 }

@@ -103,7 +103,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
     }
 
     /// <summary>An engine that dials loopback, trusts the test CA and asks this world's DNS server.</summary>
-    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null) =>
+    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null, TimeSpan? sessionTimeout = null) =>
         DeliveryEngine.Create(
             new DeliverySettings
             {
@@ -115,6 +115,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
                 ExtraTrustRoots = [Pki.Root],
                 ConnectTimeout = TimeSpan.FromSeconds(5),
                 CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
+                SessionTimeout = sessionTimeout ?? TimeSpan.FromMinutes(30),
                 DnsTimeout = TimeSpan.FromSeconds(2),
                 MtaStsFetchTimeout = mtaStsFetchTimeout ?? TimeSpan.FromMinutes(1),
                 MaxSessionsPerHost = maxSessionsPerHost,
