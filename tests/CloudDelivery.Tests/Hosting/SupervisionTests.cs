@@ -141,11 +141,24 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
         var storageGone = false;
         try
         {
-            var healthy = await http.GetAsync("/healthz");
-            using var body = JsonDocument.Parse(await healthy.Content.ReadAsStringAsync());
+            // The loops start in the background: wait until the polling loop has been round once.
+            string? polling;
+            HttpResponseMessage healthy;
+            var until = DateTime.UtcNow.AddSeconds(20);
+            while (true)
+            {
+                healthy = await http.GetAsync("/healthz");
+                using var body = JsonDocument.Parse(await healthy.Content.ReadAsStringAsync());
+                var loops = body.RootElement.GetProperty("checks").GetProperty("clouddelivery").GetProperty("data").GetProperty("loops");
+                polling = loops.TryGetProperty(WakeUpWorker.PollingLoopName, out var loop) ? loop.GetProperty("state").GetString() : null;
+                if (polling == "running" || DateTime.UtcNow >= until)
+                {
+                    break;
+                }
+                await Task.Delay(50);
+            }
             Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
-            var loops = body.RootElement.GetProperty("checks").GetProperty("clouddelivery").GetProperty("data").GetProperty("loops");
-            Assert.Equal("running", loops.GetProperty(WakeUpWorker.PollingLoopName).GetProperty("state").GetString());
+            Assert.Equal("running", polling);
 
             storageEmulator.Dispose();
             storageGone = true;

@@ -357,7 +357,14 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
         Assert.Equal(storage.Options.MtaStsTable, tableStore.Table.Name);
         Assert.Equal(TimeSpan.FromHours(3), app.Services.GetRequiredService<MtaStsPolicyRefresher>().Options.Interval);
         await app.StartAsync();
-        var loops = app.Services.GetRequiredService<CloudDelivery.Azure.Hosting.ServiceHealth>().Loops;
+        // The hosted loops start in the background: wait for the refresher to be registered.
+        var health = app.Services.GetRequiredService<CloudDelivery.Azure.Hosting.ServiceHealth>();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!health.Loops.Any(l => l.Name == "mtasts-refresh") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+        var loops = health.Loops;
         await app.StopAsync();
         Assert.Contains(loops, l => l.Name == "mtasts-refresh");
     }
