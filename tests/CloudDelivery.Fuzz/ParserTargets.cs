@@ -39,6 +39,9 @@ public static class ParserTargets
         new("email-address", Inputs(
             ["user@example.com", "first.last+tag@mail.example.org", "\"quoted local\"@example.com", "user@[192.0.2.1]", "user@[IPv6:2001:db8::1]", "\u00e9l\u00e8ve@\u00e9cole.example", "a@xn--nxasmq6b.example"],
             ["@", "\"", "\\", " ", ".", "..", "[", "]", "\u00e9", "<", ">", ",", ";", ":", "(", ")", "\r", "\n", "a@b"]), CheckEmailAddress),
+        new("smtp-replies", Inputs(
+            ["220 mx.example.com ESMTP\r\n250-mx.example.com\r\n250-PIPELINING\r\n250-LIMITS RCPTMAX=10\r\n250 SIZE 1000\r\n", "220-first\r\n220 second\r\n250 ok\r\n", "554 go away\r\n"],
+            ["220 ", "220-", "250-", "250 ", "421 ", "554 ", "\r\n", "\n", "\r", "LIMITS RCPTMAX=", "RCPTMAX=0", "RCPTMAX=99999999999", "SIZE ", "STARTTLS", "8BITMIME", "SMTPUTF8", "REQUIRETLS", "-", " ", "\u00ff", new string('x', 5000)]), CheckSmtpReplies),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -161,6 +164,28 @@ public static class ParserTargets
         Promise(address.IsInternational || EmailAddress.Parse(ascii).Equals(address), $"{ascii} does not round-trip");
         Promise(!utf8.Any(c => c < 0x20 || c == 0x7f), "a control character in an accepted address");
         return true;
+    }
+
+    /// <summary>Server bytes (Latin-1, as on the wire) after our EHLO, in reads of a few sizes; the reply watch of SmtpSession.</summary>
+    private static bool CheckSmtpReplies(string text)
+    {
+        var bytes = System.Text.Encoding.Latin1.GetBytes(text);
+        const int lineCap = 4096;
+        using var capture = new Smtp.SmtpConversationCapture(new Smtp.SmtpBounds(TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30), lineCap, 64 * 1024, TimeProvider.System));
+        var ehlo = "EHLO sender.example\r\n"u8.ToArray();
+        capture.LogClient(ehlo, 0, ehlo.Length);
+        for (int offset = 0, read = 1; offset < bytes.Length; offset += read, read = (read * 7 % 977) + 1)
+        {
+            read = Math.Min(read, bytes.Length - offset);
+            capture.LogServer(bytes, offset, read);
+        }
+        // A line over the cap is always caught (RFC 5321 §4.5.3.1.5 and our generous cap), and what is
+        // learnt from EHLO is well-formed.
+        var longest = text.Split('\n').Max(l => l.Length);
+        Promise(longest <= lineCap || capture.Violation is not null, $"a {longest}-byte line passed");
+        Promise(capture.RcptMax >= 0, "negative RCPTMAX");
+        Promise(capture.EhloKeywords.All(k => k.Length > 0 && string.Equals(k, k.ToUpperInvariant(), StringComparison.Ordinal)), "an empty or lower-case EHLO keyword");
+        return capture.Violation is null && capture.EhloKeywords.Count > 0;
     }
 
     private static void Promise(bool holds, string what)
