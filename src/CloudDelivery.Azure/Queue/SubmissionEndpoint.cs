@@ -158,8 +158,15 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
         {
             throw new BadRequestException(413, "too-large", tooLarge);
         }
-        return JsonSubmission.Parse(buffer, length);
+        return ParseJson(buffer, length);
     }
+
+    /// <summary>
+    /// The JSON form's parser, over the first <paramref name="length"/> bytes of <paramref name="buffer"/>
+    /// (whose base64 message it decodes in place). For any bytes it returns a request or throws
+    /// <see cref="BadRequestException"/>, nothing else (the generated-input tests hold it to that).
+    /// </summary>
+    internal static SubmissionRequest ParseJson(byte[] buffer, int length) => JsonSubmission.Parse(buffer, length);
 
     private static bool Flag(string? value) => value is not null && (value == "1" || value.Equals("true", StringComparison.OrdinalIgnoreCase) || value.Equals("yes", StringComparison.OrdinalIgnoreCase));
 
@@ -269,7 +276,15 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                 var reader = new Utf8JsonReader(buffer.AsSpan(start - 1, length + 2));
                 reader.Read();
                 target = new byte[length];
-                length = reader.CopyString(target);
+                try
+                {
+                    length = reader.CopyString(target);
+                }
+                catch (InvalidOperationException)
+                {
+                    // An escape that makes no UTF-8 (a lone surrogate); found by the generated-input tests.
+                    throw Invalid("message is not a valid JSON string");
+                }
                 start = 0;
             }
             var status = System.Buffers.Text.Base64.DecodeFromUtf8InPlace(target.AsSpan(start, length), out var written);
@@ -283,7 +298,8 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
         private static BadRequestException Invalid(string message) => new(400, "invalid-json", message);
     }
 
-    private sealed class BadRequestException(int status, string code, string message) : Exception(message)
+    /// <summary>A client mistake found before the queue sees the request: its status and error code.</summary>
+    internal sealed class BadRequestException(int status, string code, string message) : Exception(message)
     {
         public int Status { get; } = status;
 
