@@ -43,7 +43,7 @@ public class SubmissionJsonParserTests
         (from, to, message, drop) => "{" + string.Join(',', new[] { ("from", from), ("to", to), ("message", message) }.Where((_, i) => (drop & (1 << i)) == 0).Select(kv => $"\"{kv.Item1}\":{kv.Item2}")) + "}");
 
     /// <summary>Bytes of any of the above with one byte changed, or plain random bytes.</summary>
-    private static readonly Gen<byte[]> Bytes = Gen.OneOf(
+    internal static readonly Gen<byte[]> Inputs = Gen.OneOf(
         Gen.Byte.Array[0, 200],
         Gen.OneOf(Submission, Value.Select(v => v.Json)).Select(Encoding.UTF8.GetBytes),
         Gen.Select(Submission, Gen.Int[0, 1000], Gen.Byte, (json, at, b) =>
@@ -74,7 +74,7 @@ public class SubmissionJsonParserTests
     [Fact]
     public void For_any_bytes_the_parser_returns_a_request_or_a_400()
     {
-        Bytes.Sample(bytes => Parse(bytes), iter: 20_000);
+        Inputs.Sample(bytes => Parse(bytes), iter: 20_000);
     }
 
     private static readonly JsonSerializerOptions EscapeEverything = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default };
