@@ -140,14 +140,16 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             var recipients = new List<EmailAddress>();
             foreach (var record in group)
             {
-                var address = EmailAddress.Parse(record.Recipient);
+                // Unchecked: a stored address the grammar refuses (a record of an older version) must fail
+                // alone, in the engine's check before any session, not throw here and fail the whole run.
+                var address = EmailAddress.Unchecked(record.Recipient, nextHop);
                 recipients.Add(address);
                 byKey[(record.MessageId, address.ToString())] = record;
             }
             messages.Add(new OutboundMessage
             {
                 Id = first.MessageId,
-                Sender = first.Sender.Length == 0 ? null : EmailAddress.Parse(first.Sender),
+                Sender = first.Sender.Length == 0 ? null : EmailAddress.Unchecked(first.Sender, nextHop),
                 Recipients = recipients,
                 Body = body,
                 Has8BitContent = first.Has8Bit,
@@ -327,6 +329,12 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         foreach (var message in failures.Where(f => !f.Record.IsDsn && !f.Record.IsTlsReport && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
         {
             var first = message.First().Record;
+            if (!EmailAddress.TryParse(first.Sender, out var sender, out var senderError))
+            {
+                // A stored sender that does not parse has nowhere a DSN could go.
+                log.LogError("No DSN for message {MessageId}: its sender cannot be parsed: {Error}", first.MessageId, senderError);
+                continue;
+            }
             try
             {
                 var entries = message.Select(f => new DsnRecipient(
@@ -337,7 +345,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     f.Record.LastAttemptAt ?? now,
                     f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null)).ToArray();
                 await using var original = (await queue.BodyOfAsync(first, message.Select(f => f.Record), cancellationToken)).OpenRead();
-                var (dsn, _) = DsnComposer.Compose(reportingMta, EmailAddress.Parse(first.Sender), original, first.SubmittedAt, entries, now);
+                var (dsn, _) = DsnComposer.Compose(reportingMta, sender, original, first.SubmittedAt, entries, now);
                 await queue.SubmitAsync(new SubmissionRequest
                 {
                     Sender = string.Empty,

@@ -64,6 +64,13 @@ public sealed class OutboundQueueOptions
     /// <summary>Largest message accepted, in bytes after line-ending normalisation.</summary>
     public long MaxMessageBytes { get; set; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// Largest message the JSON form of POST /api/messages takes (decoded). A JSON body is held in memory
+    /// while it is parsed, so this is lower than <see cref="MaxMessageBytes"/>; larger messages go raw
+    /// (message/rfc822), which is streamed.
+    /// </summary>
+    public long MaxJsonMessageBytes { get; set; } = 10L * 1024 * 1024;
+
     public int MaxRecipients { get; set; } = 1000;
 
     /// <summary>How long a worker owns a domain; renewed while it delivers.</summary>
@@ -422,11 +429,11 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>Finds a record by its id ("{domain}/{rowKey}").</summary>
     public async Task<RecipientRecord?> FindAsync(string id, CancellationToken cancellationToken)
     {
-        var slash = id.IndexOf('/', StringComparison.Ordinal);
-        if (slash <= 0)
+        if (!IsRecipientId(id))
         {
             return null;
         }
+        var slash = id.IndexOf('/', StringComparison.Ordinal);
         var response = await storage.Recipients.GetEntityIfExistsAsync<RecipientRecord>(id[..slash], id[(slash + 1)..], cancellationToken: cancellationToken);
         return response.HasValue ? response.Value : null;
     }
@@ -435,6 +442,10 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     public async Task<List<RecipientRecord>> FindMessageAsync(string messageId, CancellationToken cancellationToken)
     {
         var list = new List<RecipientRecord>();
+        if (!IsMessageId(messageId))
+        {
+            return list;
+        }
         await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(r => r.MessageId == messageId, cancellationToken: cancellationToken))
         {
             list.Add(record);
@@ -454,6 +465,38 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         return domains;
     }
 
-    private static EmailAddress ParseAddress(string text, SubmissionError error, string what) =>
-        EmailAddress.TryParse(text.Trim('<', '>'), out var address, out var reason) ? address : throw new SubmissionException(error, $"invalid {what} {text}: {reason}");
+    /// <summary>
+    /// The one address grammar (<see cref="EmailAddress.TryParse"/>) for every submission, so whatever is
+    /// stored can be sent; one pair of angle brackets, as in an SMTP path, is allowed around it.
+    /// </summary>
+    private static EmailAddress ParseAddress(string? text, SubmissionError error, string what)
+    {
+        if (text is null)
+        {
+            throw new SubmissionException(error, $"a {what} is missing (null)");
+        }
+        var bare = text.Length >= 2 && text[0] == '<' && text[^1] == '>' ? text[1..^1] : text;
+        return EmailAddress.TryParse(bare, out var address, out var reason) ? address : throw new SubmissionException(error, $"invalid {what} {text}: {reason}");
+    }
+
+    /// <summary>
+    /// True for an id <see cref="FindAsync"/> can look up: "{domain}/{messageId}.{index}" as submissions make
+    /// them. Anything else is not found without asking storage, which would refuse keys with "/", "\", "#",
+    /// "?" or control characters, or longer than 1 KiB, with an error rather than "no such entity".
+    /// </summary>
+    public static bool IsRecipientId(string? id)
+    {
+        var slash = id?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+        if (slash <= 0)
+        {
+            return false;
+        }
+        var partition = id![..slash];
+        var row = id[(slash + 1)..];
+        return row.Length == 37 && row[32] == '.' && IsMessageId(row[..32]) && row[33..].All(char.IsAsciiDigit)
+            && NextHop.TryParse(partition, out var hop, out _) && hop.ToString() == partition;
+    }
+
+    /// <summary>True for a message id as submissions make them: 32 lower-case hex digits.</summary>
+    public static bool IsMessageId(string? id) => id is { Length: 32 } && id.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
 }

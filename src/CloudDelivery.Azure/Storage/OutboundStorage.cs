@@ -214,6 +214,13 @@ public sealed class OutboundStorage
         }
         clientOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
         clientOptions.AddPolicy(Reachability, HttpPipelinePosition.PerRetry);
+        // The SDK's defaults (0.8 s doubling, and 100 s per try) hold a submission for 11 s before a storage
+        // outage is reported, or minutes against a storage endpoint that accepts and never answers. Shorter
+        // waits let the HTTP endpoint answer 503 promptly; a failed worker run is retried by its wake-up.
+        clientOptions.Retry.MaxRetries = 3;
+        clientOptions.Retry.Delay = TimeSpan.FromMilliseconds(250);
+        clientOptions.Retry.MaxDelay = TimeSpan.FromSeconds(2);
+        clientOptions.Retry.NetworkTimeout = TimeSpan.FromSeconds(30);
         // The SDK's per-request logging costs CPU on every storage call; the queue logs what matters itself.
         clientOptions.Diagnostics.IsLoggingEnabled = options.SdkLogging;
         clientOptions.Diagnostics.IsDistributedTracingEnabled = options.SdkTracing;

@@ -69,8 +69,8 @@ internal static class ServeCommand
         var builder = WebApplication.CreateSlimBuilder();
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.WebHost.UseUrls(urls);
-        // The queue enforces its own message size limit (and answers 413); Kestrel's 30 MB default is lower.
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        var queueOptions = builder.Configuration.GetSection($"{CloudDeliveryOptions.SectionName}:Queue").Get<OutboundQueueOptions>() ?? new OutboundQueueOptions();
+        builder.WebHost.ConfigureKestrel(kestrel => SetLimits(kestrel.Limits, queueOptions));
         // Kestrel's request lines carry the query string, and a submission's envelope (?to=<address>) is
         // in it: not at information level, where logs are kept and exported.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
@@ -82,19 +82,27 @@ internal static class ServeCommand
             sampleQueue ? p.GetRequiredService<QueueSampler>() : null,
             p.GetRequiredService<IHostApplicationLifetime>()));
         var app = builder.Build();
-        app.MapPost("/api/messages", async (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
+        app.MapPost("/api/messages", async (HttpContext context, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
         {
-            var response = await endpoint.HandleAsync(ToSubmission(request), cancellationToken);
-            return Results.Content(response.Json, "application/json", statusCode: response.Status);
+            var response = await endpoint.HandleAsync(ToSubmission(context.Request), cancellationToken);
+            return Answer(context, response);
         });
-        app.MapGet("/api/messages/{*id}", async (string id, OutboundQueue queue, CancellationToken cancellationToken) =>
+        app.MapGet("/api/messages/{*id}", async (HttpContext context, string? id, OutboundQueue queue, CancellationToken cancellationToken) =>
         {
-            var records = id.Contains('/', StringComparison.Ordinal)
-                ? (await queue.FindAsync(id, cancellationToken) is { } one ? [one] : [])
-                : await queue.FindMessageAsync(id, cancellationToken);
-            return records.Count == 0
-                ? Results.Json(new { error = "not-found", message = $"no message or recipient {id}" }, statusCode: 404)
-                : Results.Content(StatusCommand.ToJson(records), "application/json");
+            try
+            {
+                // Ids are checked before storage sees them (OutboundQueue.IsRecipientId): an odd one is not found.
+                var records = id is null ? [] : id.Contains('/', StringComparison.Ordinal)
+                    ? (await queue.FindAsync(id, cancellationToken) is { } one ? [one] : [])
+                    : await queue.FindMessageAsync(id, cancellationToken);
+                return records.Count == 0
+                    ? Results.Json(new { error = "not-found", message = "no such message or recipient" }, statusCode: 404)
+                    : Results.Content(StatusCommand.ToJson(records), "application/json");
+            }
+            catch (Exception e) when (SubmissionEndpoint.IsStorageTrouble(e, cancellationToken))
+            {
+                return Answer(context, SubmissionEndpoint.StorageUnavailable());
+            }
         });
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
         // rounds), 503 when storage does not answer or a loop died; the body says which and why.
@@ -113,7 +121,82 @@ internal static class ServeCommand
         request.Query.SelectMany(q => q.Value.Select(v => (q.Key, Value: v ?? string.Empty))).ToLookup(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase),
         request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
         request.ContentType?.Split(';')[0].Trim(),
-        request.Body);
+        new RequestBody(request.Body));
+
+    private static IResult Answer(HttpContext context, HttpSubmissionResponse response)
+    {
+        if (response.RetryAfterSeconds is { } seconds)
+        {
+            // RFC 9110 §10.2.3: when to try again after a 503.
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return Results.Content(response.Json, "application/json", statusCode: response.Status);
+    }
+
+    /// <summary>
+    /// Kestrel's limits, set explicitly rather than left to defaults, so what a client can make the endpoint
+    /// hold is stated here: headers (size, count, time to arrive), a minimum body data rate (a client
+    /// dripping its body is cut off), and a body no larger than the largest message plus slack.
+    /// </summary>
+    private static void SetLimits(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits limits, OutboundQueueOptions queue)
+    {
+        // A raw body only grows when it is normalised (bare LF to CRLF), so more than the message cap is
+        // always too large; a JSON body is limited by its own, lower cap (see SubmissionEndpoint).
+        limits.MaxRequestBodySize = Math.Max(queue.MaxMessageBytes + (64 * 1024), SubmissionEndpoint.JsonBodyLimit(queue));
+        limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        limits.MaxRequestHeaderCount = 100;
+        // The request line carries the envelope of a raw submission (?from=&to=…): room for many recipients.
+        limits.MaxRequestLineSize = 64 * 1024;
+        limits.RequestHeadersTimeout = TimeSpan.FromSeconds(30);
+        limits.KeepAliveTimeout = TimeSpan.FromMinutes(2);
+        limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
+        limits.MinResponseDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
+        limits.MaxConcurrentConnections = 1000;
+    }
+
+    /// <summary>
+    /// The request body, with Kestrel's refusal of a body over its limit turned into the queue's own
+    /// "too large" (answered 413) and its other body errors (a body shorter than its Content-Length, a
+    /// client sending too slowly) into IOExceptions the endpoint answers 400.
+    /// </summary>
+    private sealed class RequestBody(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await inner.ReadAsync(buffer, cancellationToken);
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                throw new SubmissionException(SubmissionError.TooLarge, "the request body is larger than the largest message accepted");
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 
     /// <summary>
     /// Runs the background loops (wake-ups, sweeper, purge, TLSRPT reports, MTA-STS refresh, queue sampling)

@@ -145,6 +145,11 @@ public sealed class DeliveryEngine : IDisposable
         // - REQUIRETLS messages only go to DANE or enforced-MTA-STS hosts that support REQUIRETLS.
         var state = new AttemptState(request);
         var nextHop = request.Destination;
+        if (state.RefuseUnencodable())
+        {
+            await state.PublishAsync(cancellationToken);
+            return state.ToOutcome();
+        }
 
         var destinationSet = await destinations.GatherDestinationsAsync(nextHop, cancellationToken);
         if (destinationSet.Error is { } destinationError)
@@ -190,6 +195,11 @@ public sealed class DeliveryEngine : IDisposable
     public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostSettings smarthost, CancellationToken cancellationToken)
     {
         var state = new AttemptState(request);
+        if (state.RefuseUnencodable())
+        {
+            await state.PublishAsync(cancellationToken);
+            return state.ToOutcome();
+        }
         IReadOnlyList<IPAddress> addresses;
         if (IPAddress.TryParse(smarthost.Host, out var literal))
         {
@@ -975,7 +985,37 @@ public sealed class DeliveryEngine : IDisposable
 
         public DeliveryRequest Request { get; } = request;
 
-        public List<PendingRecipient> Pending { get; } = request.Messages.SelectMany(m => m.Recipients.Distinct().Select(r => new PendingRecipient(m, r))).ToList();
+        private readonly List<PendingRecipient> everyone = request.Messages.SelectMany(m => m.Recipients.Distinct().Select(r => new PendingRecipient(m, r))).ToList();
+
+        /// <summary>The recipients still to deliver: all but those <see cref="RefuseUnencodable"/> failed.</summary>
+        public List<PendingRecipient> Pending { get; } = [];
+
+        /// <summary>
+        /// Fails, permanently and alone, each recipient whose address (or whose message's sender) MAIL FROM /
+        /// RCPT TO cannot carry, so it never reaches a session where it would fail the transaction, the
+        /// session or the run around it. Returns true when no recipient is left to deliver.
+        /// </summary>
+        public bool RefuseUnencodable()
+        {
+            foreach (var recipient in everyone)
+            {
+                if (recipient.Message.Sender is { } sender && !sender.IsEncodable(out var senderReason))
+                {
+                    // RFC 3463 §3.2: X.1.7, bad sender's mailbox address syntax.
+                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.7", $"sender address {sender} cannot be sent: {senderReason}"));
+                }
+                else if (!recipient.Recipient.IsEncodable(out var reason))
+                {
+                    // RFC 3463 §3.2: X.1.3, bad destination mailbox address syntax.
+                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.3", $"recipient address {recipient.Recipient} cannot be sent: {reason}"));
+                }
+                else
+                {
+                    Pending.Add(recipient);
+                }
+            }
+            return Pending.Count == 0;
+        }
 
         public TlsRptResult? RecipientDomainResult { get; set; }
 
@@ -1061,7 +1101,7 @@ public sealed class DeliveryEngine : IDisposable
 
         public DeliveryOutcome ToOutcome() => new()
         {
-            Recipients = Pending.Select(p => results.TryGetValue(p, out var r) ? r : new RecipientResult(p.Message.Id, p.Recipient, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.4.0", "not attempted"))).ToArray(),
+            Recipients = everyone.Select(p => results.TryGetValue(p, out var r) ? r : new RecipientResult(p.Message.Id, p.Recipient, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.4.0", "not attempted"))).ToArray(),
             RecipientDomainResult = RecipientDomainResult,
             HostResults = HostResults,
             Connections = Connections,
