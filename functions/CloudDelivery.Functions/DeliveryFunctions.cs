@@ -36,6 +36,11 @@ public sealed class DeliveryFunctions(DomainDeliveryHandler handler, WakeUpWorke
         var result = await submissions.HandleAsync(submission, cancellationToken);
         var response = request.CreateResponse((System.Net.HttpStatusCode)result.Status);
         response.Headers.Add("Content-Type", "application/json");
+        if (result.RetryAfterSeconds is { } seconds)
+        {
+            // 503 for storage trouble: tell the client when to try again (RFC 9110 §10.2.3).
+            response.Headers.Add("Retry-After", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
         await response.WriteStringAsync(result.Json, cancellationToken);
         return response;
     }

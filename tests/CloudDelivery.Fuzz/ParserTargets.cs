@@ -42,6 +42,9 @@ public static class ParserTargets
         new("smtp-replies", Inputs(
             ["220 mx.example.com ESMTP\r\n250-mx.example.com\r\n250-PIPELINING\r\n250-LIMITS RCPTMAX=10\r\n250 SIZE 1000\r\n", "220-first\r\n220 second\r\n250 ok\r\n", "554 go away\r\n"],
             ["220 ", "220-", "250-", "250 ", "421 ", "554 ", "\r\n", "\n", "\r", "LIMITS RCPTMAX=", "RCPTMAX=0", "RCPTMAX=99999999999", "SIZE ", "STARTTLS", "8BITMIME", "SMTPUTF8", "REQUIRETLS", "-", " ", "\u00ff", new string('x', 5000)]), CheckSmtpReplies),
+        new("submission-json", Inputs(
+            ["{\"from\":\"s@sender.example\",\"to\":[\"r@example.com\"],\"message\":\"U3ViamVjdDogeA0KDQpoaQ0K\"}", "{\"from\":\"<>\",\"to\":[\"a@x.example\",\"b@y.example\"],\"message\":\"aGk=\",\"requireTls\":true,\"tlsRequiredNo\":false}", "{\"to\":[null],\"message\":\"\\u0041\\/\"}"],
+            ["{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\u00e9", "\\ud800", "null", "true", "false", "0", "-1e999", "\"from\":", "\"to\":", "\"message\":", "\"requireTls\":", "==", "+/", "\u00ff", "\u00c3"]), CheckSubmissionJson),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -186,6 +189,24 @@ public static class ParserTargets
         Promise(capture.RcptMax >= 0, "negative RCPTMAX");
         Promise(capture.EhloKeywords.All(k => k.Length > 0 && string.Equals(k, k.ToUpperInvariant(), StringComparison.Ordinal)), "an empty or lower-case EHLO keyword");
         return capture.Violation is null && capture.EhloKeywords.Count > 0;
+    }
+
+    /// <summary>The JSON form of HTTP submission; the string stands for bytes (Latin-1 maps each char to one byte).</summary>
+    private static bool CheckSubmissionJson(string text)
+    {
+        var bytes = System.Text.Encoding.Latin1.GetBytes(text);
+        try
+        {
+            var request = Azure.Queue.SubmissionEndpoint.ParseJson(bytes, bytes.Length);
+            Promise(request.Recipients.Count > 0 && request.Recipients.All(r => r is not null), "a request without recipients, or with a null one");
+            return true;
+        }
+        catch (Azure.Queue.SubmissionEndpoint.BadRequestException e)
+        {
+            // Every refusal of the JSON form is a client mistake: 4xx, never 5xx.
+            Promise(e.Status is >= 400 and < 500, $"refused with {e.Status}");
+            return false;
+        }
     }
 
     private static void Promise(bool holds, string what)

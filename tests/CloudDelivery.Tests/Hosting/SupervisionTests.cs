@@ -218,6 +218,29 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
         }
     }
 
+    [Fact]
+    public async Task The_functions_submission_trigger_answers_503_with_retry_after_when_storage_does_not_answer()
+    {
+        await using var network = await LoopbackWorld.StartAsync();
+        var port = LoopbackWorld.FreePort();
+        var endpoint = $"http://127.0.0.1:{port}/devstoreaccount1";
+        var gone = new OutboundStorage(new OutboundStorageOptions
+        {
+            ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Convert.ToBase64String(new byte[64])};QueueEndpoint={endpoint};TableEndpoint={endpoint};BlobEndpoint={endpoint}",
+        });
+        var queue = new OutboundQueue(gone, new OutboundQueueOptions(), TimeProvider.System);
+        var handler = new DomainDeliveryHandler(queue, network.CreateEngine(), "mta.loopback.test");
+        var functions = new CloudDelivery.Functions.DeliveryFunctions(handler, new WakeUpWorker(queue, handler, new WakeUpWorkerOptions()), new SubmissionEndpoint(queue));
+        var request = new Microsoft.Azure.Functions.Worker.Http.HttpRequestData(new Uri("https://app.example/api/messages?from=s@sender.example&to=r@example.com"), new MemoryStream("Subject: x\r\n\r\nhi\r\n"u8.ToArray()));
+        request.Headers.TryAddWithoutValidation("Content-Type", "message/rfc822");
+
+        var response = await functions.SubmitMessage(request, CancellationToken.None);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.True(response.Headers.TryGetValues("Retry-After", out var retryAfter));
+        Assert.Equal(SubmissionEndpoint.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(retryAfter));
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken)
     {
         while (!await condition())
