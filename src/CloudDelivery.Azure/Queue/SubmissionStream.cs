@@ -6,7 +6,7 @@ namespace CloudDelivery.Azure.Queue;
 /// it notes 8-bit bytes, UTF-8 in the header section and a "TLS-Required: No" header. Exceeding the size
 /// limit fails the read, which fails the upload.
 /// </summary>
-internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
+internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyForwardStream
 {
     private const int MaxHeaderLine = 8192;
     private const int ReadSize = 64 * 1024;
@@ -36,17 +36,7 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
 
     public bool TlsRequiredNo { get; private set; }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
     public override long Position { get => StoredLength; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -149,10 +139,6 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
         return colon > 0 && line[..colon].Trim().Equals("TLS-Required", StringComparison.OrdinalIgnoreCase) && line[(colon + 1)..].Trim().Equals("No", StringComparison.OrdinalIgnoreCase);
     }
 
-    public override void Flush()
-    {
-    }
-
     protected override void Dispose(bool disposing)
     {
         if (disposing && !disposed)
@@ -163,10 +149,4 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : Stream
         }
         base.Dispose(disposing);
     }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

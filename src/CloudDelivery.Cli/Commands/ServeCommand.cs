@@ -159,22 +159,8 @@ internal static class ServeCommand
     /// "too large" (answered 413) and its other body errors (a body shorter than its Content-Length, a
     /// client sending too slowly) into IOExceptions the endpoint answers 400.
     /// </summary>
-    private sealed class RequestBody(Stream inner) : Stream
+    private sealed class RequestBody(Stream inner) : ReadOnlyForwardStream
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             try
@@ -186,16 +172,6 @@ internal static class ServeCommand
                 throw new SubmissionException(SubmissionError.TooLarge, "the request body is larger than the largest message accepted");
             }
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>

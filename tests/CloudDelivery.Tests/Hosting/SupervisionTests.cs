@@ -51,13 +51,7 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
     public async Task Polling_that_cannot_reach_storage_goes_on_and_health_says_unhealthy()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
-        // Nothing listens on this port: every storage request is refused.
-        var port = LoopbackWorld.FreePort();
-        var endpoint = $"http://127.0.0.1:{port}/devstoreaccount1";
-        var storage = new OutboundStorage(new OutboundStorageOptions
-        {
-            ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Convert.ToBase64String(new byte[64])};QueueEndpoint={endpoint};TableEndpoint={endpoint};BlobEndpoint={endpoint}",
-        });
+        var storage = UnreachableStorage();
         var health = new ServiceHealth(TimeProvider.System);
         var unreachable = new OutboundQueue(storage, new OutboundQueueOptions(), TimeProvider.System);
         var worker = new WakeUpWorker(unreachable, new DomainDeliveryHandler(unreachable, world.Engine, "mta.loopback.test"), new WakeUpWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(200) }, health: health);
@@ -189,12 +183,7 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
     public async Task The_functions_health_function_answers_200_while_storage_answers_and_503_when_it_does_not()
     {
         var storage = await azurite.NewStorageAsync();
-        var port = LoopbackWorld.FreePort();
-        var endpoint = $"http://127.0.0.1:{port}/devstoreaccount1";
-        var gone = new OutboundStorage(new OutboundStorageOptions
-        {
-            ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Convert.ToBase64String(new byte[64])};QueueEndpoint={endpoint};TableEndpoint={endpoint};BlobEndpoint={endpoint}",
-        });
+        var gone = UnreachableStorage();
 
         var up = await HealthOf(storage);
         var down = await HealthOf(gone);
@@ -222,12 +211,7 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
     public async Task The_functions_submission_trigger_answers_503_with_retry_after_when_storage_does_not_answer()
     {
         await using var network = await LoopbackWorld.StartAsync();
-        var port = LoopbackWorld.FreePort();
-        var endpoint = $"http://127.0.0.1:{port}/devstoreaccount1";
-        var gone = new OutboundStorage(new OutboundStorageOptions
-        {
-            ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Convert.ToBase64String(new byte[64])};QueueEndpoint={endpoint};TableEndpoint={endpoint};BlobEndpoint={endpoint}",
-        });
+        var gone = UnreachableStorage();
         var queue = new OutboundQueue(gone, new OutboundQueueOptions(), TimeProvider.System);
         var handler = new DomainDeliveryHandler(queue, network.CreateEngine(), "mta.loopback.test");
         var functions = new CloudDelivery.Functions.DeliveryFunctions(handler, new WakeUpWorker(queue, handler, new WakeUpWorkerOptions()), new SubmissionEndpoint(queue));
@@ -239,6 +223,16 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.True(response.Headers.TryGetValues("Retry-After", out var retryAfter));
         Assert.Equal(SubmissionEndpoint.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(retryAfter));
+    }
+
+    /// <summary>Storage on a loopback port where nothing listens: every request is refused.</summary>
+    private static OutboundStorage UnreachableStorage()
+    {
+        var endpoint = $"http://127.0.0.1:{LoopbackWorld.FreePort()}/devstoreaccount1";
+        return new OutboundStorage(new OutboundStorageOptions
+        {
+            ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Convert.ToBase64String(new byte[64])};QueueEndpoint={endpoint};TableEndpoint={endpoint};BlobEndpoint={endpoint}",
+        });
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken)
