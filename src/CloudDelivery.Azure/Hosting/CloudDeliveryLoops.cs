@@ -59,11 +59,8 @@ public sealed class CloudDeliveryLoops(
         Task Supervise(string name, Func<CancellationToken, Task> loop) =>
             BackgroundLoop.SuperviseAsync(health.Loop(name), loop, onDeath, time, log, cancellationToken);
 
-        Task Periodic(string name, Func<DateTimeOffset, TimeSpan> delay, Func<CancellationToken, Task> round, TimeSpan? retryAfterFailure = null)
-        {
-            var status = health.Loop(name);
-            return Supervise(name, ct => BackgroundLoop.RunPeriodicAsync(status, delay, round, time, log, ct, retryAfterFailure));
-        }
+        Task Periodic(string name, Func<DateTimeOffset, TimeSpan> delay, Func<CancellationToken, Task> round, TimeSpan? retryAfterFailure = null) =>
+            Supervise(name, ct => BackgroundLoop.RunPeriodicAsync(health.Loop(name), delay, round, time, log, ct, retryAfterFailure));
 
         Task RefreshLoop()
         {
