@@ -5,6 +5,7 @@ using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
+using CloudDelivery.Queue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -127,42 +128,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
 
-        var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
-        var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
-        var messages = new List<OutboundMessage>();
-        foreach (var group in records.GroupBy(r => (Body: r.Body == RecipientRecord.InlineBodyMarker ? $"inline:{r.MessageId}" : r.Body, r.Sender, r.TlsRequirement)))
-        {
-            var first = group.First();
-            if (!bodies.TryGetValue(group.Key.Body, out var body))
-            {
-                bodies[group.Key.Body] = body = await queue.BodyOfAsync(first, records, cancellationToken);
-            }
-            var recipients = new List<EmailAddress>();
-            foreach (var record in group)
-            {
-                // Unchecked: a stored address the grammar refuses (a record of an older version) must fail
-                // alone, in the engine's check before any session, not throw here and fail the whole run.
-                var address = EmailAddress.Unchecked(record.Recipient, nextHop);
-                recipients.Add(address);
-                byKey[(record.MessageId, address.ToString())] = record;
-            }
-            messages.Add(new OutboundMessage
-            {
-                Id = first.MessageId,
-                Sender = first.Sender.Length == 0 ? null : EmailAddress.Unchecked(first.Sender, nextHop),
-                Recipients = recipients,
-                Body = body,
-                Has8BitContent = first.Has8Bit,
-                NeedsSmtpUtf8 = first.SmtpUtf8,
-                TlsRequirement = first.TlsRequirement switch
-                {
-                    "requiretls" => TlsRequirement.RequireTls,
-                    "tls-required-no" => TlsRequirement.TlsRequiredNo,
-                    _ => TlsRequirement.Default,
-                },
-            });
-        }
-
+        var (messages, byKey) = await BuildMessagesAsync(records, nextHop, cancellationToken);
         var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
         var dialled = MergeDialled(records);
         var failures = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
@@ -212,24 +178,24 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     {
                         continue;
                     }
-                    Apply(record, result, now, dialled, out var delayDsn);
+                    var recipient = record.ToQueued();
+                    var transition = RecipientTransition.Of(recipient, result, now, queue.Options.Retry);
+                    record.Apply(transition, result, now, dialled);
                     changed.Add(record);
                     outcomes.Add((record, result));
-                    switch (record.State)
+                    if (transition.State == QueuedRecipientState.Delivered)
                     {
-                        case RecipientState.Delivered:
-                            delivered++;
-                            break;
-                        case RecipientState.Queued:
-                            deferred++;
-                            if (delayDsn)
-                            {
-                                dsnsDue.Add((record, result, true));
-                            }
-                            break;
-                        default:
-                            dsnsDue.Add((record, result, false));
-                            break;
+                        delivered++;
+                    }
+                    else if (transition.State == QueuedRecipientState.Queued)
+                    {
+                        deferred++;
+                    }
+                    // Counted as failed even when nobody gets the DSN (a DSN, a report, the null sender).
+                    var dsn = DsnEligibility.KindOf(transition);
+                    if (dsn != DsnKind.None)
+                    {
+                        dsnsDue.Add((record, result, dsn == DsnKind.Delay));
                     }
                 }
             }
@@ -279,54 +245,50 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         return (new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next), records.Count >= limit);
     }
 
-    private void Apply(RecipientRecord record, RecipientResult result, DateTimeOffset now, Dictionary<string, List<IPAddress>> dialled, out bool delayDsn)
+    /// <summary>
+    /// The messages of <paramref name="records"/> (same body, sender and TLS requirement → one transaction)
+    /// and the record behind each of their recipients.
+    /// </summary>
+    private async Task<(List<OutboundMessage> Messages, Dictionary<(string MessageId, string Recipient), RecipientRecord> ByKey)> BuildMessagesAsync(List<RecipientRecord> records, NextHop nextHop, CancellationToken cancellationToken)
     {
-        var retry = queue.Options.Retry;
-        delayDsn = false;
-        record.Attempts++;
-        record.LastAttemptAt = now;
-        record.LastCode = result.Reply.Code;
-        record.LastEnhancedCode = result.Reply.EnhancedCode;
-        record.LastText = result.Reply.Text;
-        record.LastHost = result.Host;
-        record.DialledAddresses = JsonSerializer.Serialize(dialled.ToDictionary(p => p.Key, p => p.Value.Select(a => a.ToString()).ToArray()));
-        var where = result.Host is null ? string.Empty : $" at {result.Host}";
-        switch (result.Status)
+        var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
+        var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
+        var messages = new List<OutboundMessage>();
+        foreach (var group in MessageGrouping.Group(records.Select(r => (Record: r, Recipient: r.ToQueued())), item => item.Recipient))
         {
-            case RecipientStatus.Delivered:
-                record.State = RecipientState.Delivered;
-                record.AddEvent(now, "delivered", $"{result.Reply}{where}");
-                break;
-            case RecipientStatus.Permanent:
-                record.State = RecipientState.Failed;
-                record.AddEvent(now, "failed", $"{result.Reply}{where}");
-                break;
-            default:
-                if (record.Attempts >= retry.MaxAttempts)
-                {
-                    record.State = RecipientState.Expired;
-                    record.AddEvent(now, "expired", $"gave up after {record.Attempts} attempts: {result.Reply}{where}");
-                }
-                else
-                {
-                    record.NextAttemptAt = now + retry.Backoff(record.Attempts);
-                    record.AddEvent(now, "delayed", $"attempt {record.Attempts}: {result.Reply}{where}; next attempt {record.NextAttemptAt:u}");
-                    if (record.Attempts >= retry.DelayDsnAfterAttempts && !record.DelayDsnSent)
-                    {
-                        record.DelayDsnSent = true;
-                        delayDsn = true;
-                    }
-                }
-                break;
+            var first = group.First().Record;
+            if (!bodies.TryGetValue(group.Key.BodyIdentity, out var body))
+            {
+                bodies[group.Key.BodyIdentity] = body = await queue.BodyOfAsync(first, records, cancellationToken);
+            }
+            var recipients = new List<EmailAddress>();
+            foreach (var (record, _) in group)
+            {
+                // Unchecked: a stored address the grammar refuses (a record of an older version) must fail
+                // alone, in the engine's check before any session, not throw here and fail the whole run.
+                var address = EmailAddress.Unchecked(record.Recipient, nextHop);
+                recipients.Add(address);
+                byKey[(record.MessageId, address.ToString())] = record;
+            }
+            messages.Add(new OutboundMessage
+            {
+                Id = first.MessageId,
+                Sender = first.Sender.Length == 0 ? null : EmailAddress.Unchecked(first.Sender, nextHop),
+                Recipients = recipients,
+                Body = body,
+                Has8BitContent = first.Has8Bit,
+                NeedsSmtpUtf8 = first.SmtpUtf8,
+                TlsRequirement = group.Key.TlsRequirement,
+            });
         }
+        return (messages, byKey);
     }
 
     private async Task SendDsnsAsync(List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> failures, CancellationToken cancellationToken)
     {
         var now = queue.Time.GetUtcNow();
-        // No DSN about a DSN or to the null sender (RFC 3464 §2, RFC 5321 §4.5.5), nor about a TLS report
-        // (its failures show in the next report, as in mox).
-        foreach (var message in failures.Where(f => !f.Record.IsDsn && !f.Record.IsTlsReport && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
+        // Who gets one is the engine's rule (DsnEligibility): not the null sender, nor about a DSN or a report.
+        foreach (var message in failures.Where(f => DsnEligibility.MayNotify(f.Record.ToQueued())).GroupBy(f => (f.Record.MessageId, f.Delayed)))
         {
             var first = message.First().Record;
             if (!EmailAddress.TryParse(first.Sender, out var sender, out var senderError))
