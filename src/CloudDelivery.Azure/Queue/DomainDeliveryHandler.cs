@@ -131,72 +131,28 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var (messages, byKey) = await BuildMessagesAsync(records, nextHop, cancellationToken);
         var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
         var dialled = MergeDialled(records);
-        var failures = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
-        var delivered = 0;
-        var deferred = 0;
+        var tally = new DomainRunTally(byKey, dialled, queue.Options.Retry);
         using var renewal = new CancellationTokenSource();
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
         var finished = false;
         try
         {
-            // Parallel sessions to a host call this concurrently, each for its own transaction's results.
-            var bookkeeping = new Lock();
             async Task ResultsReady(IReadOnlyList<RecipientResult> results, CancellationToken token)
             {
                 // Recorded before anything else happens: a crash after this cannot deliver twice. The session
                 // waits for this save before its next command; saves of concurrent sessions share requests.
                 var now = time.GetUtcNow();
-                var changed = new List<RecipientRecord>();
-                var outcomes = new List<(RecipientRecord Record, RecipientResult Result)>();
-                var dsnsDue = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
-                lock (bookkeeping)
-                {
-                    Tally(results, now, changed, outcomes, dsnsDue);
-                }
-                await queue.SaveAsync(changed);
-                lock (bookkeeping)
-                {
-                    // Only saved failures get a DSN: one whose save failed is attempted again.
-                    failures.AddRange(dsnsDue);
-                }
+                var tallied = tally.Apply(results, now);
+                await queue.SaveAsync(tallied.Changed);
+                tally.Saved(tallied);
                 // Reported once saved: an outcome that failed to save is attempted again and reported then.
-                foreach (var (record, result) in outcomes)
+                foreach (var (record, result) in tallied.Outcomes)
                 {
                     Report(record, result, now);
                 }
                 if (AfterResultsSaved is not null)
                 {
                     await AfterResultsSaved();
-                }
-            }
-
-            void Tally(IReadOnlyList<RecipientResult> results, DateTimeOffset now, List<RecipientRecord> changed, List<(RecipientRecord Record, RecipientResult Result)> outcomes, List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> dsnsDue)
-            {
-                foreach (var result in results)
-                {
-                    if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
-                    {
-                        continue;
-                    }
-                    var recipient = record.ToQueued();
-                    var transition = RecipientTransition.Of(recipient, result, now, queue.Options.Retry);
-                    record.Apply(transition, result, now, dialled);
-                    changed.Add(record);
-                    outcomes.Add((record, result));
-                    if (transition.State == QueuedRecipientState.Delivered)
-                    {
-                        delivered++;
-                    }
-                    else if (transition.State == QueuedRecipientState.Queued)
-                    {
-                        deferred++;
-                    }
-                    // Counted as failed even when nobody gets the DSN (a DSN, a report, the null sender).
-                    var dsn = DsnEligibility.KindOf(transition);
-                    if (dsn != DsnKind.None)
-                    {
-                        dsnsDue.Add((record, result, dsn == DsnKind.Delay));
-                    }
                 }
             }
 
@@ -231,18 +187,18 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             {
                 // The run failed part way (a save failed in one session while others had saved theirs): the
                 // failures already recorded as final still owe their senders a DSN, and nothing retries them.
-                await SendDsnsAsync(failures, CancellationToken.None);
+                await SendDsnsAsync(tally.OwedDsns(), CancellationToken.None);
             }
         }
 
-        await SendDsnsAsync(failures, cancellationToken);
+        await SendDsnsAsync(tally.OwedDsns(), cancellationToken);
         var next = records.Where(r => r.State == RecipientState.Queued).Select(r => (DateTimeOffset?)r.NextAttemptAt).Min();
         if (next is { } at)
         {
             await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
         }
-        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, delivered, failures.Count(f => !f.Delayed), deferred);
-        return (new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next), records.Count >= limit);
+        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, tally.Delivered, tally.Failed, tally.Deferred);
+        return (new DomainRunResult(false, records.Count, tally.Delivered, tally.Failed, tally.Deferred, next), records.Count >= limit);
     }
 
     /// <summary>
@@ -284,7 +240,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         return (messages, byKey);
     }
 
-    private async Task SendDsnsAsync(List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> failures, CancellationToken cancellationToken)
+    private async Task SendDsnsAsync(List<OwedDsn> failures, CancellationToken cancellationToken)
     {
         var now = queue.Time.GetUtcNow();
         // Who gets one is the engine's rule (DsnEligibility): not the null sender, nor about a DSN or a report.
