@@ -3,6 +3,7 @@ using System.Text.Json;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
 using CloudDelivery.Queue;

@@ -5,6 +5,8 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dkim;
 using CloudDelivery.Queue;
