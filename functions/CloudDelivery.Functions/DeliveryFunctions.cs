@@ -1,4 +1,6 @@
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.WakeUps;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Azure.Functions.Worker.Http;
 

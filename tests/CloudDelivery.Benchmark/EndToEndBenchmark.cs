@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Storage;

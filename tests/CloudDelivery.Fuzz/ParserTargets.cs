@@ -197,11 +197,11 @@ public static class ParserTargets
         var bytes = System.Text.Encoding.Latin1.GetBytes(text);
         try
         {
-            var request = Azure.Queue.SubmissionEndpoint.ParseJson(bytes, bytes.Length);
+            var request = Azure.Submission.SubmissionEndpoint.ParseJson(bytes, bytes.Length);
             Promise(request.Recipients.Count > 0 && request.Recipients.All(r => r is not null), "a request without recipients, or with a null one");
             return true;
         }
-        catch (Azure.Queue.SubmissionEndpoint.BadRequestException e)
+        catch (Azure.Submission.SubmissionEndpoint.BadRequestException e)
         {
             // Every refusal of the JSON form is a client mistake: 4xx, never 5xx.
             Promise(e.Status is >= 400 and < 500, $"refused with {e.Status}");

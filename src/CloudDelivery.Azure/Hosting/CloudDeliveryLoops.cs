@@ -1,6 +1,7 @@
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.MtaSts;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.MtaSts;
 

@@ -3,8 +3,10 @@ using System.Text.Json;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
+using CloudDelivery.Queue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -127,110 +129,31 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
 
-        var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
-        var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
-        var messages = new List<OutboundMessage>();
-        foreach (var group in records.GroupBy(r => (Body: r.Body == RecipientRecord.InlineBodyMarker ? $"inline:{r.MessageId}" : r.Body, r.Sender, r.TlsRequirement)))
-        {
-            var first = group.First();
-            if (!bodies.TryGetValue(group.Key.Body, out var body))
-            {
-                bodies[group.Key.Body] = body = await queue.BodyOfAsync(first, records, cancellationToken);
-            }
-            var recipients = new List<EmailAddress>();
-            foreach (var record in group)
-            {
-                // Unchecked: a stored address the grammar refuses (a record of an older version) must fail
-                // alone, in the engine's check before any session, not throw here and fail the whole run.
-                var address = EmailAddress.Unchecked(record.Recipient, nextHop);
-                recipients.Add(address);
-                byKey[(record.MessageId, address.ToString())] = record;
-            }
-            messages.Add(new OutboundMessage
-            {
-                Id = first.MessageId,
-                Sender = first.Sender.Length == 0 ? null : EmailAddress.Unchecked(first.Sender, nextHop),
-                Recipients = recipients,
-                Body = body,
-                Has8BitContent = first.Has8Bit,
-                NeedsSmtpUtf8 = first.SmtpUtf8,
-                TlsRequirement = first.TlsRequirement switch
-                {
-                    "requiretls" => TlsRequirement.RequireTls,
-                    "tls-required-no" => TlsRequirement.TlsRequiredNo,
-                    _ => TlsRequirement.Default,
-                },
-            });
-        }
-
+        var (messages, byKey) = await BuildMessagesAsync(records, nextHop, cancellationToken);
         var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
         var dialled = MergeDialled(records);
-        var failures = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
-        var delivered = 0;
-        var deferred = 0;
+        var tally = new DomainRunTally(byKey, dialled, queue.Options.Retry);
         using var renewal = new CancellationTokenSource();
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
         var finished = false;
         try
         {
-            // Parallel sessions to a host call this concurrently, each for its own transaction's results.
-            var bookkeeping = new Lock();
             async Task ResultsReady(IReadOnlyList<RecipientResult> results, CancellationToken token)
             {
                 // Recorded before anything else happens: a crash after this cannot deliver twice. The session
                 // waits for this save before its next command; saves of concurrent sessions share requests.
                 var now = time.GetUtcNow();
-                var changed = new List<RecipientRecord>();
-                var outcomes = new List<(RecipientRecord Record, RecipientResult Result)>();
-                var dsnsDue = new List<(RecipientRecord Record, RecipientResult Result, bool Delayed)>();
-                lock (bookkeeping)
-                {
-                    Tally(results, now, changed, outcomes, dsnsDue);
-                }
-                await queue.SaveAsync(changed);
-                lock (bookkeeping)
-                {
-                    // Only saved failures get a DSN: one whose save failed is attempted again.
-                    failures.AddRange(dsnsDue);
-                }
+                var tallied = tally.Apply(results, now);
+                await queue.SaveAsync(tallied.Changed);
+                tally.Saved(tallied);
                 // Reported once saved: an outcome that failed to save is attempted again and reported then.
-                foreach (var (record, result) in outcomes)
+                foreach (var (record, result) in tallied.Outcomes)
                 {
                     Report(record, result, now);
                 }
                 if (AfterResultsSaved is not null)
                 {
                     await AfterResultsSaved();
-                }
-            }
-
-            void Tally(IReadOnlyList<RecipientResult> results, DateTimeOffset now, List<RecipientRecord> changed, List<(RecipientRecord Record, RecipientResult Result)> outcomes, List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> dsnsDue)
-            {
-                foreach (var result in results)
-                {
-                    if (!byKey.TryGetValue((result.MessageId, result.Recipient.ToString()), out var record))
-                    {
-                        continue;
-                    }
-                    Apply(record, result, now, dialled, out var delayDsn);
-                    changed.Add(record);
-                    outcomes.Add((record, result));
-                    switch (record.State)
-                    {
-                        case RecipientState.Delivered:
-                            delivered++;
-                            break;
-                        case RecipientState.Queued:
-                            deferred++;
-                            if (delayDsn)
-                            {
-                                dsnsDue.Add((record, result, true));
-                            }
-                            break;
-                        default:
-                            dsnsDue.Add((record, result, false));
-                            break;
-                    }
                 }
             }
 
@@ -265,68 +188,64 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             {
                 // The run failed part way (a save failed in one session while others had saved theirs): the
                 // failures already recorded as final still owe their senders a DSN, and nothing retries them.
-                await SendDsnsAsync(failures, CancellationToken.None);
+                await SendDsnsAsync(tally.OwedDsns(), CancellationToken.None);
             }
         }
 
-        await SendDsnsAsync(failures, cancellationToken);
+        await SendDsnsAsync(tally.OwedDsns(), cancellationToken);
         var next = records.Where(r => r.State == RecipientState.Queued).Select(r => (DateTimeOffset?)r.NextAttemptAt).Min();
         if (next is { } at)
         {
             await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
         }
-        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, delivered, failures.Count(f => !f.Delayed), deferred);
-        return (new DomainRunResult(false, records.Count, delivered, failures.Count(f => !f.Delayed), deferred, next), records.Count >= limit);
+        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, tally.Delivered, tally.Failed, tally.Deferred);
+        return (new DomainRunResult(false, records.Count, tally.Delivered, tally.Failed, tally.Deferred, next), records.Count >= limit);
     }
 
-    private void Apply(RecipientRecord record, RecipientResult result, DateTimeOffset now, Dictionary<string, List<IPAddress>> dialled, out bool delayDsn)
+    /// <summary>
+    /// The messages of <paramref name="records"/> (same body, sender and TLS requirement → one transaction)
+    /// and the record behind each of their recipients.
+    /// </summary>
+    private async Task<(List<OutboundMessage> Messages, Dictionary<(string MessageId, string Recipient), RecipientRecord> ByKey)> BuildMessagesAsync(List<RecipientRecord> records, NextHop nextHop, CancellationToken cancellationToken)
     {
-        var retry = queue.Options.Retry;
-        delayDsn = false;
-        record.Attempts++;
-        record.LastAttemptAt = now;
-        record.LastCode = result.Reply.Code;
-        record.LastEnhancedCode = result.Reply.EnhancedCode;
-        record.LastText = result.Reply.Text;
-        record.LastHost = result.Host;
-        record.DialledAddresses = JsonSerializer.Serialize(dialled.ToDictionary(p => p.Key, p => p.Value.Select(a => a.ToString()).ToArray()));
-        var where = result.Host is null ? string.Empty : $" at {result.Host}";
-        switch (result.Status)
+        var bodies = new Dictionary<string, MessageBody>(StringComparer.Ordinal);
+        var byKey = new Dictionary<(string MessageId, string Recipient), RecipientRecord>();
+        var messages = new List<OutboundMessage>();
+        foreach (var group in MessageGrouping.Group(records.Select(r => (Record: r, Recipient: r.ToQueued())), item => item.Recipient))
         {
-            case RecipientStatus.Delivered:
-                record.State = RecipientState.Delivered;
-                record.AddEvent(now, "delivered", $"{result.Reply}{where}");
-                break;
-            case RecipientStatus.Permanent:
-                record.State = RecipientState.Failed;
-                record.AddEvent(now, "failed", $"{result.Reply}{where}");
-                break;
-            default:
-                if (record.Attempts >= retry.MaxAttempts)
-                {
-                    record.State = RecipientState.Expired;
-                    record.AddEvent(now, "expired", $"gave up after {record.Attempts} attempts: {result.Reply}{where}");
-                }
-                else
-                {
-                    record.NextAttemptAt = now + retry.Backoff(record.Attempts);
-                    record.AddEvent(now, "delayed", $"attempt {record.Attempts}: {result.Reply}{where}; next attempt {record.NextAttemptAt:u}");
-                    if (record.Attempts >= retry.DelayDsnAfterAttempts && !record.DelayDsnSent)
-                    {
-                        record.DelayDsnSent = true;
-                        delayDsn = true;
-                    }
-                }
-                break;
+            var first = group.First().Record;
+            if (!bodies.TryGetValue(group.Key.BodyIdentity, out var body))
+            {
+                bodies[group.Key.BodyIdentity] = body = await queue.BodyOfAsync(first, records, cancellationToken);
+            }
+            var recipients = new List<EmailAddress>();
+            foreach (var (record, _) in group)
+            {
+                // Unchecked: a stored address the grammar refuses (a record of an older version) must fail
+                // alone, in the engine's check before any session, not throw here and fail the whole run.
+                var address = EmailAddress.Unchecked(record.Recipient, nextHop);
+                recipients.Add(address);
+                byKey[(record.MessageId, address.ToString())] = record;
+            }
+            messages.Add(new OutboundMessage
+            {
+                Id = first.MessageId,
+                Sender = first.Sender.Length == 0 ? null : EmailAddress.Unchecked(first.Sender, nextHop),
+                Recipients = recipients,
+                Body = body,
+                Has8BitContent = first.Has8Bit,
+                NeedsSmtpUtf8 = first.SmtpUtf8,
+                TlsRequirement = group.Key.TlsRequirement,
+            });
         }
+        return (messages, byKey);
     }
 
-    private async Task SendDsnsAsync(List<(RecipientRecord Record, RecipientResult Result, bool Delayed)> failures, CancellationToken cancellationToken)
+    private async Task SendDsnsAsync(List<OwedDsn> failures, CancellationToken cancellationToken)
     {
         var now = queue.Time.GetUtcNow();
-        // No DSN about a DSN or to the null sender (RFC 3464 §2, RFC 5321 §4.5.5), nor about a TLS report
-        // (its failures show in the next report, as in mox).
-        foreach (var message in failures.Where(f => !f.Record.IsDsn && !f.Record.IsTlsReport && f.Record.Sender.Length > 0).GroupBy(f => (f.Record.MessageId, f.Delayed)))
+        // Who gets one is the engine's rule (DsnEligibility): not the null sender, nor about a DSN or a report.
+        foreach (var message in failures.Where(f => DsnEligibility.MayNotify(f.Record.ToQueued())).GroupBy(f => (f.Record.MessageId, f.Delayed)))
         {
             var first = message.First().Record;
             if (!EmailAddress.TryParse(first.Sender, out var sender, out var senderError))

@@ -5,8 +5,11 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dkim;
+using CloudDelivery.Queue;
 
 namespace CloudDelivery.Azure.Queue;
 
@@ -79,6 +82,7 @@ public sealed class OutboundQueueOptions
     /// <summary>A wake-up that finds its domain busy comes back after this long (or when the lease ends, if sooner).</summary>
     public TimeSpan BusyRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The retry schedule, with its jitter (see <see cref="RetrySchedule"/>).</summary>
     public RetrySchedule Retry { get; set; } = new();
 
     /// <summary>
@@ -159,7 +163,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
         var storedLength = body.StoredLength + signature.Length;
 
-        var requirement = request.RequireTls ? "requiretls" : request.TlsRequiredNo || body.TlsRequiredNo ? "tls-required-no" : "default";
+        var requirement = RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
         var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))

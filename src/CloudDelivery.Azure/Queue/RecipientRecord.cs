@@ -5,24 +5,6 @@ using Azure.Data.Tables;
 
 namespace CloudDelivery.Azure.Queue;
 
-/// <summary>Where a recipient stands.</summary>
-public static class RecipientState
-{
-    /// <summary>Waiting for its next attempt (first or retry).</summary>
-    public const string Queued = "queued";
-
-    public const string Delivered = "delivered";
-
-    /// <summary>Permanently failed; a DSN went to the sender.</summary>
-    public const string Failed = "failed";
-
-    /// <summary>Given up after the retry schedule; a DSN went to the sender.</summary>
-    public const string Expired = "expired";
-
-    /// <summary>Removed by an operator.</summary>
-    public const string Dropped = "dropped";
-}
-
 /// <summary>A state change of a recipient, as the sender can read it.</summary>
 public sealed record DeliveryEvent(DateTimeOffset At, string Type, string Detail);
 
@@ -69,8 +51,8 @@ public sealed class RecipientRecord : ITableEntity
 
     public bool SmtpUtf8 { get; set; }
 
-    /// <summary>default, requiretls or tls-required-no.</summary>
-    public string TlsRequirement { get; set; } = "default";
+    /// <summary>default, requiretls or tls-required-no: see <see cref="RecipientRecordMapping"/>.</summary>
+    public string TlsRequirement { get; set; } = RecipientRecordMapping.DefaultTlsColumn;
 
     /// <summary>The message is a DSN: failures do not produce further DSNs.</summary>
     public bool IsDsn { get; set; }
@@ -78,6 +60,7 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>The message is a TLSRPT report: its deliveries are not counted in TLSRPT results and it gets no DSN (as mox).</summary>
     public bool IsTlsReport { get; set; }
 
+    /// <summary>One of <see cref="RecipientState"/>: see <see cref="RecipientRecordMapping"/>.</summary>
     public string State { get; set; } = RecipientState.Queued;
 
     public int Attempts { get; set; }

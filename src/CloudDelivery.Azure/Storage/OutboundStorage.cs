@@ -243,7 +243,7 @@ public sealed class OutboundStorage
 
     public QueueClient WakeUps { get; }
 
-    /// <summary>The wake-up queue without base64 decoding: what the worker receives through (see <see cref="Queue.WakeUpWorker"/>).</summary>
+    /// <summary>The wake-up queue without base64 decoding: what the worker receives through (see <see cref="WakeUps.WakeUpWorker"/>).</summary>
     public QueueClient UndecodedWakeUps { get; }
 
     /// <summary>The MTA-STS policy cache (see TableMtaStsPolicyStore).</summary>

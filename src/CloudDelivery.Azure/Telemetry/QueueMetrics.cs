@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Delivery;
+using CloudDelivery.Queue;
 
 namespace CloudDelivery.Azure.Telemetry;
 
@@ -135,11 +136,11 @@ public sealed record RecipientOutcome(string Result, string Tls, string Reason, 
     /// <summary>The outcome of <paramref name="result"/> after it was applied to <paramref name="record"/> at <paramref name="now"/>.</summary>
     public static RecipientOutcome Of(RecipientRecord record, RecipientResult result, DateTimeOffset now)
     {
-        var outcome = record.State switch
+        var outcome = RecipientRecordMapping.StateOf(record.State) switch
         {
-            RecipientState.Delivered => "delivered",
-            RecipientState.Failed => "failed",
-            RecipientState.Expired => "expired",
+            QueuedRecipientState.Delivered => "delivered",
+            QueuedRecipientState.Failed => "failed",
+            QueuedRecipientState.Expired => "expired",
             _ => "deferred",
         };
         var final = outcome != "deferred";

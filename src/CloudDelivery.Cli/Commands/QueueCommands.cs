@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.WakeUps;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Loopback.Storage;
 using Microsoft.AspNetCore.Builder;

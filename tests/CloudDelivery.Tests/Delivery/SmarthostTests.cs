@@ -1,5 +1,6 @@
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Tests.Queue;
 using static CloudDelivery.Tests.Delivery.DeliveryEngineTests;

@@ -1,5 +1,6 @@
 using System.Text;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Dkim;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Tests.Queue;

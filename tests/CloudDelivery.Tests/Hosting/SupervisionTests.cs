@@ -4,6 +4,8 @@ using Azure.Storage.Queues;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Cli.Commands;
 using CloudDelivery.Loopback.Storage;
 using CloudDelivery.Tests.Delivery;

@@ -1,4 +1,5 @@
-using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Functions;
 
 namespace CloudDelivery.Tests.Queue;

@@ -1,5 +1,6 @@
 using System.Text;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Loopback.Smtp;
 using MimeKit;
 

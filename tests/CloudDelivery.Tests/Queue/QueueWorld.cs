@@ -2,7 +2,9 @@ using System.Text;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
+using CloudDelivery.Queue;
 using CloudDelivery.Tests.Delivery;
 using CloudDelivery.Tests.MtaSts;
 
@@ -17,7 +19,8 @@ public sealed class QueueWorld : IAsyncDisposable
         Storage = storage;
         Time = time;
         // No wake-up window: the tests drain the queue right after submitting, on a clock they move by hand.
-        Queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero }, time);
+        // No retry jitter: tests read exact next-attempt times (QueueRulesTests cover the jitter).
+        Queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero, Retry = new RetrySchedule { JitterSeconds = 0 } }, time);
         Engine = network.CreateEngine(time: time);
         TlsResults = new TlsRptResultStore(storage.TlsReports, time);
         Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test", tlsResults: TlsResults);

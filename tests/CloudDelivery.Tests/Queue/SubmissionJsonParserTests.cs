@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Submission;
 using CsCheck;
 
 namespace CloudDelivery.Tests.Queue;

@@ -1,4 +1,5 @@
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.WakeUps;
 
 namespace CloudDelivery.Tests.Queue;
 

@@ -1,6 +1,7 @@
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
+using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Loopback.Pki;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Tests.Queue;

@@ -112,7 +112,7 @@ public sealed class TelemetrySettingsTests(AzuriteFixture azurite)
         services.AddCloudDelivery(configuration);
         services.AddCloudDeliveryTelemetry(configuration);
         await using var provider = services.BuildServiceProvider();
-        await storage.WakeUps.SendMessageAsync(new CloudDelivery.Azure.Queue.WakeUp("timer.example").ToJson());
+        await storage.WakeUps.SendMessageAsync(new CloudDelivery.Azure.WakeUps.WakeUp("timer.example").ToJson());
         var functions = new TelemetryFunctions(provider.GetRequiredService<QueueSampler>());
 
         await functions.SampleQueue(new Microsoft.Azure.Functions.Worker.TimerInfo(), CancellationToken.None);

@@ -1,4 +1,5 @@
-namespace CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.Submission;
 
 /// <summary>
 /// Passes a submitted message through while it is stored, so it is read once and never held in memory:

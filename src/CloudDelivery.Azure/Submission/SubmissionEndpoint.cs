@@ -1,8 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Azure;
+using CloudDelivery.Azure.Queue;
 
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.Submission;
 
 /// <summary>An HTTP submission as any host receives it.</summary>
 /// <param name="Query">Query parameters (a name may repeat).</param>

@@ -1,9 +1,10 @@
 using Azure.Storage.Queues.Models;
 using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Azure.Queue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.WakeUps;
 
 /// <summary>
 /// Queue processing settings, the same as the Functions host's queue extension settings in host.json, so

@@ -1,4 +1,4 @@
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.Submission;
 
 /// <summary>
 /// The plumbing of a stream that is only read, front to back (message bodies on their way in): no seeking,

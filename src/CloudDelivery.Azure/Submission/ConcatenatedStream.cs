@@ -1,4 +1,4 @@
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.Submission;
 
 /// <summary>Reads one stream, then another: the already-read start of a body followed by the rest.</summary>
 internal sealed class ConcatenatedStream(Stream first, Stream second) : ReadOnlyForwardStream

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.WakeUps;
 
 /// <summary>The queue message asking a worker to deliver what is ready for one recipient domain.</summary>
 public sealed record WakeUp([property: JsonPropertyName("domain")] string Domain)

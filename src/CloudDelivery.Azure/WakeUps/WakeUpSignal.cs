@@ -1,4 +1,4 @@
-namespace CloudDelivery.Azure.Queue;
+namespace CloudDelivery.Azure.WakeUps;
 
 /// <summary>
 /// In-process news of wake-ups this process enqueued, for a worker in the same process (<c>serve</c>): an
