@@ -37,11 +37,8 @@ public static class CloudDeliveryServices
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner(p.GetRequiredService<TimeProvider>())));
-        services.AddSingleton(p =>
-        {
-            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
-            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), policyStore: p.GetRequiredService<IMtaStsPolicyStore>(), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
-        });
+        services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
+        services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
         services.AddSingleton(p => new MtaStsPolicyRefresher(
@@ -54,7 +51,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<DeliveryEngine>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
             p.GetService<ILogger<DomainDeliveryHandler>>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings(),
+            p.GetRequiredService<IOptions<SmarthostOptions>>().Value is { IsEnabled: true } smarthost ? smarthost : null,
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.Enabled ? p.GetRequiredService<TlsRptResultStore>() : null,
             p.GetRequiredService<QueueMetrics>()));
         services.AddSingleton(p =>

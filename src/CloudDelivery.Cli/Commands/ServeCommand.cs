@@ -40,7 +40,7 @@ internal static class ServeCommand
                 overrides = service.Overrides(parse);
                 if (parse.GetValue(telemetry) is { } exporter)
                 {
-                    overrides["CloudDelivery:Telemetry:Exporter"] = exporter;
+                    overrides[ConfigurationFlags.TelemetryExporter] = exporter;
                 }
                 // A bad CloudDelivery__Telemetry__Exporter in the environment is a usage error too, not a crash in Build.
                 TelemetryOptions.ResolveExporter(new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(overrides).Build());

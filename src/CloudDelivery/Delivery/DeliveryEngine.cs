@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
-using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
@@ -51,33 +50,27 @@ public sealed class DeliveryEngine : IDisposable
     public DeliveryEngineOptions Options => options;
 
     /// <summary>
-    /// Wires an engine from flat settings: the one resolver, the MTA-STS fetcher and policy cache (in memory
-    /// unless a store is given), and the delivery options.
+    /// Wires an engine from its bound settings (<see cref="DeliveryOptions"/>, checked at start-up) and the
+    /// host's name for EHLO: the one resolver, the MTA-STS fetcher and policy cache (in memory unless a
+    /// store is given), and the delivery options.
     /// </summary>
-    public static DeliveryEngine Create(DeliverySettings settings, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    /// <exception cref="FormatException">The resolver or a trust file is unusable.</exception>
+    public static DeliveryEngine Create(DeliveryOptions settings, string ehloHostname, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    {
+        var roots = settings.LoadTrustRoots();
+        return Create(settings.ToEngineOptions(ehloHostname, roots), settings.ToDnsResolverOptions(), settings.ToMtaStsFetchOptions(roots), policyStore, time, metrics, loggerFactory);
+    }
+
+    /// <summary>
+    /// Wires an engine from resolved parts (tests and tools with in-memory roots): <paramref name="mtaStsFetch"/>
+    /// defaults to the engine's address policy and roots on port 443.
+    /// </summary>
+    public static DeliveryEngine Create(DeliveryEngineOptions options, DnsResolverOptions? dns = null, MtaStsFetchOptions? mtaStsFetch = null, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
     {
         time ??= TimeProvider.System;
-        var resolver = new DnsResolver(new DnsResolverOptions { Server = settings.Resolver, QueryTimeout = settings.DnsTimeout });
-        var addressPolicy = settings.AllowPrivateAddresses ? AddressPolicy.AllowPrivate : AddressPolicy.PublicOnly;
-        var fetcher = new MtaStsPolicyFetcher(resolver, new MtaStsFetchOptions
-        {
-            HttpsPort = settings.MtaStsHttpsPort,
-            Timeout = settings.MtaStsFetchTimeout,
-            AddressPolicy = addressPolicy,
-            ExtraTrustRoots = settings.ExtraTrustRoots,
-        }, time);
+        var resolver = new DnsResolver(dns ?? new DnsResolverOptions());
+        var fetcher = new MtaStsPolicyFetcher(resolver, mtaStsFetch ?? new MtaStsFetchOptions { AddressPolicy = options.AddressPolicy, ExtraTrustRoots = options.ExtraTrustRoots }, time);
         var provider = new MtaStsPolicyProvider(resolver, fetcher, policyStore ?? new InMemoryMtaStsPolicyStore(), time);
-        var options = new DeliveryEngineOptions
-        {
-            EhloHostname = settings.EhloHostname,
-            SmtpPort = settings.SmtpPort,
-            AddressPolicy = addressPolicy,
-            ExtraTrustRoots = settings.ExtraTrustRoots,
-            ConnectTimeout = settings.ConnectTimeout,
-            CommandTimeout = settings.CommandTimeout,
-            SessionTimeout = settings.SessionTimeout,
-            MaxSessionsPerHost = settings.MaxSessionsPerHost,
-        };
         return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
     }
 
@@ -153,7 +146,7 @@ public sealed class DeliveryEngine : IDisposable
     /// transactions and per-recipient results as direct delivery. Relay failures are temporary unless the
     /// relay answers 5xx for a recipient or a message.
     /// </summary>
-    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostSettings smarthost, CancellationToken cancellationToken)
+    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostOptions smarthost, CancellationToken cancellationToken)
     {
         var state = new AttemptState(request);
         if (state.RefuseUnencodable())

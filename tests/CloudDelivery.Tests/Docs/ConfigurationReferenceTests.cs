@@ -34,10 +34,18 @@ public class ConfigurationReferenceTests
         Assert.True(stale.Count == 0, "README names settings that do not exist: " + string.Join(", ", stale));
     }
 
-    /// <summary>The options tree, plus the telemetry section the exporters bind on their own (before the container exists).</summary>
+    /// <summary>Every options type and the section it is bound from (each component registers its own).</summary>
+    internal static readonly (Type Type, string Section)[] BoundSections =
+    [
+        (typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName),
+        (typeof(CloudDelivery.Delivery.DeliveryOptions), CloudDeliveryOptions.DeliverySection),
+        (typeof(CloudDelivery.Delivery.SmarthostOptions), CloudDeliveryOptions.SmarthostSection),
+        // Bound by the exporters on their own, before the container exists.
+        (typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName),
+    ];
+
     private static IEnumerable<string> AllSettingNames() =>
-        SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName)
-            .Concat(SettingNames(typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName.Replace(":", "__", StringComparison.Ordinal)));
+        BoundSections.SelectMany(bound => SettingNames(bound.Type, bound.Section.Replace(":", "__", StringComparison.Ordinal)));
 
     /// <summary>Environment variable names of the bindable leaves (lists as their first element, "__0__").</summary>
     private static IEnumerable<string> SettingNames(Type type, string prefix)
