@@ -11,7 +11,7 @@ namespace CloudDelivery.Azure.Hosting;
 /// section in both hosts (app settings in Azure Functions, environment or appsettings.json for
 /// <c>serve</c>): environment variables are named like CloudDelivery__Storage__ConnectionString. Delivery
 /// and the smarthost have their own options types, bound from <see cref="DeliverySection"/> and
-/// <see cref="SmarthostSection"/>.
+/// <see cref="SmarthostSection"/>, as DKIM signing has (<see cref="DkimOptions.SectionPath"/>).
 /// </summary>
 public sealed class CloudDeliveryOptions
 {
@@ -44,7 +44,4 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>The MTA-STS policy refresher (the cache itself is Storage:MtaStsTable).</summary>
     public MtaStsRefreshOptions MtaSts { get; set; } = new();
-
-    /// <summary>DKIM signing keys per From domain; private keys as Key Vault references in Azure.</summary>
-    public DkimConfiguration Dkim { get; set; } = new();
 }

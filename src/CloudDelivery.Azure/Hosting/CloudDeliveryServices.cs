@@ -29,14 +29,14 @@ public static class CloudDeliveryServices
             return new OutboundStorage(options.Storage, credential: options.Storage.UsesTokenCredential ? AzureCredentials.Create(options.ManagedIdentityClientId) : null);
         });
         // Bad DKIM or storage endpoint settings stop the host at start-up, naming the setting.
-        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
+        services.AddDkimSigning(configuration.GetSection(DkimOptions.SectionPath));
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, OutboundStorageOptionsValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
         services.AddSingleton(p => new OutboundQueue(
             p.GetRequiredService<OutboundStorage>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner(p.GetRequiredService<TimeProvider>())));
+            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>())));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
@@ -86,6 +86,14 @@ public static class CloudDeliveryServices
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
         services.AddSingleton(p => new QueueMetrics(p.GetService<IMeterFactory>()));
         services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));
+        return services;
+    }
+
+    /// <summary><see cref="DkimOptions"/> bound from <paramref name="dkim"/>, checked at start-up (a bad key stops the host, naming it).</summary>
+    public static IServiceCollection AddDkimSigning(this IServiceCollection services, IConfigurationSection dkim)
+    {
+        services.AddOptions<DkimOptions>().Bind(dkim).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<DkimOptions>, DkimOptionsValidator>();
         return services;
     }
 }

@@ -57,6 +57,7 @@ public class ConfigurationReferenceTests
         (typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName),
         (typeof(CloudDelivery.Delivery.DeliveryOptions), CloudDeliveryOptions.DeliverySection),
         (typeof(CloudDelivery.Delivery.SmarthostOptions), CloudDeliveryOptions.SmarthostSection),
+        (typeof(DkimOptions), DkimOptions.SectionPath),
         // Bound by the exporters on their own, before the container exists.
         (typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName),
     ];
