@@ -29,7 +29,7 @@ internal static class EndToEndBenchmark
                 zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
             }
             await using var dns = await LoopbackDnsServer.StartAsync(zone);
-            using var engine = DeliveryEngine.Create(new DeliverySettings { Resolver = dns.EndPoint, EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AllowPrivateAddresses = true, MtaStsHttpsPort = 1 });
+            using var engine = DeliveryEngine.Create(new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate }, new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint }, new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = 1, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate });
             // Deliveries are counted from the service's own metric (clouddelivery.recipients, result=delivered),
             // so watching the run costs the storage nothing; the table is checked once at the end.
             using var metrics = new CloudDelivery.Azure.Telemetry.QueueMetrics();

@@ -53,14 +53,10 @@ for (var d = 0; d < settings.Domains; d++)
     zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
 }
 await using var dns = await LoopbackDnsServer.StartAsync(zone);
-using var engine = DeliveryEngine.Create(new DeliverySettings
-{
-    Resolver = dns.EndPoint,
-    EhloHostname = "bench.loopback.test",
-    SmtpPort = sinkPort,
-    AllowPrivateAddresses = true,
-    MtaStsHttpsPort = 1, // nothing listens; no domain publishes MTA-STS
-});
+using var engine = DeliveryEngine.Create(
+    new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate },
+    new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint },
+    new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = 1, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate }); // nothing listens on port 1; no domain publishes MTA-STS
 
 var body = MakeMessage(settings.Size);
 var requests = Enumerable.Range(0, settings.Domains).Select(d => new DeliveryRequest

@@ -31,19 +31,16 @@ public static class CloudDeliveryServices
             return new OutboundStorage(options.Storage, credential: options.Storage.UsesTokenCredential ? AzureCredentials.Create(options.ManagedIdentityClientId) : null);
         });
         // Bad DKIM or storage endpoint settings stop the host at start-up, naming the setting.
-        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, DkimConfigurationValidator>();
+        services.AddDkimSigning(configuration.GetSection(DkimOptions.SectionPath));
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, OutboundStorageOptionsValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
         services.AddSingleton(p => new OutboundQueue(
             p.GetRequiredService<OutboundStorage>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Dkim.CreateSigner(p.GetRequiredService<TimeProvider>())));
-        services.AddSingleton(p =>
-        {
-            var options = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value;
-            return DeliveryEngine.Create(options.Delivery.ToSettings(options.Hostname), policyStore: p.GetRequiredService<IMtaStsPolicyStore>(), time: p.GetRequiredService<TimeProvider>(), loggerFactory: p.GetService<ILoggerFactory>());
-        });
+            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>())));
+        services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
+        services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
         services.AddSingleton(p => new MtaStsPolicyRefresher(
@@ -56,7 +53,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<DeliveryEngine>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
             p.GetService<ILogger<DomainDeliveryHandler>>(),
-            p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Smarthost.ToSettings(),
+            p.GetRequiredService<IOptions<SmarthostOptions>>().Value is { IsEnabled: true } smarthost ? smarthost : null,
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.Enabled ? p.GetRequiredService<TlsRptResultStore>() : null,
             p.GetRequiredService<QueueMetrics>()));
         services.AddSingleton(p =>
@@ -91,6 +88,14 @@ public static class CloudDeliveryServices
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
         services.AddSingleton(p => new QueueMetrics(p.GetService<IMeterFactory>()));
         services.AddSingleton(p => new SubmissionEndpoint(p.GetRequiredService<OutboundQueue>()));
+        return services;
+    }
+
+    /// <summary><see cref="DkimOptions"/> bound from <paramref name="dkim"/>, checked at start-up (a bad key stops the host, naming it).</summary>
+    public static IServiceCollection AddDkimSigning(this IServiceCollection services, IConfigurationSection dkim)
+    {
+        services.AddOptions<DkimOptions>().Bind(dkim).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<DkimOptions>, DkimOptionsValidator>();
         return services;
     }
 }

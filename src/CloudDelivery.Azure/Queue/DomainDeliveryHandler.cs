@@ -28,7 +28,7 @@ public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, in
 /// has replied, schedules retries with a delayed wake-up, and sends DSNs for failures, expiries and long
 /// delays. The Functions queue trigger and the <c>serve</c> host both call this.
 /// </summary>
-public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostSettings? smarthost = null, TlsRptResultStore? tlsResults = null, QueueMetrics? metrics = null)
+public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostOptions? smarthost = null, TlsRptResultStore? tlsResults = null, QueueMetrics? metrics = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
 

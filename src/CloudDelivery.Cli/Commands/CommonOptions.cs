@@ -1,13 +1,21 @@
 using System.CommandLine;
-using System.Net;
-using System.Security.Cryptography.X509Certificates;
+using System.Globalization;
+using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Delivery;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
 
-/// <summary>Options every engine command takes, and their conversion into engine settings.</summary>
+/// <summary>
+/// Options every engine command takes. They write configuration keys (<see cref="ConfigurationFlags"/>)
+/// over the environment's; the engine is then built by the hosts' own registration.
+/// </summary>
 internal sealed class CommonOptions
 {
+    /// <summary>The command line's timeout when --timeout is not given (the hosts' defaults are longer).</summary>
+    private const int DefaultTimeoutSeconds = 60;
+
     public Option<string?> Resolver { get; } = new("--resolver") { Description = "DNS resolver as HOST:PORT (default: the system's). Use a validating resolver for DANE." };
 
     public Option<FileInfo[]> TrustCa { get; } = new("--trust-ca") { Description = "PEM file with extra root certificates for WebPKI, added to the system store.", AllowMultipleArgumentsPerToken = false };
@@ -20,7 +28,7 @@ internal sealed class CommonOptions
 
     public Option<int> MtaStsPort { get; } = new("--mta-sts-port") { Description = "HTTPS port of MTA-STS policy hosts (tests only).", DefaultValueFactory = _ => 443, Hidden = true };
 
-    public Option<int> TimeoutSeconds { get; } = new("--timeout") { Description = "Seconds allowed for each TCP connect and for each complete SMTP reply (a deadline for the whole reply, not an idle timeout).", DefaultValueFactory = _ => 60 };
+    public Option<int> TimeoutSeconds { get; } = new("--timeout") { Description = "Seconds allowed for each TCP connect and for each complete SMTP reply (a deadline for the whole reply, not an idle timeout).", DefaultValueFactory = _ => DefaultTimeoutSeconds };
 
     public void AddTo(Command command)
     {
@@ -33,47 +41,79 @@ internal sealed class CommonOptions
         command.Options.Add(TimeoutSeconds);
     }
 
-    /// <exception cref="UsageException">An option value is malformed or a file is unreadable.</exception>
-    public DeliverySettings ToSettings(ParseResult parse)
+    /// <summary>The command line's own defaults where they differ from the hosts': one timeout for connect and each reply.</summary>
+    public static Dictionary<string, string?> Defaults() => new(StringComparer.OrdinalIgnoreCase)
     {
-        IPEndPoint? resolver = null;
-        if (parse.GetValue(Resolver) is { } text)
+        [ConfigurationFlags.ConnectTimeoutSeconds] = Invariant(DefaultTimeoutSeconds),
+        [ConfigurationFlags.CommandTimeoutSeconds] = Invariant(DefaultTimeoutSeconds),
+    };
+
+    /// <summary>The keys the flags given on the command line write (a flag left out leaves the key to the environment).</summary>
+    public Dictionary<string, string?> Overrides(ParseResult parse)
+    {
+        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (Given(parse, Ehlo))
         {
-            if (!IPEndPoint.TryParse(text, out resolver))
-            {
-                throw new UsageException($"--resolver {text}: expected an IP address and port, e.g. 127.0.0.1:53");
-            }
-            if (resolver.Port == 0)
-            {
-                resolver.Port = 53;
-            }
+            overrides[ConfigurationFlags.Hostname] = parse.GetValue(Ehlo);
         }
-        X509Certificate2Collection? roots = null;
-        foreach (var file in parse.GetValue(TrustCa) ?? [])
+        if (Given(parse, Resolver))
         {
-            roots ??= [];
-            try
-            {
-                roots.ImportFromPemFile(file.FullName);
-            }
-            catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
-            {
-                throw new UsageException($"--trust-ca {file}: {e.Message}");
-            }
+            overrides[ConfigurationFlags.Resolver] = parse.GetValue(Resolver);
         }
-        var timeout = TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(TimeoutSeconds)));
-        return new DeliverySettings
+        if (parse.GetValue(TrustCa) is { Length: > 0 } files)
         {
-            Resolver = resolver,
-            EhloHostname = parse.GetValue(Ehlo)!,
-            SmtpPort = parse.GetValue(SmtpPort),
-            MtaStsHttpsPort = parse.GetValue(MtaStsPort),
-            AllowPrivateAddresses = parse.GetValue(AllowPrivateAddresses),
-            ExtraTrustRoots = roots,
-            ConnectTimeout = timeout,
-            CommandTimeout = timeout,
-        };
+            // Several files in one value, as PATH lists directories (DeliveryOptions.TrustCaFile).
+            overrides[ConfigurationFlags.TrustCaFile] = string.Join(Path.PathSeparator, files.Select(f => f.ToString()));
+        }
+        if (Given(parse, AllowPrivateAddresses))
+        {
+            overrides[ConfigurationFlags.AllowPrivateAddresses] = parse.GetValue(AllowPrivateAddresses) ? "true" : "false";
+        }
+        if (Given(parse, SmtpPort))
+        {
+            overrides[ConfigurationFlags.SmtpPort] = Invariant(parse.GetValue(SmtpPort));
+        }
+        if (Given(parse, MtaStsPort))
+        {
+            overrides[ConfigurationFlags.MtaStsHttpsPort] = Invariant(parse.GetValue(MtaStsPort));
+        }
+        if (Given(parse, TimeoutSeconds))
+        {
+            // As before the flag became keys: below one second means one second.
+            var seconds = Invariant(Math.Max(1, parse.GetValue(TimeoutSeconds)));
+            overrides[ConfigurationFlags.ConnectTimeoutSeconds] = seconds;
+            overrides[ConfigurationFlags.CommandTimeoutSeconds] = seconds;
+        }
+        return overrides;
     }
+
+    /// <summary>The engine alone (deliver, probe), from the environment under this command's flags, registered as the hosts register it.</summary>
+    public ServiceProvider BuildServices(ParseResult parse)
+    {
+        var configuration = ConfigurationFlags.Build(Defaults(), Overrides(parse));
+        var services = new ServiceCollection();
+        services.AddOptions<CloudDeliveryOptions>().Configure(options => options.Hostname = configuration[ConfigurationFlags.Hostname] ?? options.Hostname);
+        services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
+        return services.BuildServiceProvider();
+    }
+
+    /// <summary>The engine of <paramref name="services"/>; settings that fail its start-up check are a usage error in the flags' words.</summary>
+    /// <exception cref="UsageException">A setting is invalid.</exception>
+    public DeliveryEngine Engine(IServiceProvider services, ParseResult parse)
+    {
+        try
+        {
+            return services.GetRequiredService<DeliveryEngine>();
+        }
+        catch (OptionsValidationException e) when (e.OptionsType == typeof(DeliveryOptions))
+        {
+            throw new UsageException(ConfigurationFlags.InFlagTerms(e, Overrides(parse).Keys.ToHashSet(StringComparer.OrdinalIgnoreCase)));
+        }
+    }
+
+    private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>Bad command-line input: reported as one line, exit code 64.</summary>

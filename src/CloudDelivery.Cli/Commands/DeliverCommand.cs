@@ -32,13 +32,13 @@ internal static class DeliverCommand
         {
             try
             {
-                var settings = common.ToSettings(parse);
+                await using var services = common.BuildServices(parse);
+                var engine = common.Engine(services, parse);
                 if (parse.GetValue(requireTls) && parse.GetValue(tlsRequiredNo))
                 {
                     throw new UsageException("--require-tls and --tls-required-no exclude each other");
                 }
                 var request = BuildMessage(parse.GetValue(from)!, parse.GetValue(to)!, parse.GetValue(messageFile)!, parse.GetValue(requireTls), parse.GetValue(tlsRequiredNo));
-                using var engine = DeliveryEngine.Create(settings);
                 var outcomes = await Task.WhenAll(request.ByDomain.Select(group => engine.DeliverAsync(
                     new DeliveryRequest
                     {

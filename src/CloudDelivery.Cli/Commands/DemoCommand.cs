@@ -52,17 +52,18 @@ internal static class DemoCommand
             await output.WriteLineAsync($"loopback peers: DNS {dns.EndPoint}, MX mx.demo.example {mx.EndPoint} (STARTTLS, REQUIRETLS, LIMITS RCPTMAX=2), MTA-STS policy server {policyServer.EndPoint}");
             await output.WriteLineAsync("zone demo.example is DNSSEC-signed (AD bit), has a DANE-EE TLSA record for the MX and an enforced MTA-STS policy");
 
-            using var engine = DeliveryEngine.Create(new DeliverySettings
-            {
-                Resolver = dns.EndPoint,
-                EhloHostname = "demo-sender.loopback.test",
-                SmtpPort = mx.EndPoint.Port,
-                MtaStsHttpsPort = policyServer.EndPoint.Port,
-                AllowPrivateAddresses = true,
-                ExtraTrustRoots = [pki.Root],
-                ConnectTimeout = TimeSpan.FromSeconds(5),
-                CommandTimeout = TimeSpan.FromSeconds(10),
-            });
+            using var engine = DeliveryEngine.Create(
+                new DeliveryEngineOptions
+                {
+                    EhloHostname = "demo-sender.loopback.test",
+                    SmtpPort = mx.EndPoint.Port,
+                    AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate,
+                    ExtraTrustRoots = [pki.Root],
+                    ConnectTimeout = TimeSpan.FromSeconds(5),
+                    CommandTimeout = TimeSpan.FromSeconds(10),
+                },
+                new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint },
+                new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = policyServer.EndPoint.Port, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate, ExtraTrustRoots = [pki.Root] });
             var message = Encoding.UTF8.GetBytes(
                 "From: Demo Sender <demo@sender.example>\r\nTo: alice@demo.example, bob@demo.example, carol@demo.example\r\n" +
                 $"Subject: CloudDelivery demo\r\nDate: {DateTimeOffset.UtcNow:R}\r\nMessage-ID: <{Guid.NewGuid():N}@sender.example>\r\n" +

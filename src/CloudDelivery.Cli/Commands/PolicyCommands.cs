@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
 using CloudDelivery.Addressing;
-using CloudDelivery.Delivery;
 using CloudDelivery.MtaSts;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -92,14 +91,13 @@ internal static class PolicyCommand
         {
             try
             {
-                var settings = common.ToSettings(parse);
                 if (!Domain.TryParse(parse.GetValue(domainArgument), out var domain, out var error))
                 {
                     throw new UsageException(error);
                 }
                 // The cache the workers share; the fetch itself with this command's resolver and ports.
-                await using var provider = service.Build(parse);
-                using var engine = DeliveryEngine.Create(settings, policyStore: provider.GetRequiredService<IMtaStsPolicyStore>());
+                await using var provider = service.Build(parse, common);
+                var engine = common.Engine(provider, parse);
                 var result = await engine.MtaSts.RefreshAsync(domain, cancellationToken);
                 if (result.Policy is not { } policy)
                 {

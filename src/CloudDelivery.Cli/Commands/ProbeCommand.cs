@@ -30,12 +30,12 @@ internal static class ProbeCommand
         {
             try
             {
-                var settings = common.ToSettings(parse);
+                await using var services = common.BuildServices(parse);
+                var engine = common.Engine(services, parse);
                 if (!Domain.TryParse(parse.GetValue(domainArgument), out var domain, out var error))
                 {
                     throw new UsageException(error);
                 }
-                using var engine = DeliveryEngine.Create(settings);
                 var probe = await new DestinationProbe(engine).ProbeAsync(domain, cancellationToken);
                 if (parse.GetValue(json))
                 {

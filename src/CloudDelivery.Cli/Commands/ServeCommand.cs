@@ -28,8 +28,7 @@ internal static class ServeCommand
     public static Command Create(TextWriter output)
     {
         var urls = new Option<string>("--urls") { Description = "Where the HTTP submission endpoint listens.", DefaultValueFactory = _ => "http://127.0.0.1:8025" };
-        var telemetry = new Option<string?>("--telemetry") { Description = "Where metrics, traces and logs go: auto (Azure Monitor or OTLP when their environment variables are set, else nowhere), azuremonitor, otlp, console, none. Default: CloudDelivery__Telemetry__Exporter, else auto." };
-        telemetry.AcceptOnlyFromAmong("auto", "azuremonitor", "otlp", "console", "none");
+        var telemetry = TelemetryOption();
         var service = new ServiceOptions();
         var command = new Command("serve", "Run the queue worker, the sweeper and the HTTP submission endpoint in this process.") { urls, telemetry };
         service.AddTo(command);
@@ -39,10 +38,7 @@ internal static class ServeCommand
             try
             {
                 overrides = service.Overrides(parse);
-                if (parse.GetValue(telemetry) is { } exporter)
-                {
-                    overrides["CloudDelivery:Telemetry:Exporter"] = exporter;
-                }
+                WriteTelemetry(parse, telemetry, overrides);
                 // A bad CloudDelivery__Telemetry__Exporter in the environment is a usage error too, not a crash in Build.
                 TelemetryOptions.ResolveExporter(new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(overrides).Build());
             }
@@ -62,6 +58,23 @@ internal static class ServeCommand
             return app.Services.GetServices<IHostedService>().OfType<LoopsService>().Any(l => l.LoopDied) ? ExitLoopDied : 0;
         });
         return command;
+    }
+
+    /// <summary>--telemetry, which writes CloudDelivery:Telemetry:Exporter.</summary>
+    internal static Option<string?> TelemetryOption()
+    {
+        var telemetry = new Option<string?>("--telemetry") { Description = "Where metrics, traces and logs go: auto (Azure Monitor or OTLP when their environment variables are set, else nowhere), azuremonitor, otlp, console, none. Default: CloudDelivery__Telemetry__Exporter, else auto." };
+        telemetry.AcceptOnlyFromAmong("auto", "azuremonitor", "otlp", "console", "none");
+        return telemetry;
+    }
+
+    /// <summary>The key --telemetry writes, when it is given.</summary>
+    internal static void WriteTelemetry(ParseResult parse, Option<string?> telemetry, IDictionary<string, string?> overrides)
+    {
+        if (parse.GetValue(telemetry) is { } exporter)
+        {
+            overrides[ConfigurationFlags.TelemetryExporter] = exporter;
+        }
     }
 
     /// <summary>The web host with the endpoints and the background worker; also used by tests and the demo.</summary>

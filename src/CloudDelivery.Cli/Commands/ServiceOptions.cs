@@ -1,6 +1,5 @@
 using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Cli.Commands;
@@ -18,17 +17,20 @@ internal sealed class ServiceOptions
         command.Options.Add(Settings);
     }
 
-    /// <summary>The configuration overrides of --storage (over an AccountName from the environment) and --set (which wins over both).</summary>
+    /// <summary>
+    /// The configuration overrides of the engine flags of <paramref name="common"/>, of --storage (over an
+    /// AccountName from the environment) and of --set (which wins over all).
+    /// </summary>
     /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
-    public Dictionary<string, string?> Overrides(ParseResult parse)
+    public Dictionary<string, string?> Overrides(ParseResult parse, CommonOptions? common = null)
     {
-        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        var overrides = common?.Overrides(parse) ?? new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         if (parse.GetValue(Storage) is { } connectionString)
         {
-            overrides["CloudDelivery:Storage:ConnectionString"] = connectionString;
+            overrides[ConfigurationFlags.StorageConnectionString] = connectionString;
             // An account name (token access) would make the connection string ignored: the account the
             // operator named on the command line is the one to talk to, not the environment's.
-            overrides["CloudDelivery:Storage:AccountName"] = string.Empty;
+            overrides[ConfigurationFlags.StorageAccountName] = string.Empty;
         }
         foreach (var setting in parse.GetValue(Settings) ?? [])
         {
@@ -42,11 +44,11 @@ internal sealed class ServiceOptions
         return overrides;
     }
 
-    /// <summary>The same services as the hosts, from environment variables and the command's overrides.</summary>
+    /// <summary>The same services as the hosts, from environment variables under the command's flags (those of <paramref name="common"/> too).</summary>
     /// <exception cref="FormatException">A --set value is not KEY=VALUE.</exception>
-    public ServiceProvider Build(ParseResult parse)
+    public ServiceProvider Build(ParseResult parse, CommonOptions? common = null)
     {
-        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddInMemoryCollection(Overrides(parse)).Build();
+        var configuration = ConfigurationFlags.Build(common is null ? [] : CommonOptions.Defaults(), Overrides(parse, common));
         var services = new ServiceCollection();
         services.AddCloudDelivery(configuration);
         return services.BuildServiceProvider();

@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Addressing;
-using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
@@ -13,44 +11,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CloudDelivery.Delivery;
-
-/// <summary>Settings of direct delivery.</summary>
-public sealed class DeliveryEngineOptions
-{
-    /// <summary>Our host name for EHLO. Receivers check it against our IP's reverse DNS.</summary>
-    public required string EhloHostname { get; init; }
-
-    /// <summary>The SMTP port of MX hosts: 25 (RFC 5321 §4.5.4.2); other values are for tests.</summary>
-    public int SmtpPort { get; init; } = 25;
-
-    /// <summary>Which addresses may be dialled; by default private, loopback and metadata addresses are refused.</summary>
-    public AddressPolicy AddressPolicy { get; init; } = AddressPolicy.PublicOnly;
-
-    /// <summary>Roots trusted for WebPKI in addition to the system store.</summary>
-    public X509Certificate2Collection? ExtraTrustRoots { get; init; }
-
-    /// <summary>Time allowed for one TCP connect.</summary>
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
-    /// Deadline for each complete SMTP reply, the greeting included: from our last write (or the previous
-    /// reply) to the final line of the reply, so a peer sending a byte at a time cannot stretch it; while
-    /// the message is sent, each write must complete within it. RFC 5321 §4.5.3.2 suggests minutes.
-    /// </summary>
-    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>
-    /// Deadline for one SMTP connection from greeting to QUIT, over all its transactions. Per connection,
-    /// not per host attempt: a plaintext retry or a parallel session has its own.
-    /// </summary>
-    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
-
-    /// <summary>
-    /// Sessions opened in parallel to one MX host when a delivery has many messages for it (see
-    /// <see cref="DeliveryEngine.MessagesPerExtraSession"/>); 1 sends everything over one connection.
-    /// </summary>
-    public int MaxSessionsPerHost { get; init; } = 4;
-}
 
 /// <summary>
 /// Direct delivery to the MX hosts of a recipient domain, the algorithm of mox's queue/direct.go in C#.
@@ -90,33 +50,27 @@ public sealed class DeliveryEngine : IDisposable
     public DeliveryEngineOptions Options => options;
 
     /// <summary>
-    /// Wires an engine from flat settings: the one resolver, the MTA-STS fetcher and policy cache (in memory
-    /// unless a store is given), and the delivery options.
+    /// Wires an engine from its bound settings (<see cref="DeliveryOptions"/>, checked at start-up) and the
+    /// host's name for EHLO: the one resolver, the MTA-STS fetcher and policy cache (in memory unless a
+    /// store is given), and the delivery options.
     /// </summary>
-    public static DeliveryEngine Create(DeliverySettings settings, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    /// <exception cref="FormatException">The resolver or a trust file is unusable.</exception>
+    public static DeliveryEngine Create(DeliveryOptions settings, string ehloHostname, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    {
+        var roots = settings.LoadTrustRoots();
+        return Create(settings.ToEngineOptions(ehloHostname, roots), settings.ToDnsResolverOptions(), settings.ToMtaStsFetchOptions(roots), policyStore, time, metrics, loggerFactory);
+    }
+
+    /// <summary>
+    /// Wires an engine from resolved parts (tests and tools with in-memory roots): <paramref name="mtaStsFetch"/>
+    /// defaults to the engine's address policy and roots on port 443.
+    /// </summary>
+    public static DeliveryEngine Create(DeliveryEngineOptions options, DnsResolverOptions? dns = null, MtaStsFetchOptions? mtaStsFetch = null, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
     {
         time ??= TimeProvider.System;
-        var resolver = new DnsResolver(new DnsResolverOptions { Server = settings.Resolver, QueryTimeout = settings.DnsTimeout });
-        var addressPolicy = settings.AllowPrivateAddresses ? AddressPolicy.AllowPrivate : AddressPolicy.PublicOnly;
-        var fetcher = new MtaStsPolicyFetcher(resolver, new MtaStsFetchOptions
-        {
-            HttpsPort = settings.MtaStsHttpsPort,
-            Timeout = settings.MtaStsFetchTimeout,
-            AddressPolicy = addressPolicy,
-            ExtraTrustRoots = settings.ExtraTrustRoots,
-        }, time);
+        var resolver = new DnsResolver(dns ?? new DnsResolverOptions());
+        var fetcher = new MtaStsPolicyFetcher(resolver, mtaStsFetch ?? new MtaStsFetchOptions { AddressPolicy = options.AddressPolicy, ExtraTrustRoots = options.ExtraTrustRoots }, time);
         var provider = new MtaStsPolicyProvider(resolver, fetcher, policyStore ?? new InMemoryMtaStsPolicyStore(), time);
-        var options = new DeliveryEngineOptions
-        {
-            EhloHostname = settings.EhloHostname,
-            SmtpPort = settings.SmtpPort,
-            AddressPolicy = addressPolicy,
-            ExtraTrustRoots = settings.ExtraTrustRoots,
-            ConnectTimeout = settings.ConnectTimeout,
-            CommandTimeout = settings.CommandTimeout,
-            SessionTimeout = settings.SessionTimeout,
-            MaxSessionsPerHost = settings.MaxSessionsPerHost,
-        };
         return new DeliveryEngine(resolver, provider, options, time, metrics, loggerFactory?.CreateLogger<DeliveryEngine>());
     }
 
@@ -192,7 +146,7 @@ public sealed class DeliveryEngine : IDisposable
     /// transactions and per-recipient results as direct delivery. Relay failures are temporary unless the
     /// relay answers 5xx for a recipient or a message.
     /// </summary>
-    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostSettings smarthost, CancellationToken cancellationToken)
+    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostOptions smarthost, CancellationToken cancellationToken)
     {
         var state = new AttemptState(request);
         if (state.RefuseUnencodable())

@@ -204,7 +204,7 @@ public class HostileSmtpPeerTests
             o.HostileInterval = TimeSpan.FromMilliseconds(200);
         });
         using var engine = world.CreateEngine(commandTimeout: CommandTimeout);
-        var relay = new SmarthostSettings { Host = "relay.loopback.test", Port = world.SmtpPort, UserName = "app", Password = "secret" };
+        var relay = new SmarthostOptions { Host = "relay.loopback.test", Port = world.SmtpPort, UserName = "app", Password = "secret" };
         var clock = Stopwatch.StartNew();
 
         var outcome = await engine.DeliverViaSmarthostAsync(Request("anywhere.example", Message("s@x", "r@anywhere.example"), recipients: "r@anywhere.example"), relay, CancellationToken.None);

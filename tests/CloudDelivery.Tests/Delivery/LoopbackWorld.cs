@@ -105,20 +105,24 @@ public sealed class LoopbackWorld : IAsyncDisposable
     /// <summary>An engine that dials loopback, trusts the test CA and asks this world's DNS server.</summary>
     public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null, TimeSpan? sessionTimeout = null) =>
         DeliveryEngine.Create(
-            new DeliverySettings
+            new DeliveryEngineOptions
             {
-                Resolver = Dns.EndPoint,
                 EhloHostname = "sender.loopback.test",
                 SmtpPort = SmtpPort,
-                MtaStsHttpsPort = MtaSts.EndPoint.Port,
-                AllowPrivateAddresses = allowPrivateAddresses,
+                AddressPolicy = allowPrivateAddresses ? global::CloudDelivery.Dialing.AddressPolicy.AllowPrivate : global::CloudDelivery.Dialing.AddressPolicy.PublicOnly,
                 ExtraTrustRoots = [Pki.Root],
                 ConnectTimeout = TimeSpan.FromSeconds(5),
                 CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
                 SessionTimeout = sessionTimeout ?? TimeSpan.FromMinutes(30),
-                DnsTimeout = TimeSpan.FromSeconds(2),
-                MtaStsFetchTimeout = mtaStsFetchTimeout ?? TimeSpan.FromMinutes(1),
                 MaxSessionsPerHost = maxSessionsPerHost,
+            },
+            new global::CloudDelivery.Dns.DnsResolverOptions { Server = Dns.EndPoint, QueryTimeout = TimeSpan.FromSeconds(2) },
+            new global::CloudDelivery.MtaSts.MtaStsFetchOptions
+            {
+                HttpsPort = MtaSts.EndPoint.Port,
+                Timeout = mtaStsFetchTimeout ?? TimeSpan.FromMinutes(1),
+                AddressPolicy = allowPrivateAddresses ? global::CloudDelivery.Dialing.AddressPolicy.AllowPrivate : global::CloudDelivery.Dialing.AddressPolicy.PublicOnly,
+                ExtraTrustRoots = [Pki.Root],
             },
             time: time,
             metrics: metrics);

@@ -9,7 +9,7 @@ namespace CloudDelivery.Tests.Delivery;
 
 public class SmarthostTests
 {
-    private static SmarthostSettings Relay(LoopbackWorld world, string password = "secret") =>
+    private static SmarthostOptions Relay(LoopbackWorld world, string password = "secret") =>
         new() { Host = "relay.loopback.test", Port = world.SmtpPort, UserName = "app", Password = password };
 
     [Fact]
@@ -59,8 +59,8 @@ public class SmarthostTests
     [Fact]
     public void Sender_domains_choose_the_relay_and_an_empty_list_takes_everyone()
     {
-        var some = new SmarthostSettings { Host = "relay", SenderDomains = ["relayed.example"] };
-        var all = new SmarthostSettings { Host = "relay" };
+        var some = new SmarthostOptions { Host = "relay", SenderDomains = "relayed.example" };
+        var all = new SmarthostOptions { Host = "relay" };
 
         Assert.True(some.Handles(EmailAddress.Parse("a@relayed.example")));
         Assert.False(some.Handles(EmailAddress.Parse("a@direct.example")));
@@ -79,13 +79,13 @@ public class QueuedSmarthostTests(AzuriteFixture azurite)
         world.Network.Zone.AddMx("dest.example", 10, "mx.dest.example");
         var mx = await world.Network.AddMxServerAsync("mx.dest.example");
         var relay = await world.Network.AddMxServerAsync("relay.loopback.test", o => o.Credentials = ("app", "secret"));
-        var handler = new DomainDeliveryHandler(world.Queue, world.Engine, "mta.loopback.test", smarthost: new SmarthostSettings
+        var handler = new DomainDeliveryHandler(world.Queue, world.Engine, "mta.loopback.test", smarthost: new SmarthostOptions
         {
             Host = "relay.loopback.test",
             Port = world.Network.SmtpPort,
             UserName = "app",
             Password = "secret",
-            SenderDomains = ["relayed.example"],
+            SenderDomains = "relayed.example",
         });
         await world.SubmitAsync("a@relayed.example", ["r1@dest.example"]);
         await world.SubmitAsync("b@direct.example", ["r2@dest.example"]);

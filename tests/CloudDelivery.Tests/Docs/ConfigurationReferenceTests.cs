@@ -34,10 +34,37 @@ public class ConfigurationReferenceTests
         Assert.True(stale.Count == 0, "README names settings that do not exist: " + string.Join(", ", stale));
     }
 
-    /// <summary>The options tree, plus the telemetry section the exporters bind on their own (before the container exists).</summary>
-    private static IEnumerable<string> AllSettingNames() =>
-        SettingNames(typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName)
-            .Concat(SettingNames(typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName.Replace(":", "__", StringComparison.Ordinal)));
+    [Fact]
+    public void Every_flag_that_writes_a_key_is_listed_with_its_key_and_the_key_is_a_documented_setting()
+    {
+        var lines = File.ReadAllLines(FindReadme());
+        var settings = AllSettingNames().ToHashSet(StringComparer.Ordinal);
+
+        var problems = CloudDelivery.Cli.Commands.ConfigurationFlags.All.SelectMany(flag =>
+        {
+            var name = flag.Key.Replace(":", "__", StringComparison.Ordinal);
+            var listed = lines.Any(line => line.StartsWith($"| `{flag.Flag}`", StringComparison.Ordinal) && line.Contains($"`{name}`", StringComparison.Ordinal));
+            var documented = settings.Contains(name) && lines.Any(line => line.StartsWith($"| `{name}`", StringComparison.Ordinal));
+            return (listed ? [] : new[] { $"{flag.Flag} -> {name} not in the flag table" }).Concat(documented ? [] : [$"{name} ({flag.Flag}) not a documented setting"]);
+        }).ToList();
+
+        Assert.True(problems.Count == 0, string.Join("; ", problems));
+    }
+
+    /// <summary>Every options type and the section it is bound from (each component registers its own).</summary>
+    internal static readonly (Type Type, string Section)[] BoundSections =
+    [
+        (typeof(CloudDeliveryOptions), CloudDeliveryOptions.SectionName),
+        (typeof(CloudDelivery.Delivery.DeliveryOptions), CloudDeliveryOptions.DeliverySection),
+        (typeof(CloudDelivery.Delivery.SmarthostOptions), CloudDeliveryOptions.SmarthostSection),
+        (typeof(DkimOptions), DkimOptions.SectionPath),
+        // Bound by the exporters on their own, before the container exists.
+        (typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName),
+    ];
+
+    /// <summary>Environment variable names of every setting an options type binds.</summary>
+    internal static IEnumerable<string> AllSettingNames() =>
+        BoundSections.SelectMany(bound => SettingNames(bound.Type, bound.Section.Replace(":", "__", StringComparison.Ordinal)));
 
     /// <summary>Environment variable names of the bindable leaves (lists as their first element, "__0__").</summary>
     private static IEnumerable<string> SettingNames(Type type, string prefix)

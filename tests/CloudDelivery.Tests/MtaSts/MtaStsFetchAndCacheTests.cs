@@ -102,9 +102,9 @@ public sealed class MtaStsFetchAndCacheTests : IAsyncLifetime
         world.Zone.AddMx("dripping.example", 10, "mx.dripping.example");
         world.PublishMtaSts("dripping.example", "enforce", ["mx.dripping.example"], behaviour: MtaStsServerBehaviour.Slow);
         var mx = await world.AddMxServerAsync("mx.dripping.example");
-        var settings = new CloudDelivery.Azure.Hosting.DeliveryConfiguration { MtaStsFetchTimeoutSeconds = 2 }.ToSettings("sender.loopback.test");
-        Assert.Equal(TimeSpan.FromSeconds(2), settings.MtaStsFetchTimeout);
-        using var engine = world.CreateEngine(mtaStsFetchTimeout: settings.MtaStsFetchTimeout);
+        var fetch = new CloudDelivery.Delivery.DeliveryOptions { MtaStsFetchTimeoutSeconds = 2 }.ToMtaStsFetchOptions(roots: null);
+        Assert.Equal(TimeSpan.FromSeconds(2), fetch.Timeout);
+        using var engine = world.CreateEngine(mtaStsFetchTimeout: fetch.Timeout);
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
         var outcome = await engine.DeliverAsync(DeliveryEngineTests.Request("dripping.example", DeliveryEngineTests.Message("s@x", "r@dripping.example"), recipients: "r@dripping.example"), CancellationToken.None);

@@ -4,17 +4,18 @@ using Microsoft.Extensions.Options;
 namespace CloudDelivery.Azure.Hosting;
 
 /// <summary>
-/// DKIM signing (RFC 6376) in bindable form: environment variables like CloudDelivery__Dkim__Keys__0__Domain.
+/// DKIM signing (RFC 6376) as configuration holds it, bound from <see cref="SectionPath"/> by
+/// <see cref="CloudDeliveryServices.AddDkimSigning"/>: environment variables like CloudDelivery__Dkim__Keys__0__Domain.
 /// Messages whose RFC 5322 From domain has a key here are signed when submitted; others are stored as
 /// submitted. No keys, no signing.
 /// </summary>
-public sealed class DkimConfiguration
+public sealed class DkimOptions
 {
-    /// <summary>Setting path of this section, for error messages.</summary>
+    /// <summary>The section this is bound from; also the prefix of its error messages.</summary>
     public const string SectionPath = CloudDeliveryOptions.SectionName + ":Dkim";
 
     /// <summary>One key per signing domain (CloudDelivery:Dkim:Keys:0:Domain, …:Keys:1:Domain, …).</summary>
-    public List<DkimKeyConfiguration> Keys { get; set; } = [];
+    public List<DkimKeyOptions> Keys { get; set; } = [];
 
     /// <summary>
     /// Comma-separated header fields to sign, replacing the default list
@@ -48,7 +49,7 @@ public sealed class DkimConfiguration
 }
 
 /// <summary>A DKIM key of one domain. Its public key belongs in DNS as TXT at &lt;Selector&gt;._domainkey.&lt;Domain&gt;.</summary>
-public sealed class DkimKeyConfiguration
+public sealed class DkimKeyOptions
 {
     /// <summary>The signing domain (d=): the From domain of the messages it signs, matched exactly.</summary>
     public string? Domain { get; set; }
@@ -134,13 +135,13 @@ public sealed class DkimKeyConfiguration
 }
 
 /// <summary>Fails host start-up on bad DKIM settings, rather than at the first submission.</summary>
-internal sealed class DkimConfigurationValidator : IValidateOptions<CloudDeliveryOptions>
+internal sealed class DkimOptionsValidator : IValidateOptions<DkimOptions>
 {
-    public ValidateOptionsResult Validate(string? name, CloudDeliveryOptions options)
+    public ValidateOptionsResult Validate(string? name, DkimOptions options)
     {
         try
         {
-            options.Dkim.CreateSigner();
+            options.CreateSigner();
             return ValidateOptionsResult.Success;
         }
         catch (FormatException e)

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace CloudDelivery.Tests.Dkim;
 
 /// <summary>The CloudDelivery:Dkim settings as the hosts bind them (here the <c>serve</c> host, which is not started unless asked).</summary>
-public class DkimConfigurationTests
+public class DkimOptionsTests
 {
     [Fact]
     public async Task Keys_from_settings_and_a_pem_file_reach_the_queue()
@@ -84,14 +84,14 @@ public class DkimConfigurationTests
     public void Configuration_refuses_a_header_list_without_from_and_duplicate_domains()
     {
         var pem = DkimTestKey.Ed25519("signed.example").PrivateKeyPem;
-        var key = new Azure.Hosting.DkimKeyConfiguration { Domain = "signed.example", Selector = "s", Algorithm = "ed25519-sha256", PrivateKeyPem = pem };
+        var key = new Azure.Hosting.DkimKeyOptions { Domain = "signed.example", Selector = "s", Algorithm = "ed25519-sha256", PrivateKeyPem = pem };
 
-        var noFrom = Assert.Throws<FormatException>(() => new Azure.Hosting.DkimConfiguration { Keys = [key], Headers = "To,Subject" }.CreateSigner());
-        var twice = Assert.Throws<FormatException>(() => new Azure.Hosting.DkimConfiguration { Keys = [key, key] }.CreateSigner());
+        var noFrom = Assert.Throws<FormatException>(() => new Azure.Hosting.DkimOptions { Keys = [key], Headers = "To,Subject" }.CreateSigner());
+        var twice = Assert.Throws<FormatException>(() => new Azure.Hosting.DkimOptions { Keys = [key, key] }.CreateSigner());
 
         Assert.StartsWith("CloudDelivery:Dkim:Headers:", noFrom.Message, StringComparison.Ordinal);
         Assert.StartsWith("CloudDelivery:Dkim:Keys:", twice.Message, StringComparison.Ordinal);
-        Assert.IsType<DkimMessageSigner>(new Azure.Hosting.DkimConfiguration { Keys = [key] }.CreateSigner());
+        Assert.IsType<DkimMessageSigner>(new Azure.Hosting.DkimOptions { Keys = [key] }.CreateSigner());
     }
 
     private static Dictionary<string, string?> Settings(Dictionary<string, string?> dkim)
