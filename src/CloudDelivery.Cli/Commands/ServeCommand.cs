@@ -3,7 +3,6 @@ using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Telemetry;
-using CloudDelivery.Loopback.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
@@ -193,25 +192,4 @@ internal static class ServeCommand
 
     /// <summary>The exit code of a <c>serve</c> that stopped because a background loop died (EX_SOFTWARE).</summary>
     public const int ExitLoopDied = 70;
-}
-
-/// <summary>Starts Azurite for the default development connection string when nothing listens on its ports.</summary>
-internal static class LocalAzurite
-{
-    public static async Task<IDisposable?> StartIfNeededAsync(string connectionString, TextWriter output, CancellationToken cancellationToken)
-    {
-        if (!connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase) || await AzuriteProcess.ListensAsync(10000))
-        {
-            return null;
-        }
-        if (AzuriteProcess.Find() is null)
-        {
-            throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
-        }
-        var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
-        Directory.CreateDirectory(location);
-        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken: cancellationToken);
-        await output.WriteLineAsync($"started Azurite (data in {location})");
-        return azurite;
-    }
 }
