@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Azure.Http;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Telemetry;
@@ -81,12 +82,10 @@ internal static class ServeCommand
             sampleQueue ? p.GetRequiredService<QueueSampler>() : null,
             p.GetRequiredService<IHostApplicationLifetime>()));
         var app = builder.Build();
-        app.MapPost("/api/messages", async (HttpContext context, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
-        {
-            var response = await endpoint.HandleAsync(ToSubmission(context.Request), cancellationToken);
-            return Answer(context, response);
-        });
-        app.MapGet("/api/messages/{*id}", async (HttpContext context, string? id, OutboundQueue queue, CancellationToken cancellationToken) =>
+        // The same handler as the Functions app's HTTP trigger.
+        app.MapPost("/api/messages", (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
+            SubmissionHttpApi.SubmitAsync(request, endpoint, cancellationToken));
+        app.MapGet("/api/messages/{*id}", async (string? id, OutboundQueue queue, CancellationToken cancellationToken) =>
         {
             try
             {
@@ -100,7 +99,7 @@ internal static class ServeCommand
             }
             catch (Exception e) when (SubmissionEndpoint.IsStorageTrouble(e, cancellationToken))
             {
-                return Answer(context, SubmissionEndpoint.StorageUnavailable());
+                return SubmissionHttpApi.ToResult(SubmissionEndpoint.StorageUnavailable());
             }
         });
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
@@ -114,22 +113,6 @@ internal static class ServeCommand
             },
         });
         return app;
-    }
-
-    private static HttpSubmission ToSubmission(HttpRequest request) => new(
-        request.Query.SelectMany(q => q.Value.Select(v => (q.Key, Value: v ?? string.Empty))).ToLookup(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase),
-        request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
-        request.ContentType?.Split(';')[0].Trim(),
-        new RequestBody(request.Body));
-
-    private static IResult Answer(HttpContext context, HttpSubmissionResponse response)
-    {
-        if (response.RetryAfterSeconds is { } seconds)
-        {
-            // RFC 9110 §10.2.3: when to try again after a 503.
-            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-        return Results.Content(response.Json, "application/json", statusCode: response.Status);
     }
 
     /// <summary>
@@ -151,26 +134,6 @@ internal static class ServeCommand
         limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
         limits.MinResponseDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(5));
         limits.MaxConcurrentConnections = 1000;
-    }
-
-    /// <summary>
-    /// The request body, with Kestrel's refusal of a body over its limit turned into the queue's own
-    /// "too large" (answered 413) and its other body errors (a body shorter than its Content-Length, a
-    /// client sending too slowly) into IOExceptions the endpoint answers 400.
-    /// </summary>
-    private sealed class RequestBody(Stream inner) : ReadOnlyForwardStream
-    {
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            try
-            {
-                return await inner.ReadAsync(buffer, cancellationToken);
-            }
-            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            {
-                throw new SubmissionException(SubmissionError.TooLarge, "the request body is larger than the largest message accepted");
-            }
-        }
     }
 
     /// <summary>
