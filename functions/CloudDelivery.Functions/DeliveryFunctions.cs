@@ -1,8 +1,8 @@
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.WakeUps;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Azure.Functions.Worker;
-using Microsoft.Azure.Functions.Worker.Http;
 
 namespace CloudDelivery.Functions;
 
@@ -25,25 +25,11 @@ public sealed class DeliveryFunctions(DomainDeliveryHandler handler, WakeUpWorke
     public Task SweepStranded([TimerTrigger("0 */5 * * * *")] TimerInfo timer, CancellationToken cancellationToken) =>
         worker.SweepAsync(cancellationToken);
 
-    /// <summary>POST /api/messages: raw RFC 5322 with the envelope in the query or headers, or JSON.</summary>
+    /// <summary>
+    /// POST /api/messages: raw RFC 5322 with the envelope in the query or headers, or JSON. On the Functions
+    /// ASP.NET Core integration, so this is the very handler <c>serve</c> maps (<see cref="SubmissionHttpApi"/>).
+    /// </summary>
     [Function(nameof(SubmitMessage))]
-    public async Task<HttpResponseData> SubmitMessage([HttpTrigger(AuthorizationLevel.Function, "post", Route = "messages")] HttpRequestData request, CancellationToken cancellationToken)
-    {
-        var query = System.Web.HttpUtility.ParseQueryString(request.Url.Query);
-        var submission = new HttpSubmission(
-            query.AllKeys.Where(k => k is not null).SelectMany(k => (query.GetValues(k) ?? []).Select(v => (Key: k!, Value: v))).ToLookup(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase),
-            request.Headers.ToDictionary(h => h.Key, h => string.Join(",", h.Value), StringComparer.OrdinalIgnoreCase),
-            request.Headers.TryGetValues("Content-Type", out var types) ? types.First().Split(';')[0].Trim() : null,
-            request.Body);
-        var result = await submissions.HandleAsync(submission, cancellationToken);
-        var response = request.CreateResponse((System.Net.HttpStatusCode)result.Status);
-        response.Headers.Add("Content-Type", "application/json");
-        if (result.RetryAfterSeconds is { } seconds)
-        {
-            // 503 for storage trouble: tell the client when to try again (RFC 9110 §10.2.3).
-            response.Headers.Add("Retry-After", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-        await response.WriteStringAsync(result.Json, cancellationToken);
-        return response;
-    }
+    public Task<IResult> SubmitMessage([HttpTrigger(AuthorizationLevel.Function, "post", Route = "messages")] HttpRequest request, CancellationToken cancellationToken) =>
+        SubmissionHttpApi.SubmitAsync(request, submissions, cancellationToken);
 }

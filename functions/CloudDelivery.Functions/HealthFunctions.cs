@@ -1,7 +1,7 @@
-using System.Net;
 using CloudDelivery.Azure.Hosting;
+using CloudDelivery.Azure.Submission;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Azure.Functions.Worker;
-using Microsoft.Azure.Functions.Worker.Http;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace CloudDelivery.Functions;
@@ -14,12 +14,9 @@ namespace CloudDelivery.Functions;
 public sealed class HealthFunctions(HealthCheckService health)
 {
     [Function(nameof(Health))]
-    public async Task<HttpResponseData> Health([HttpTrigger(AuthorizationLevel.Function, "get", Route = "healthz")] HttpRequestData request, CancellationToken cancellationToken)
+    public async Task<IResult> Health([HttpTrigger(AuthorizationLevel.Function, "get", Route = "healthz")] HttpRequest request, CancellationToken cancellationToken)
     {
         var report = await health.CheckHealthAsync(cancellationToken);
-        var response = request.CreateResponse(report.Status == HealthStatus.Unhealthy ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK);
-        response.Headers.Add("Content-Type", "application/json");
-        await response.WriteStringAsync(ServiceHealthCheck.ToJson(report), cancellationToken);
-        return response;
+        return new JsonApiResult(report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK, ServiceHealthCheck.ToJson(report));
     }
 }

@@ -8,6 +8,9 @@ using Microsoft.Extensions.Hosting;
 // The Functions isolated worker: the same handlers and the same options tree ("CloudDelivery" section of
 // the app settings) as `clouddelivery serve`.
 var builder = FunctionsApplication.CreateBuilder(args);
+// HTTP triggers on ASP.NET Core (HttpRequest in, IResult out), so the submission trigger runs the same
+// handler as `serve` (CloudDelivery.Azure.Submission.SubmissionHttpApi).
+builder.ConfigureFunctionsWebApplication();
 builder.Services.AddCloudDelivery(builder.Configuration);
 // host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
 // worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;

@@ -5,7 +5,8 @@ namespace CloudDelivery.Cli;
 
 /// <summary>
 /// The <c>clouddelivery</c> command: operators' tool for debugging destinations (probe), for one-off
-/// direct deliveries (deliver), and the loopback demo.
+/// direct deliveries (deliver), and for running and inspecting the durable queue (serve, send, status,
+/// queue, policy, tlsrpt). The loopback demo is not part of it: it lives in tests/CloudDelivery.Demo.
 /// </summary>
 public static class CliApplication
 {
@@ -27,7 +28,6 @@ public static class CliApplication
         {
             ProbeCommand.Create(output),
             DeliverCommand.Create(output, error),
-            DemoCommand.Create(output),
             ServeCommand.Create(output),
             SendCommand.Create(output),
             StatusCommand.Create(output),

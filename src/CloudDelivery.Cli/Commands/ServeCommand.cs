@@ -4,7 +4,6 @@ using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.Telemetry;
-using CloudDelivery.Loopback.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
@@ -96,12 +95,10 @@ internal static class ServeCommand
             sampleQueue ? p.GetRequiredService<QueueSampler>() : null,
             p.GetRequiredService<IHostApplicationLifetime>()));
         var app = builder.Build();
-        app.MapPost("/api/messages", async (HttpContext context, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
-        {
-            var response = await endpoint.HandleAsync(ToSubmission(context.Request), cancellationToken);
-            return Answer(context, response);
-        });
-        app.MapGet("/api/messages/{*id}", async (HttpContext context, string? id, OutboundQueue queue, CancellationToken cancellationToken) =>
+        // The same handler as the Functions app's HTTP trigger.
+        app.MapPost("/api/messages", (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>
+            SubmissionHttpApi.SubmitAsync(request, endpoint, cancellationToken));
+        app.MapGet("/api/messages/{*id}", async (string? id, OutboundQueue queue, CancellationToken cancellationToken) =>
         {
             try
             {
@@ -115,7 +112,7 @@ internal static class ServeCommand
             }
             catch (Exception e) when (SubmissionEndpoint.IsStorageTrouble(e, cancellationToken))
             {
-                return Answer(context, SubmissionEndpoint.StorageUnavailable());
+                return SubmissionHttpApi.ToResult(SubmissionEndpoint.StorageUnavailable());
             }
         });
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
@@ -129,22 +126,6 @@ internal static class ServeCommand
             },
         });
         return app;
-    }
-
-    private static HttpSubmission ToSubmission(HttpRequest request) => new(
-        request.Query.SelectMany(q => q.Value.Select(v => (q.Key, Value: v ?? string.Empty))).ToLookup(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase),
-        request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
-        request.ContentType?.Split(';')[0].Trim(),
-        new RequestBody(request.Body));
-
-    private static IResult Answer(HttpContext context, HttpSubmissionResponse response)
-    {
-        if (response.RetryAfterSeconds is { } seconds)
-        {
-            // RFC 9110 §10.2.3: when to try again after a 503.
-            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-        return Results.Content(response.Json, "application/json", statusCode: response.Status);
     }
 
     /// <summary>
@@ -169,26 +150,6 @@ internal static class ServeCommand
     }
 
     /// <summary>
-    /// The request body, with Kestrel's refusal of a body over its limit turned into the queue's own
-    /// "too large" (answered 413) and its other body errors (a body shorter than its Content-Length, a
-    /// client sending too slowly) into IOExceptions the endpoint answers 400.
-    /// </summary>
-    private sealed class RequestBody(Stream inner) : ReadOnlyForwardStream
-    {
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            try
-            {
-                return await inner.ReadAsync(buffer, cancellationToken);
-            }
-            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            {
-                throw new SubmissionException(SubmissionError.TooLarge, "the request body is larger than the largest message accepted");
-            }
-        }
-    }
-
-    /// <summary>
     /// Runs the background loops (wake-ups, sweeper, purge, TLSRPT reports, MTA-STS refresh, queue sampling)
     /// while the host runs. A loop that dies stops the host with exit code 70, so a supervisor restarts it.
     /// </summary>
@@ -207,25 +168,4 @@ internal static class ServeCommand
 
     /// <summary>The exit code of a <c>serve</c> that stopped because a background loop died (EX_SOFTWARE).</summary>
     public const int ExitLoopDied = 70;
-}
-
-/// <summary>Starts Azurite for the default development connection string when nothing listens on its ports.</summary>
-internal static class LocalAzurite
-{
-    public static async Task<IDisposable?> StartIfNeededAsync(string connectionString, TextWriter output, CancellationToken cancellationToken)
-    {
-        if (!connectionString.Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase) || await AzuriteProcess.ListensAsync(10000))
-        {
-            return null;
-        }
-        if (AzuriteProcess.Find() is null)
-        {
-            throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
-        }
-        var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
-        Directory.CreateDirectory(location);
-        var azurite = await AzuriteProcess.StartAsync(location, standardPorts: true, cancellationToken: cancellationToken);
-        await output.WriteLineAsync($"started Azurite (data in {location})");
-        return azurite;
-    }
 }

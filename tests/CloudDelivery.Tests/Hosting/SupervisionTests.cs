@@ -190,12 +190,12 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
         var up = await HealthOf(storage);
         var down = await HealthOf(gone);
 
-        Assert.Equal(HttpStatusCode.OK, up.StatusCode);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
-        using var json = JsonDocument.Parse(down.Body.ToArray());
+        Assert.Equal(HttpStatusCode.OK, (HttpStatusCode)up.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (HttpStatusCode)down.StatusCode);
+        using var json = JsonDocument.Parse(down.Body());
         Assert.Equal("unhealthy", json.RootElement.GetProperty("status").GetString());
 
-        static async Task<Microsoft.Azure.Functions.Worker.Http.HttpResponseData> HealthOf(OutboundStorage storage)
+        static async Task<Microsoft.AspNetCore.Http.HttpResponse> HealthOf(OutboundStorage storage)
         {
             var services = new ServiceCollection();
             services.AddSingleton(storage);
@@ -205,7 +205,7 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
             services.AddHealthChecks().AddCheck<ServiceHealthCheck>("clouddelivery");
             await using var provider = services.BuildServiceProvider();
             var function = new CloudDelivery.Functions.HealthFunctions(provider.GetRequiredService<HealthCheckService>());
-            return await function.Health(new Microsoft.Azure.Functions.Worker.Http.HttpRequestData(new Uri("https://app.example/api/healthz"), Stream.Null), CancellationToken.None);
+            return await FunctionHttpCall.InvokeAsync(FunctionHttpCall.Request("GET", "/api/healthz"), r => function.Health(r, CancellationToken.None));
         }
     }
 
@@ -217,14 +217,13 @@ public sealed class SupervisionTests(AzuriteFixture azurite)
         var queue = new OutboundQueue(gone, new OutboundQueueOptions(), TimeProvider.System);
         var handler = new DomainDeliveryHandler(queue, network.CreateEngine(), "mta.loopback.test");
         var functions = new CloudDelivery.Functions.DeliveryFunctions(handler, new WakeUpWorker(queue, handler, new WakeUpWorkerOptions()), new SubmissionEndpoint(queue));
-        var request = new Microsoft.Azure.Functions.Worker.Http.HttpRequestData(new Uri("https://app.example/api/messages?from=s@sender.example&to=r@example.com"), new MemoryStream("Subject: x\r\n\r\nhi\r\n"u8.ToArray()));
-        request.Headers.TryAddWithoutValidation("Content-Type", "message/rfc822");
+        var request = FunctionHttpCall.Request("POST", "/api/messages?from=s@sender.example&to=r@example.com", "message/rfc822", "Subject: x\r\n\r\nhi\r\n");
 
-        var response = await functions.SubmitMessage(request, CancellationToken.None);
+        var response = await FunctionHttpCall.InvokeAsync(request, r => functions.SubmitMessage(r, CancellationToken.None));
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.True(response.Headers.TryGetValues("Retry-After", out var retryAfter));
-        Assert.Equal(SubmissionEndpoint.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(retryAfter));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (HttpStatusCode)response.StatusCode);
+        Assert.True(response.Headers.TryGetValue("Retry-After", out var retryAfter));
+        Assert.Equal(SubmissionEndpoint.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(retryAfter.ToArray()));
     }
 
     /// <summary>Storage on a loopback port where nothing listens: every request is refused.</summary>

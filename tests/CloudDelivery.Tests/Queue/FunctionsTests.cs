@@ -36,15 +36,12 @@ public class FunctionsTests(AzuriteFixture azurite)
     public async Task Http_trigger_accepts_a_raw_message_with_the_envelope_in_the_query()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
-        var request = new Microsoft.Azure.Functions.Worker.Http.HttpRequestData(
-            new Uri("https://app.example/api/messages?from=s@sender.example&to=a@fn.example,b@fn.example"),
-            new MemoryStream("Subject: via function\r\n\r\nhi\r\n"u8.ToArray()));
-        request.Headers.TryAddWithoutValidation("Content-Type", "message/rfc822");
+        var request = FunctionHttpCall.Request("POST", "/api/messages?from=s@sender.example&to=a@fn.example,b@fn.example", "message/rfc822", "Subject: via function\r\n\r\nhi\r\n");
 
-        var response = await Functions(world).SubmitMessage(request, CancellationToken.None);
+        var response = await FunctionHttpCall.InvokeAsync(request, r => Functions(world).SubmitMessage(r, CancellationToken.None));
 
-        Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
-        using var json = System.Text.Json.JsonDocument.Parse(response.Body.ToArray());
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (System.Net.HttpStatusCode)response.StatusCode);
+        using var json = System.Text.Json.JsonDocument.Parse(response.Body());
         Assert.Equal(2, json.RootElement.GetProperty("recipients").GetArrayLength());
     }
 

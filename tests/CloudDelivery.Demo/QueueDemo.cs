@@ -2,11 +2,13 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using CloudDelivery.Cli;
+using CloudDelivery.Cli.Commands;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Loopback.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace CloudDelivery.Cli.Commands;
+namespace CloudDelivery.Demo;
 
 /// <summary>
 /// The second half of the demo: Azurite (in memory), the <c>serve</c> host on loopback, an HTTP
@@ -37,7 +39,7 @@ internal static class QueueDemo
                 // The demo's output is for people: no telemetry, even where the environment configures an exporter.
                 ["CloudDelivery:Telemetry:Exporter"] = "none",
             });
-            await app.Services.GetRequiredService<Azure.Storage.OutboundStorage>().EnsureCreatedAsync(cancellationToken);
+            await app.Services.GetRequiredService<CloudDelivery.Azure.Storage.OutboundStorage>().EnsureCreatedAsync(cancellationToken);
             await app.StartAsync(cancellationToken);
             await output.WriteLineAsync($"queue demo: Azurite on 127.0.0.1:{azurite.BlobPort}/{azurite.QueuePort}/{azurite.TablePort}, `serve` host at {url}");
 
