@@ -501,27 +501,24 @@ public sealed partial class DeliveryEngine : IDisposable
     /// </summary>
     private async Task<(Socket? Socket, IPAddress? Address, DeliveryFailure? Failure)> DialHostAsync(AttemptState state, DeliveryHost host, HostAddresses addresses, CancellationToken cancellationToken)
     {
-        DeliveryFailure? dialFailure = null;
-        foreach (var address in OnePerFamily(addresses.Addresses))
+        var dialled = await MxDialer.DialAsync(Dialer.OnePerFamily(addresses.Addresses), options.SmtpPort, cancellationToken);
+        if (dialled is { Socket: { } socket, Address: { } address })
         {
-            if (options.AddressPolicy.Refusal(address) is { } refusal)
+            if (!state.Request.DialledAddresses.TryGetValue(host.Display, out var list))
             {
-                dialFailure = DeliveryFailure.Of(DeliveryFailureKind.DialRefusedByPolicy, refusal);
-                continue;
+                state.Request.DialledAddresses[host.Display] = list = [];
             }
-            var (socket, failure, timedOut) = await DialAsync(address, cancellationToken);
-            if (socket is not null)
-            {
-                if (!state.Request.DialledAddresses.TryGetValue(host.Display, out var list))
-                {
-                    state.Request.DialledAddresses[host.Display] = list = [];
-                }
-                list.Add(address);
-                return (socket, address, null);
-            }
-            dialFailure = DeliveryFailure.Of(timedOut ? DeliveryFailureKind.ConnectTimeout : DeliveryFailureKind.DialFailed, $"connecting to {address}: {failure}");
+            list.Add(address);
+            return (socket, address, null);
         }
-        return (null, null, dialFailure ?? DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"));
+        var failure = dialled.LastFailure switch
+        {
+            { Outcome: DialOutcome.RefusedByPolicy } refused => DeliveryFailure.Of(DeliveryFailureKind.DialRefusedByPolicy, refused.Reason),
+            { Outcome: DialOutcome.TimedOut } timedOut => DeliveryFailure.Of(DeliveryFailureKind.ConnectTimeout, $"connecting to {timedOut.Address}: {timedOut.Reason}"),
+            { } failed => DeliveryFailure.Of(DeliveryFailureKind.DialFailed, $"connecting to {failed.Address}: {failed.Reason}"),
+            null => DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"),
+        };
+        return (null, null, failure);
     }
 
     /// <summary>
@@ -563,34 +560,13 @@ public sealed partial class DeliveryEngine : IDisposable
         _ => session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext,
     };
 
-    /// <summary>The first address of each family, in the preferred order.</summary>
-    private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
-        addresses.DistinctBy(a => a.AddressFamily);
+    /// <summary>
+    /// Dials MX hosts, whose addresses come from strangers' DNS: the configured address policy applies, and
+    /// each attempt is counted (ok, timeout, refused, error). Extra sessions dial through it too.
+    /// </summary>
+    private Dialer MxDialer => mxDialer ??= new Dialer(options.AddressPolicy, options.ConnectTimeout, metrics.Connections);
 
-    private async Task<(Socket? Socket, string? Error, bool TimedOut)> DialAsync(IPAddress address, CancellationToken cancellationToken)
-    {
-        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.ConnectTimeout);
-        try
-        {
-            await socket.ConnectAsync(new IPEndPoint(address, options.SmtpPort), timeout.Token);
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
-            return (socket, null, false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "timeout"));
-            return (null, "connect timed out", true);
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", e.SocketErrorCode == SocketError.ConnectionRefused ? "refused" : "error"));
-            return (null, e.Message, false);
-        }
-    }
+    private Dialer? mxDialer;
 
     private void RecordDuration(long started, TlsMode mode, string result) =>
         metrics.DeliveryDuration.Record(

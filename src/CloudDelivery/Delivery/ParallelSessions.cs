@@ -1,4 +1,4 @@
-using System.Net.Sockets;
+using CloudDelivery.Dialing;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 using Microsoft.Extensions.Logging;
@@ -96,19 +96,18 @@ public sealed partial class DeliveryEngine
         var hostResult = new TlsRptResult(hostPolicy);
         var nothing = new SessionResult([], null, 0, 0);
         var calledOff = new ExtraSessionResult(nothing, new TlsRptResult(domainPolicy), new TlsRptResult(hostPolicy));
-        Socket? socket;
-        string? failure;
+        DialResult dialled;
         try
         {
-            (socket, failure, _) = await DialAsync(address, stopOpening);
+            dialled = await MxDialer.DialAsync([address], options.SmtpPort, stopOpening);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return calledOff;
         }
-        if (socket is null)
+        if (dialled.Socket is not { } socket)
         {
-            logger.LogDebug("Extra session to {Host} not opened: {Error}", host, failure);
+            logger.LogDebug("Extra session to {Host} not opened: {Error}", host, dialled.LastFailure?.Reason);
             return new ExtraSessionResult(nothing, domainResult, hostResult);
         }
         SmtpSession session;

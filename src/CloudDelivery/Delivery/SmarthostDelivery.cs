@@ -1,5 +1,5 @@
 using System.Net;
-using System.Net.Sockets;
+using CloudDelivery.Dialing;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 
@@ -40,31 +40,16 @@ public sealed partial class DeliveryEngine
         }
 
         // The relay is the operator's choice, so the address policy for strangers' DNS does not apply.
-        Socket? socket = null;
-        IPAddress? dialled = null;
-        string? dialError = null;
-        var dialFailure = DeliveryFailureKind.SmarthostDialFailed;
-        foreach (var address in addresses)
-        {
-            var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout);
-            try
-            {
-                await connecting.ConnectAsync(new IPEndPoint(address, smarthost.Port), timeout.Token);
-                (socket, dialled) = (connecting, address);
-                break;
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                connecting.Dispose();
-                dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
-                dialFailure = e is OperationCanceledException ? DeliveryFailureKind.SmarthostConnectTimeout : DeliveryFailureKind.SmarthostDialFailed;
-            }
-        }
+        var dial = await new Dialer(AddressPolicy.Unrestricted, options.ConnectTimeout).DialAsync(addresses, smarthost.Port, cancellationToken);
+        var (socket, dialled) = (dial.Socket, dial.Address);
         if (socket is null)
         {
-            state.Fail(state.Pending, smarthost.Host, null, DeliveryFailure.Of(dialFailure, dialError ?? $"smarthost {smarthost.Host} has no addresses"));
+            var failure = dial.LastFailure is { } last
+                ? DeliveryFailure.Of(
+                    last.Outcome == DialOutcome.TimedOut ? DeliveryFailureKind.SmarthostConnectTimeout : DeliveryFailureKind.SmarthostDialFailed,
+                    $"connecting to smarthost {last.Address}:{smarthost.Port}: {last.Cause?.Message ?? last.Reason}")
+                : DeliveryFailure.Of(DeliveryFailureKind.SmarthostDialFailed, $"smarthost {smarthost.Host} has no addresses");
+            state.Fail(state.Pending, smarthost.Host, null, failure);
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
