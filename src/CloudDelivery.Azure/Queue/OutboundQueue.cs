@@ -5,8 +5,8 @@ using Azure.Data.Tables;
 using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
-using CloudDelivery.Delivery;
 using CloudDelivery.Dkim;
+using CloudDelivery.Messages;
 
 namespace CloudDelivery.Azure.Queue;
 

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using CloudDelivery.Addressing;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
+using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
 using CloudDelivery.Telemetry;
