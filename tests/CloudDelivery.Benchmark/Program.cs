@@ -6,6 +6,7 @@ using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Messages;
 
 // Engine benchmark: N messages of S bytes to M domains through the delivery engine into a loopback sink,
 // printing messages/second, CPU seconds and peak memory. With Postfix's tools installed it also measures

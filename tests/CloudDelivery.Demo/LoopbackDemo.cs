@@ -8,6 +8,7 @@ using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Https;
 using CloudDelivery.Loopback.Pki;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Messages;
 
 namespace CloudDelivery.Demo;
 

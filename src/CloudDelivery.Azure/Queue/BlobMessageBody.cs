@@ -1,5 +1,5 @@
 using Azure.Storage.Blobs;
-using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 
 namespace CloudDelivery.Azure.Queue;
 

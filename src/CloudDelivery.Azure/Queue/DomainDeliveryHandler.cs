@@ -6,6 +6,7 @@ using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dsn;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -7,8 +7,8 @@ using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.WakeUps;
-using CloudDelivery.Delivery;
 using CloudDelivery.Dkim;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 
 namespace CloudDelivery.Azure.Queue;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 
 namespace CloudDelivery.Azure.Queue;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 

@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
+using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
+using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
 using CloudDelivery.Telemetry;
@@ -19,7 +21,7 @@ namespace CloudDelivery.Delivery;
 /// parallel to the host), and each message is sent with as many recipients per transaction as the server
 /// allows.
 /// </summary>
-public sealed class DeliveryEngine : IDisposable
+public sealed partial class DeliveryEngine : IDisposable
 {
     private readonly DnsResolver resolver;
     private readonly DestinationResolver destinations;
@@ -114,10 +116,13 @@ public sealed class DeliveryEngine : IDisposable
                 state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
                 state.RecipientDomainResult.Add(0, 1);
             }
-            var reply = destinationError.Kind == DestinationFailure.NoSuchDomain ? new SmtpReply(550, "5.1.2", destinationError.Message)
-                : destinationError.Permanent ? new SmtpReply(550, "5.1.10", destinationError.Message)
-                : new SmtpReply(451, "4.4.3", destinationError.Message);
-            state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply, local: LocalFailure.Dns);
+            var kind = destinationError.Kind switch
+            {
+                DestinationFailure.NoSuchDomain => DeliveryFailureKind.NoSuchDomain,
+                DestinationFailure.NullMx => DeliveryFailureKind.NullMx,
+                _ => destinationError.Permanent ? DeliveryFailureKind.DestinationPermanent : DeliveryFailureKind.DestinationTemporary,
+            };
+            state.Fail(state.Pending, null, null, DeliveryFailure.Of(kind, destinationError.Message) with { Permanent = destinationError.Permanent });
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
@@ -140,96 +145,6 @@ public sealed class DeliveryEngine : IDisposable
         return state.ToOutcome();
     }
 
-    /// <summary>
-    /// Delivers <paramref name="request"/>'s messages through a smarthost instead of the recipients' MX
-    /// hosts: STARTTLS with a WebPKI-verified certificate is required, then the login, then the same
-    /// transactions and per-recipient results as direct delivery. Relay failures are temporary unless the
-    /// relay answers 5xx for a recipient or a message.
-    /// </summary>
-    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostOptions smarthost, CancellationToken cancellationToken)
-    {
-        var state = new AttemptState(request);
-        if (state.RefuseUnencodable())
-        {
-            await state.PublishAsync(cancellationToken);
-            return state.ToOutcome();
-        }
-        IReadOnlyList<IPAddress> addresses;
-        if (IPAddress.TryParse(smarthost.Host, out var literal))
-        {
-            addresses = [literal];
-        }
-        else
-        {
-            var lookup = await resolver.LookupAddressesAsync(smarthost.Host, cancellationToken);
-            addresses = lookup.Records;
-            if (!lookup.Found)
-            {
-                state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.3", $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"), local: LocalFailure.Dns);
-                await state.PublishAsync(cancellationToken);
-                return state.ToOutcome();
-            }
-        }
-
-        // The relay is the operator's choice, so the address policy for strangers' DNS does not apply.
-        Socket? socket = null;
-        IPAddress? dialled = null;
-        string? dialError = null;
-        var dialFailure = LocalFailure.Connection;
-        foreach (var address in addresses)
-        {
-            var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout);
-            try
-            {
-                await connecting.ConnectAsync(new IPEndPoint(address, smarthost.Port), timeout.Token);
-                (socket, dialled) = (connecting, address);
-                break;
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                connecting.Dispose();
-                dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
-                dialFailure = e is OperationCanceledException ? LocalFailure.Timeout : LocalFailure.Connection;
-            }
-        }
-        if (socket is null)
-        {
-            state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.1", dialError ?? $"smarthost {smarthost.Host} has no addresses"), local: dialFailure);
-            await state.PublishAsync(cancellationToken);
-            return state.ToOutcome();
-        }
-
-        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = smarthost.Host });
-        try
-        {
-            var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
-            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
-            await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
-            state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
-            if (smarthost.UserName is not null)
-            {
-                await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
-            }
-            // The relay's certificate is verified, but nothing is known about the recipient domain's policy.
-            var posture = session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext;
-            var work = new SessionWork(state.Pending);
-            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, smarthost.Host, dialled!, dualStack: false, state.Request.Attempt, cancellationToken);
-            stillPending.AddRange(work.TakeRest());
-            var error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost"), false, false, posture, LocalFailure.Connection);
-            state.FailAll(stillPending, error.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, error.Reply, error.Tls, error.Local);
-        }
-        catch (SmtpSessionException e)
-        {
-            // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
-            state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
-            state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply, local: FailureOf(e));
-        }
-        await state.PublishAsync(cancellationToken);
-        return state.ToOutcome();
-    }
-
     private async Task DeliverGroupAsync(AttemptState state, DestinationSet destinationSet, MtaStsLookup? policyLookup, TlsRequirement requirement, List<PendingRecipient> pending, CancellationToken cancellationToken)
     {
         var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
@@ -245,20 +160,16 @@ public sealed class DeliveryEngine : IDisposable
             else
             {
                 domainResult.Add(0, 1);
-                state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"), local: LocalFailure.Policy);
+                state.Fail(pending, null, null, DeliveryFailure.Of(DeliveryFailureKind.MtaStsUnavailable, $"MTA-STS policy lookup failed: {policyError}"));
                 return;
             }
         }
 
-        var lastReply = new SmtpReply(451, "4.4.0", "no delivery attempted");
-        var lastPermanent = false;
-        var lastTls = TlsPosture.None;
-        var lastLocal = LocalFailure.None;
+        var last = DeliveryFailure.Of(DeliveryFailureKind.NotAttempted, "no delivery attempted");
         string? lastHost = null;
         IPAddress? lastAddress = null;
         var missingRequireTls = 0;
         var permanentRefusals = 0;
-        var lastHostRefused = false;
         foreach (var host in destinationSet.Hosts)
         {
             // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
@@ -274,9 +185,8 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else
                     {
-                        lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
+                        last = DeliveryFailure.Of(DeliveryFailureKind.MxNotInPolicy, $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
                         lastHost = host.Display;
-                        (lastTls, lastLocal) = (TlsPosture.None, LocalFailure.Policy);
                         domainResult.Add(0, 1);
                         logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
                         continue;
@@ -310,13 +220,10 @@ public sealed class DeliveryEngine : IDisposable
             pending = attempt.StillPending;
             if (attempt.Error is { } error)
             {
-                lastReply = error.Reply;
-                lastPermanent = error.Permanent;
-                lastHostRefused = error.HostRefused;
-                (lastTls, lastLocal) = (error.Tls, error.Local);
+                last = error;
                 lastHost = host.Display;
                 lastAddress = attempt.Address;
-                if (error.Reply.EnhancedCode == "5.7.30")
+                if (error.LeavesRequireTlsUnmet)
                 {
                     missingRequireTls++;
                 }
@@ -347,14 +254,18 @@ public sealed class DeliveryEngine : IDisposable
         {
             // No host can carry the REQUIRETLS requirement; the domain is unlikely to gain it during the
             // retry period, so the sender hears about it now (RFC 8689 §4.2.1).
-            state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"), local: LocalFailure.Policy);
+            state.Fail(pending, lastHost, lastAddress, DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableDomain, "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"));
             return;
         }
         // Refusals by some hosts and temporary trouble with others stay temporary.
-        var permanent = lastPermanent && (!lastHostRefused || permanentRefusals == destinationSet.Hosts.Count);
-        state.FailAll(pending, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
+        var permanent = last.Permanent && (!last.HostRefused || permanentRefusals == destinationSet.Hosts.Count);
+        state.Fail(pending, lastHost, lastAddress, last with { Permanent = permanent });
     }
 
+    /// <summary>
+    /// One host, top-down: gather its addresses, decide DANE, check REQUIRETLS, dial, open a session, then
+    /// run that session (and any parallel ones) and merge their results.
+    /// </summary>
     private async Task<HostAttempt> DeliverHostAsync(
         AttemptState state,
         DestinationSet destinationSet,
@@ -369,184 +280,259 @@ public sealed class DeliveryEngine : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var requirement = pending[0].Message.TlsRequirement;
-        var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
-        var tlsDane = false;
-        IReadOnlyList<Dns.TlsaRecord>? daneRecords = null;
-        IReadOnlyList<Domain> tlsNames = host.Name is null ? [] : [host.Name];
-        TlsRptResult? hostResult = null;
         var attempt = new HostAttempt { StillPending = pending };
 
         metrics.Destinations.Add(1);
-        var dialledKey = host.Display;
-        state.Request.DialledAddresses.TryGetValue(dialledKey, out var previous);
+        state.Request.DialledAddresses.TryGetValue(host.Display, out var previous);
         var addresses = await destinations.GatherAddressesAsync(host, previous, cancellationToken);
-        DestinationError? error = addresses.Error;
+        var dane = await DecideDaneAsync(state, destinationSet, host, addresses, mode, requirement, domainResult, cancellationToken);
+        attempt.TlsDane = dane.Required;
+        attempt.HostResult = dane.HostResult;
+        mode = dane.Mode;
 
-        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
-        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
-            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
-        void CountFailure()
+        if (dane.Error is null && RequireTlsRefusal(requirement, dane, enforceMtaSts, host) is { } requireTls)
         {
-            domainResult.Add(0, 1);
-            hostResult!.Add(0, 1);
+            return attempt.Failed(requireTls);
         }
-
-        if (!destinationAuthentic)
-        {
-            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
-                CountFailure();
-            }
-            else if (error is null)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
-            }
-        }
-        else if (mode == TlsMode.Skip)
-        {
-            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
-            metrics.DestinationsAuthentic.Add(1);
-        }
-        else
-        {
-            metrics.DestinationsAuthentic.Add(1);
-            var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
-            tlsDane = tlsa.DaneRequired;
-            if (tlsDane)
-            {
-                metrics.DaneRequired.Add(1);
-            }
-            if (tlsa.Error is not null)
-            {
-                metrics.TlsaErrors.Add(1);
-            }
-            if (tlsa.Error is null && tlsDane)
-            {
-                mode = TlsMode.RequiredStartTls;
-                daneRecords = tlsa.Records;
-                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
-                if (daneRecords.Count == 0)
-                {
-                    // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
-                    metrics.DaneUnverified.Add(1);
-                    hostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
-                }
-                tlsNames = DestinationResolver.TlsaNames(
-                    destinationSet.HaveMx,
-                    destinationSet.ExpandedNextHopAuthentic,
-                    addresses.ExpandedAuthentic,
-                    state.Request.Destination.Name!,
-                    destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
-                    host.Name!,
-                    tlsa.BaseDomain);
-            }
-            else if (!tlsDane)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
-            }
-            else
-            {
-                var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
-                if (tlsa.Error!.ExtendedError is { } tlsaEde)
-                {
-                    detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
-                    if (tlsaEde.IsAuthenticationFailure)
-                    {
-                        detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
-                    }
-                }
-                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
-                hostResult.Add(0, 0, detail);
-                if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
-                {
-                    CountFailure();
-                }
-                error = tlsa.Error;
-                if (tlsRequiredNo)
-                {
-                    logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
-                    metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
-                    error = null;
-                    tlsDane = false;
-                }
-            }
-        }
-        attempt.TlsDane = tlsDane;
-        attempt.HostResult = hostResult;
-
-        if (error is null && requirement == TlsRequirement.RequireTls && !(tlsDane && daneRecords is { Count: > 0 }) && !enforceMtaSts)
-        {
-            // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
-            metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-            return attempt.Failed(new SmtpReply(554, "5.7.30", $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"), permanent: false, isTls: false, LocalFailure.Policy);
-        }
-        if (error is not null)
+        if (dane.Error is { } error)
         {
             RecordDuration(started, mode, "error");
             if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
             {
                 // The domain exists but has neither MX nor address records: nowhere to deliver, ever (RFC 5321 §5.1).
-                return attempt.Failed(new SmtpReply(550, "5.1.2", $"domain {state.Request.Destination} has no MX, A or AAAA records"), permanent: true, isTls: false, LocalFailure.Dns);
+                return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.NoMxOrAddress, $"domain {state.Request.Destination} has no MX, A or AAAA records"));
             }
-            return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false, LocalFailure.Dns);
+            return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.HostDnsFailed, error.Message));
         }
 
-        // Dial: at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open).
-        Socket? socket = null;
-        IPAddress? dialled = null;
-        string? dialError = null;
-        var dialFailure = LocalFailure.Connection;
-        foreach (var address in OnePerFamily(addresses.Addresses))
-        {
-            if (options.AddressPolicy.Refusal(address) is { } refusal)
-            {
-                dialError = refusal;
-                dialFailure = LocalFailure.Policy;
-                continue;
-            }
-            (socket, var failure, var timedOut) = await DialAsync(address, cancellationToken);
-            if (socket is not null)
-            {
-                dialled = address;
-                if (!state.Request.DialledAddresses.TryGetValue(dialledKey, out var list))
-                {
-                    state.Request.DialledAddresses[dialledKey] = list = [];
-                }
-                list.Add(address);
-                break;
-            }
-            dialError = $"connecting to {address}: {failure}";
-            dialFailure = timedOut ? LocalFailure.Timeout : LocalFailure.Connection;
-        }
+        var (socket, dialled, dialFailure) = await DialHostAsync(state, host, addresses, cancellationToken);
         attempt.Address = dialled;
         if (socket is null)
         {
             RecordDuration(started, mode, "error");
-            return attempt.Failed(new SmtpReply(451, "4.4.1", dialError ?? $"no addresses for {host.Display}"), permanent: false, isTls: false, dialError is null ? LocalFailure.Dns : dialFailure);
+            return attempt.Failed(dialFailure!);
         }
 
-        var plan = new TlsVerificationPlan
+        var target = new SessionTarget(
+            host.Display,
+            dialled!,
+            dane.Names.Count > 0 ? dane.Names[0].Ascii : host.Display,
+            mode,
+            new TlsVerificationPlan
+            {
+                DaneRecords = dane.Required ? dane.Records : null,
+                DaneAllowedNames = dane.Names.Select(n => n.Ascii).ToArray(),
+                RequirePkix = requirePkix,
+                IgnoreVerificationErrors = requirement == TlsRequirement.TlsRequiredNo,
+                ExtraTrustRoots = options.ExtraTrustRoots,
+            },
+            new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time },
+            enforceMtaSts,
+            plaintextRetry,
+            addresses.DualStack);
+        var hostTlsResult = dane.HostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+        var (session, refused) = await OpenSessionAsync(state, target, socket, domainResult, hostTlsResult, dane.HostResult, cancellationToken);
+        if (session is null)
         {
-            DaneRecords = tlsDane ? daneRecords : null,
-            DaneAllowedNames = tlsNames.Select(n => n.Ascii).ToArray(),
-            RequirePkix = requirePkix,
-            IgnoreVerificationErrors = tlsRequiredNo,
-            ExtraTrustRoots = options.ExtraTrustRoots,
+            RecordDuration(started, mode, "error");
+            return attempt.Failed(refused!);
+        }
+        await using (session)
+        {
+            var (stillPending, sharedError, delivered, failed) = await RunSessionsAsync(state, target, session, pending, domainResult, hostTlsResult, cancellationToken);
+            attempt.StillPending = stillPending;
+            RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
+            if (stillPending.Count > 0)
+            {
+                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = PostureOf(session, enforceMtaSts) };
+            }
+            return attempt;
+        }
+    }
+
+    /// <summary>Where and how every session of one host attempt connects: the address, TLS mode and verification.</summary>
+    private sealed record SessionTarget(
+        string Host,
+        IPAddress Address,
+        string TlsName,
+        TlsMode Mode,
+        TlsVerificationPlan Plan,
+        SmtpSessionOptions SessionOptions,
+        bool EnforceMtaSts,
+        bool PlaintextRetry,
+        bool DualStack);
+
+    /// <summary>What DANE decided for one host: the TLS mode, the usable TLSA records and names, the TLSRPT result.</summary>
+    private sealed class DaneDecision
+    {
+        public required TlsMode Mode { get; set; }
+
+        public bool Required { get; set; }
+
+        public IReadOnlyList<Dns.TlsaRecord>? Records { get; set; }
+
+        public required IReadOnlyList<Domain> Names { get; set; }
+
+        public TlsRptResult? HostResult { get; set; }
+
+        /// <summary>The address or TLSA lookup failed in a way that ends this host attempt.</summary>
+        public DestinationError? Error { get; set; }
+    }
+
+    private async Task<DaneDecision> DecideDaneAsync(
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, TlsMode mode, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
+    {
+        var decision = new DaneDecision { Mode = mode, Names = host.Name is null ? [] : [host.Name], Error = addresses.Error };
+        var error = addresses.Error;
+
+        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
+        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
+            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
+        if (!destinationAuthentic)
+        {
+            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
+            {
+                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
+                domainResult.Add(0, 1);
+                decision.HostResult.Add(0, 1);
+            }
+            else if (error is null)
+            {
+                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
+            }
+            return decision;
+        }
+        metrics.DestinationsAuthentic.Add(1);
+        if (mode == TlsMode.Skip)
+        {
+            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
+            return decision;
+        }
+
+        var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
+        decision.Required = tlsa.DaneRequired;
+        if (tlsa.DaneRequired)
+        {
+            metrics.DaneRequired.Add(1);
+        }
+        if (tlsa.Error is not null)
+        {
+            metrics.TlsaErrors.Add(1);
+        }
+        if (tlsa.Error is null && tlsa.DaneRequired)
+        {
+            decision.Mode = TlsMode.RequiredStartTls;
+            decision.Records = tlsa.Records;
+            decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
+            if (tlsa.Records.Count == 0)
+            {
+                // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
+                metrics.DaneUnverified.Add(1);
+                decision.HostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
+            }
+            decision.Names = DestinationResolver.TlsaNames(
+                destinationSet.HaveMx,
+                destinationSet.ExpandedNextHopAuthentic,
+                addresses.ExpandedAuthentic,
+                state.Request.Destination.Name!,
+                destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
+                host.Name!,
+                tlsa.BaseDomain);
+        }
+        else if (!tlsa.DaneRequired)
+        {
+            decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
+        }
+        else
+        {
+            TlsaLookupFailed(decision, tlsa, host, requirement, domainResult);
+        }
+        return decision;
+    }
+
+    /// <summary>DANE is required but its TLSA records could not be looked up: the host is skipped, unless TLS-Required: No.</summary>
+    private void TlsaLookupFailed(DaneDecision decision, TlsaGathering tlsa, DeliveryHost host, TlsRequirement requirement, TlsRptResult domainResult)
+    {
+        var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
+        if (tlsa.Error!.ExtendedError is { } tlsaEde)
+        {
+            detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
+            if (tlsaEde.IsAuthenticationFailure)
+            {
+                detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
+            }
+        }
+        decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
+        decision.HostResult.Add(0, 0, detail);
+        if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
+        {
+            domainResult.Add(0, 1);
+            decision.HostResult.Add(0, 1);
+        }
+        decision.Error = tlsa.Error;
+        if (requirement == TlsRequirement.TlsRequiredNo)
+        {
+            logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
+            metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
+            decision.Error = null;
+            decision.Required = false;
+        }
+    }
+
+    /// <summary>RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.</summary>
+    private DeliveryFailure? RequireTlsRefusal(TlsRequirement requirement, DaneDecision dane, bool enforceMtaSts, DeliveryHost host)
+    {
+        if (requirement != TlsRequirement.RequireTls || (dane.Required && dane.Records is { Count: > 0 }) || enforceMtaSts)
+        {
+            return null;
+        }
+        metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
+        return DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy");
+    }
+
+    /// <summary>
+    /// Dials at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open) and notes
+    /// the one that answered, so the next attempt prefers the other family.
+    /// </summary>
+    private async Task<(Socket? Socket, IPAddress? Address, DeliveryFailure? Failure)> DialHostAsync(AttemptState state, DeliveryHost host, HostAddresses addresses, CancellationToken cancellationToken)
+    {
+        var dialled = await MxDialer.DialAsync(Dialer.OnePerFamily(addresses.Addresses), options.SmtpPort, cancellationToken);
+        if (dialled is { Socket: { } socket, Address: { } address })
+        {
+            if (!state.Request.DialledAddresses.TryGetValue(host.Display, out var list))
+            {
+                state.Request.DialledAddresses[host.Display] = list = [];
+            }
+            list.Add(address);
+            return (socket, address, null);
+        }
+        var failure = dialled.LastFailure switch
+        {
+            { Outcome: DialOutcome.RefusedByPolicy } refused => DeliveryFailure.Of(DeliveryFailureKind.DialRefusedByPolicy, refused.Reason),
+            { Outcome: DialOutcome.TimedOut } timedOut => DeliveryFailure.Of(DeliveryFailureKind.ConnectTimeout, $"connecting to {timedOut.Address}: {timedOut.Reason}"),
+            { } failed => DeliveryFailure.Of(DeliveryFailureKind.DialFailed, $"connecting to {failed.Address}: {failed.Reason}"),
+            null => DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"),
         };
-        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
-        var tlsName = tlsNames.Count > 0 ? tlsNames[0].Ascii : host.Display;
-        SmtpSession session;
+        return (null, null, failure);
+    }
+
+    /// <summary>
+    /// Opens the first session to a host. Its TLS outcome is counted for TLSRPT whether it opens or not; a
+    /// refusal is the host's answer, made temporary by the dual-stack rule where it applies.
+    /// </summary>
+    private static async Task<(SmtpSession? Session, DeliveryFailure? Refusal)> OpenSessionAsync(
+        AttemptState state, SessionTarget target, Socket socket, TlsRptResult domainResult, TlsRptResult hostTlsResult, TlsRptResult? hostResult, CancellationToken cancellationToken)
+    {
         try
         {
-            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display }), cancellationToken);
+            var session = await SmtpSession.ConnectAsync(socket, target.TlsName, target.Mode, target.Plan, target.SessionOptions, domainResult, hostTlsResult, cancellationToken);
+            state.AddConnection(Opened(target.Host, target.Address, session, target.PlaintextRetry));
+            return (session, null);
         }
         catch (SmtpSessionException e)
         {
-            state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
-            RecordDuration(started, mode, "error");
-            var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e), e.HostRefused);
+            state.AddConnection(new ConnectionReport(target.Host, target.Address, null, CertificateVerification.None, null, target.PlaintextRetry, e.Message));
+            return (null, DeliveryFailure.FromSession(e).ForAttempt(state.Request.Attempt, target.DualStack));
         }
         finally
         {
@@ -555,293 +541,11 @@ public sealed class DeliveryEngine : IDisposable
             domainResult.EndSession();
             hostResult?.EndSession();
         }
-
-        await using (session)
-        {
-            state.AddConnection(Opened(host.Display, dialled!, session, plaintextRetry));
-            var posture = PostureOf(session, enforceMtaSts);
-            var work = new SessionWork(pending);
-            // The host has accepted one session: more may share the work when there is enough of it. They
-            // take messages from the same list. A further session that cannot open is ignored (the host was
-            // judged by opening this one); once open, each message's transactions decide its own result.
-            var hostTlsResult = hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
-            // Extra sessions still dialling or greeting when nothing is left to take are called off: a host
-            // that tarpits further connections must not hold a finished delivery for a whole timeout.
-            using var stopOpening = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var extraSessions = Enumerable.Range(0, ExtraSessionsFor(work.Count))
-                .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, stopOpening.Token, cancellationToken))
-                .ToArray();
-            SessionResult first;
-            try
-            {
-                first = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
-            }
-            catch
-            {
-                // Results could not be recorded (or the run is being stopped): no session starts another
-                // message, and none is left running behind the caller's back, whose lease ends with it.
-                work.Abandon();
-                await stopOpening.CancelAsync();
-                try
-                {
-                    await Task.WhenAll(extraSessions);
-                }
-                catch (Exception)
-                {
-                    // The first session's failure is the one reported.
-                }
-                throw;
-            }
-            if (work.Count == 0)
-            {
-                await stopOpening.CancelAsync();
-            }
-            var (stillPending, sharedError, delivered, failed) = first;
-            foreach (var extra in await Task.WhenAll(extraSessions))
-            {
-                // Each extra session counted its TLS outcomes apart (RFC 8460 counts sessions); added now, in one thread.
-                domainResult.Merge(extra.DomainResult);
-                hostTlsResult.Merge(extra.HostResult);
-                stillPending.AddRange(extra.Sessions.StillPending);
-                sharedError ??= extra.Sessions.SharedError;
-                delivered += extra.Sessions.Delivered;
-                failed += extra.Sessions.Failed;
-            }
-            // Messages no session could take (every one ended early) stay for the next host.
-            stillPending.AddRange(work.TakeRest());
-            attempt.StillPending = stillPending;
-            RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
-            if (stillPending.Count > 0)
-            {
-                attempt.Error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to {host.Display} lost"), false, false, posture, LocalFailure.Connection);
-            }
-            return attempt;
-        }
     }
-
-    /// <summary>
-    /// Messages each further session should have before it is worth its connection and handshakes: a
-    /// delivery of up to this many messages uses one session; each further batch of this many adds one, up to
-    /// <see cref="DeliveryEngineOptions.MaxSessionsPerHost"/>.
-    /// </summary>
-    public const int MessagesPerExtraSession = 4;
-
-    private int ExtraSessionsFor(int messages) => Math.Clamp((messages - 1) / MessagesPerExtraSession, 0, Math.Max(0, options.MaxSessionsPerHost - 1));
 
     /// <summary>What is reported of a session that opened: its TLS version and certificate verification.</summary>
     private static ConnectionReport Opened(string host, IPAddress address, SmtpSession session, bool plaintextRetry) =>
         new(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
-
-    private sealed record ExtraSessionResult(SessionResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
-
-    /// <summary>
-    /// One more session to a host that already accepted one, with the same address, TLS mode and
-    /// verification. It takes messages from <paramref name="work"/> until none are left. A refusal (a
-    /// server limiting connections answers 421) or a failed handshake ends it quietly: the other sessions
-    /// go on with the rest, and the host is not judged by it.
-    /// </summary>
-    private async Task<ExtraSessionResult> RunExtraSessionAsync(
-        AttemptState state,
-        SessionWork work,
-        string host,
-        IPAddress address,
-        string tlsName,
-        TlsMode mode,
-        TlsVerificationPlan plan,
-        SmtpSessionOptions sessionOptions,
-        bool enforceMtaSts,
-        bool plaintextRetry,
-        TlsRptPolicy domainPolicy,
-        TlsRptPolicy hostPolicy,
-        bool dualStack,
-        CancellationToken stopOpening,
-        CancellationToken cancellationToken)
-    {
-        var domainResult = new TlsRptResult(domainPolicy);
-        var hostResult = new TlsRptResult(hostPolicy);
-        var nothing = new SessionResult([], null, 0, 0);
-        var calledOff = new ExtraSessionResult(nothing, new TlsRptResult(domainPolicy), new TlsRptResult(hostPolicy));
-        Socket? socket;
-        string? failure;
-        try
-        {
-            (socket, failure, _) = await DialAsync(address, stopOpening);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return calledOff;
-        }
-        if (socket is null)
-        {
-            logger.LogDebug("Extra session to {Host} not opened: {Error}", host, failure);
-            return new ExtraSessionResult(nothing, domainResult, hostResult);
-        }
-        SmtpSession session;
-        try
-        {
-            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult, stopOpening);
-        }
-        catch (Exception e) when (stopOpening.IsCancellationRequested && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SmtpSessionException)
-        {
-            // Called off while greeting or handshaking: not a session the host had a say in; nothing to count.
-            socket.Dispose();
-            return calledOff;
-        }
-        catch (SmtpSessionException e)
-        {
-            state.AddConnection(new ConnectionReport(host, address, null, CertificateVerification.None, null, plaintextRetry, e.Message));
-            logger.LogDebug("Extra session to {Host} refused: {Error}", host, e.Message);
-            return new ExtraSessionResult(nothing, domainResult, hostResult);
-        }
-        await using (session)
-        {
-            state.AddConnection(Opened(host, address, session, plaintextRetry));
-            try
-            {
-                var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
-                return new ExtraSessionResult(result, domainResult, hostResult);
-            }
-            catch
-            {
-                work.Abandon(); // the other sessions finish the transaction they are in, and stop
-                throw;
-            }
-        }
-    }
-
-    /// <summary>The pending messages of one host attempt, taken one message at a time by its sessions.</summary>
-    private sealed class SessionWork(IEnumerable<PendingRecipient> pending)
-    {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<List<PendingRecipient>> messages = new(pending.GroupBy(p => p.Message).Select(g => g.ToList()));
-
-        private volatile bool abandoned;
-
-        public int Count => messages.Count;
-
-        public bool TryTake(out List<PendingRecipient> message)
-        {
-            message = [];
-            return !abandoned && messages.TryDequeue(out message!);
-        }
-
-        /// <summary>A session failed in a way that ends the whole attempt: no session takes another message.</summary>
-        public void Abandon() => abandoned = true;
-
-        /// <summary>Whatever no session took.</summary>
-        public List<PendingRecipient> TakeRest()
-        {
-            var rest = new List<PendingRecipient>();
-            while (messages.TryDequeue(out var message))
-            {
-                rest.AddRange(message);
-            }
-            return rest;
-        }
-    }
-
-    private sealed record SessionResult(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed);
-
-    /// <summary>
-    /// Sends messages taken from <paramref name="work"/> over an open session until none are left or the
-    /// session ends: at most RCPTMAX recipients per transaction, a later recipient's 452/552 moved to the
-    /// next transaction, results published (and recorded by the caller) right after each reply, before the
-    /// next command. Returns what could not be concluded on this connection and why.
-    /// </summary>
-    private static async Task<SessionResult> RunTransactionsAsync(
-        AttemptState.Outbox outbox, SmtpSession session, TlsPosture tls, SessionWork work, string host, IPAddress dialled, bool dualStack, int attemptNumber, CancellationToken cancellationToken)
-    {
-        var stillPending = new List<PendingRecipient>();
-        var delivered = 0;
-        var failed = 0;
-        HostError? sharedError = null;
-        // A session that is no longer usable takes nothing more: other sessions, or the next host, get the rest.
-        while (session.IsUsable && work.TryTake(out var todo))
-        {
-            var message = todo[0].Message;
-            var firstTransaction = true;
-            while (todo.Count > 0)
-            {
-                // RFC 9422 §4.2: no more recipients per transaction than the server's RCPTMAX.
-                var count = session.RcptMax > 0 ? Math.Min(session.RcptMax, todo.Count) : todo.Count;
-                var batch = todo.Take(count).ToList();
-                var rest = todo.Skip(count).ToList();
-                TransactionResult result;
-                try
-                {
-                    result = await session.SendAsync(message, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
-                }
-                catch (SmtpSessionException e)
-                {
-                    var (reply, permanent) = Inspect(e.Reply, e.Permanent, attemptNumber, dualStack);
-                    if (firstTransaction && rest.Count == 0 && !permanent)
-                    {
-                        // The failure concerns the whole message: another host may do better.
-                        stillPending.AddRange(batch);
-                        sharedError = new HostError(reply, false, false, tls, FailureOf(e));
-                    }
-                    else
-                    {
-                        // A permanent refusal is this message's own result, decided here: carried along as the
-                        // host's error it would also end messages that merely lost their connection, in this
-                        // session or a parallel one.
-                        outbox.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
-                        failed += batch.Count;
-                    }
-                    if (!session.IsUsable)
-                    {
-                        stillPending.AddRange(rest);
-                        rest.Clear();
-                    }
-                    await outbox.PublishAsync(cancellationToken);
-                    todo = rest;
-                    firstTransaction = false;
-                    continue;
-                }
-                var next = new List<PendingRecipient>();
-                // As mox: only a refusal of the whole transaction counts as the host refusing us, and
-                // may be made temporary for a dual-stack host (see Inspect).
-                var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    var reply = result.RecipientReplies[i];
-                    if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
-                    {
-                        // "Too many recipients" for a later recipient: it goes into the next transaction
-                        // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
-                        next.Add(batch[i]);
-                    }
-                    else if (reply.IsPositive)
-                    {
-                        outbox.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply, tls);
-                        delivered++;
-                    }
-                    else
-                    {
-                        var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, attemptNumber, dualStack) : (reply, reply.IsPermanent);
-                        outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected, tls);
-                        failed++;
-                    }
-                }
-                await outbox.PublishAsync(cancellationToken);
-                todo = [.. next, .. rest];
-                firstTransaction = false;
-            }
-        }
-        return new SessionResult(stillPending, sharedError, delivered, failed);
-    }
-
-    /// <summary>
-    /// mox's rule for dual-stack hosts: a policy rejection (5.7.x) on the first attempt may be a block of
-    /// the address we came from, so it becomes temporary and the next attempt uses the other family.
-    /// </summary>
-    private static (SmtpReply Reply, bool Permanent) Inspect(SmtpReply reply, bool permanent, int attempt, bool dualStack)
-    {
-        if (permanent && attempt == 1 && dualStack && reply.EnhancedCode?.StartsWith("5.7.", StringComparison.Ordinal) == true)
-        {
-            return (reply, false);
-        }
-        return (reply, permanent);
-    }
 
     /// <summary>How a session that reached MAIL FROM was protected: what was verified, not just whether TLS was up.</summary>
     private static TlsPosture PostureOf(SmtpSession session, bool enforceMtaSts) => session.Verification switch
@@ -851,43 +555,13 @@ public sealed class DeliveryEngine : IDisposable
         _ => session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext,
     };
 
-    /// <summary>A session failure without a server reply (code 0) is a TLS, timeout or connection problem.</summary>
-    private static LocalFailure FailureOf(SmtpSessionException e) => e.Reply.Code != 0
-        ? LocalFailure.None
-        : e.IsTlsFailure
-            ? LocalFailure.Tls
-            : e.InnerException is TimeoutException or OperationCanceledException
-                ? LocalFailure.Timeout
-                : LocalFailure.Connection;
+    /// <summary>
+    /// Dials MX hosts, whose addresses come from strangers' DNS: the configured address policy applies, and
+    /// each attempt is counted (ok, timeout, refused, error). Extra sessions dial through it too.
+    /// </summary>
+    private Dialer MxDialer => mxDialer ??= new Dialer(options.AddressPolicy, options.ConnectTimeout, metrics.Connections);
 
-    /// <summary>The first address of each family, in the preferred order.</summary>
-    private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
-        addresses.DistinctBy(a => a.AddressFamily);
-
-    private async Task<(Socket? Socket, string? Error, bool TimedOut)> DialAsync(IPAddress address, CancellationToken cancellationToken)
-    {
-        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.ConnectTimeout);
-        try
-        {
-            await socket.ConnectAsync(new IPEndPoint(address, options.SmtpPort), timeout.Token);
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
-            return (socket, null, false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "timeout"));
-            return (null, "connect timed out", true);
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", e.SocketErrorCode == SocketError.ConnectionRefused ? "refused" : "error"));
-            return (null, e.Message, false);
-        }
-    }
+    private Dialer? mxDialer;
 
     private void RecordDuration(long started, TlsMode mode, string result) =>
         metrics.DeliveryDuration.Record(
@@ -905,9 +579,6 @@ public sealed class DeliveryEngine : IDisposable
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
 
-    /// <summary>Why a host attempt failed; <paramref name="HostRefused"/>: the host refused the session itself (greeting or EHLO).</summary>
-    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local, bool HostRefused = false);
-
     private sealed class HostAttempt
     {
         public bool TlsDane { get; set; }
@@ -916,149 +587,15 @@ public sealed class DeliveryEngine : IDisposable
 
         public IPAddress? Address { get; set; }
 
-        public HostError? Error { get; set; }
+        public DeliveryFailure? Error { get; set; }
 
         public required List<PendingRecipient> StillPending { get; set; }
 
-        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local, bool hostRefused = false)
+        public HostAttempt Failed(DeliveryFailure failure)
         {
-            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local, hostRefused);
+            Error = failure;
             return this;
         }
     }
 
-    private sealed record PendingRecipient(OutboundMessage Message, EmailAddress Recipient);
-
-    private sealed class AttemptState(DeliveryRequest request)
-    {
-        // Parallel sessions to one host complete recipients concurrently: the result map and the
-        // connection list are shared, each session's outbox is its own.
-        private readonly Lock gate = new();
-        private readonly Dictionary<PendingRecipient, RecipientResult> results = [];
-        private Outbox? main;
-
-        public DeliveryRequest Request { get; } = request;
-
-        private readonly List<PendingRecipient> everyone = request.Messages.SelectMany(m => m.Recipients.Distinct().Select(r => new PendingRecipient(m, r))).ToList();
-
-        /// <summary>The recipients still to deliver: all but those <see cref="RefuseUnencodable"/> failed.</summary>
-        public List<PendingRecipient> Pending { get; } = [];
-
-        /// <summary>
-        /// Fails, permanently and alone, each recipient whose address (or whose message's sender) MAIL FROM /
-        /// RCPT TO cannot carry, so it never reaches a session where it would fail the transaction, the
-        /// session or the run around it. Returns true when no recipient is left to deliver.
-        /// </summary>
-        public bool RefuseUnencodable()
-        {
-            foreach (var recipient in everyone)
-            {
-                if (recipient.Message.Sender is { } sender && !sender.IsEncodable(out var senderReason))
-                {
-                    // RFC 3463 §3.2: X.1.7, bad sender's mailbox address syntax.
-                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.7", $"sender address {sender} cannot be sent: {senderReason}"));
-                }
-                else if (!recipient.Recipient.IsEncodable(out var reason))
-                {
-                    // RFC 3463 §3.2: X.1.3, bad destination mailbox address syntax.
-                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.3", $"recipient address {recipient.Recipient} cannot be sent: {reason}"));
-                }
-                else
-                {
-                    Pending.Add(recipient);
-                }
-            }
-            return Pending.Count == 0;
-        }
-
-        public TlsRptResult? RecipientDomainResult { get; set; }
-
-        public List<TlsRptResult> HostResults { get; } = [];
-
-        private List<ConnectionReport> Connections { get; } = [];
-
-        /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, what no session concluded).</summary>
-        private Outbox Main => main ??= new Outbox(this);
-
-        /// <summary>An outbox for one more session: its results are published by it, and only by it.</summary>
-        public Outbox OpenOutbox() => new(this);
-
-        public void AddConnection(ConnectionReport report)
-        {
-            lock (gate)
-            {
-                Connections.Add(report);
-            }
-        }
-
-        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
-            Main.Complete(recipient, status, host, address, reply, tls, local);
-
-        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
-            Main.FailAll(recipients, status, host, address, reply, tls, local);
-
-        public Task PublishAsync(CancellationToken cancellationToken) => Main.PublishAsync(cancellationToken);
-
-        public bool IsComplete(PendingRecipient recipient)
-        {
-            lock (gate)
-            {
-                return results.ContainsKey(recipient);
-            }
-        }
-
-        private void Record(PendingRecipient recipient, RecipientResult result)
-        {
-            lock (gate)
-            {
-                results[recipient] = result;
-            }
-        }
-
-        /// <summary>
-        /// Results one session has decided and not yet handed to the request's callback. A session publishes
-        /// only its own, and waits for that, before its next transaction: what the callback records durably
-        /// is then always what that session's server has already answered.
-        /// </summary>
-        public sealed class Outbox(AttemptState state)
-        {
-            private readonly List<RecipientResult> unpublished = [];
-
-            public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
-            {
-                var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
-                state.Record(recipient, result);
-                unpublished.Add(result);
-            }
-
-            public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
-            {
-                foreach (var recipient in recipients)
-                {
-                    Complete(recipient, status, host, address, reply, tls, local);
-                }
-            }
-
-            /// <summary>Hands results decided since the last call to the request's callback.</summary>
-            public async Task PublishAsync(CancellationToken cancellationToken)
-            {
-                if (unpublished.Count == 0 || state.Request.ResultsReady is null)
-                {
-                    unpublished.Clear();
-                    return;
-                }
-                var batch = unpublished.ToArray();
-                unpublished.Clear();
-                await state.Request.ResultsReady(batch, cancellationToken);
-            }
-        }
-
-        public DeliveryOutcome ToOutcome() => new()
-        {
-            Recipients = everyone.Select(p => results.TryGetValue(p, out var r) ? r : new RecipientResult(p.Message.Id, p.Recipient, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.4.0", "not attempted"))).ToArray(),
-            RecipientDomainResult = RecipientDomainResult,
-            HostResults = HostResults,
-            Connections = Connections,
-        };
-    }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using CloudDelivery.Addressing;
+using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 

@@ -17,13 +17,34 @@ public sealed class AddressPolicy
     /// <summary>Permits every unicast address, for tests and closed networks.</summary>
     public static readonly AddressPolicy AllowPrivate = new(allowPrivateAddresses: true);
 
-    public AddressPolicy(bool allowPrivateAddresses) => AllowPrivateAddresses = allowPrivateAddresses;
+    /// <summary>
+    /// Permits every address: for a destination the operator chose (a smarthost), where the policy for
+    /// strangers' DNS answers does not apply.
+    /// </summary>
+    public static readonly AddressPolicy Unrestricted = new(allowPrivateAddresses: true, unrestricted: true);
+
+    public AddressPolicy(bool allowPrivateAddresses)
+        : this(allowPrivateAddresses, unrestricted: false)
+    {
+    }
+
+    private AddressPolicy(bool allowPrivateAddresses, bool unrestricted)
+    {
+        AllowPrivateAddresses = allowPrivateAddresses;
+        this.unrestricted = unrestricted;
+    }
+
+    private readonly bool unrestricted;
 
     public bool AllowPrivateAddresses { get; }
 
     /// <summary>Returns null when <paramref name="address"/> may be dialled, else why not.</summary>
     public string? Refusal(IPAddress address)
     {
+        if (unrestricted)
+        {
+            return null;
+        }
         if (address.IsIPv4MappedToIPv6)
         {
             address = address.MapToIPv4();

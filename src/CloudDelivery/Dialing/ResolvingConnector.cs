@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Dns;
 
@@ -25,6 +24,9 @@ public sealed class ConnectAttempt
 /// </summary>
 public sealed class ResolvingConnector(DnsResolver resolver, AddressPolicy addressPolicy)
 {
+    // No connect timeout of its own: the HTTP client's deadline covers the connect.
+    private readonly Dialer dialer = new(addressPolicy);
+
     /// <summary>Connects to the first reachable permitted address of <paramref name="host"/>.</summary>
     /// <exception cref="HttpRequestException">No address could be connected; <paramref name="attempt"/> says why.</exception>
     public async ValueTask<Stream> ConnectAsync(string host, int port, ConnectAttempt attempt, CancellationToken cancellationToken)
@@ -42,25 +44,17 @@ public sealed class ResolvingConnector(DnsResolver resolver, AddressPolicy addre
             attempt.Error = $"resolving {host}: {lookup.Error}";
             throw new HttpRequestException(attempt.Error);
         }
-        foreach (var address in lookup.Records)
+        var dialled = await dialer.DialAsync(lookup.Records, port, cancellationToken);
+        if (dialled.Socket is { } socket)
         {
-            if (addressPolicy.Refusal(address) is { } refusal)
-            {
-                attempt.Error = refusal;
-                continue;
-            }
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                attempt.Error = $"connecting to {address}: {e.Message}";
-            }
+            return new NetworkStream(socket, ownsSocket: true);
         }
+        attempt.Error = dialled.LastFailure switch
+        {
+            { Outcome: DialOutcome.RefusedByPolicy } refused => refused.Reason,
+            { } failed => $"connecting to {failed.Address}: {failed.Reason}",
+            null => null,
+        };
         throw new HttpRequestException(attempt.Error ?? $"no usable address for {host}");
     }
 }

@@ -1,4 +1,4 @@
-using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using MimeKit;
 
 namespace CloudDelivery.Smtp;

@@ -1,5 +1,6 @@
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Pki;
+using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 using static CloudDelivery.Tests.Delivery.DeliveryEngineTests;

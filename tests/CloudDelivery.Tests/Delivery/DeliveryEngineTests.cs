@@ -4,6 +4,7 @@ using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Pki;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 

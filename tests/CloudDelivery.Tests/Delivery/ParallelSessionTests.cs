@@ -3,6 +3,7 @@ using System.Text;
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Smtp;
+using CloudDelivery.Messages;
 
 namespace CloudDelivery.Tests.Delivery;
 

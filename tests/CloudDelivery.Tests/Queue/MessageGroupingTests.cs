@@ -1,4 +1,4 @@
-using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 using static CloudDelivery.Tests.Queue.QueueRulesData;
 

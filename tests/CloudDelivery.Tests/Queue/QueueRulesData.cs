@@ -1,5 +1,6 @@
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 using CloudDelivery.Smtp;
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Delivery;
+using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 using CloudDelivery.Smtp;
 

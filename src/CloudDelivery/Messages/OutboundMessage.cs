@@ -1,6 +1,6 @@
 using CloudDelivery.Addressing;
 
-namespace CloudDelivery.Delivery;
+namespace CloudDelivery.Messages;
 
 /// <summary>What the sender asked of transport security for a message.</summary>
 public enum TlsRequirement
