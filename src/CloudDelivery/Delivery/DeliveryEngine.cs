@@ -478,7 +478,7 @@ public sealed class DeliveryEngine : IDisposable
                     metrics.DaneUnverified.Add(1);
                     hostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
                 }
-                tlsNames = DestinationResolver.TlsaNames(
+                tlsNames = Dane.DaneNames.Allowed(
                     destinationSet.HaveMx,
                     destinationSet.ExpandedNextHopAuthentic,
                     addresses.ExpandedAuthentic,
