@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Addressing;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
@@ -13,44 +12,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CloudDelivery.Delivery;
-
-/// <summary>Settings of direct delivery.</summary>
-public sealed class DeliveryEngineOptions
-{
-    /// <summary>Our host name for EHLO. Receivers check it against our IP's reverse DNS.</summary>
-    public required string EhloHostname { get; init; }
-
-    /// <summary>The SMTP port of MX hosts: 25 (RFC 5321 §4.5.4.2); other values are for tests.</summary>
-    public int SmtpPort { get; init; } = 25;
-
-    /// <summary>Which addresses may be dialled; by default private, loopback and metadata addresses are refused.</summary>
-    public AddressPolicy AddressPolicy { get; init; } = AddressPolicy.PublicOnly;
-
-    /// <summary>Roots trusted for WebPKI in addition to the system store.</summary>
-    public X509Certificate2Collection? ExtraTrustRoots { get; init; }
-
-    /// <summary>Time allowed for one TCP connect.</summary>
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
-    /// Deadline for each complete SMTP reply, the greeting included: from our last write (or the previous
-    /// reply) to the final line of the reply, so a peer sending a byte at a time cannot stretch it; while
-    /// the message is sent, each write must complete within it. RFC 5321 §4.5.3.2 suggests minutes.
-    /// </summary>
-    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>
-    /// Deadline for one SMTP connection from greeting to QUIT, over all its transactions. Per connection,
-    /// not per host attempt: a plaintext retry or a parallel session has its own.
-    /// </summary>
-    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
-
-    /// <summary>
-    /// Sessions opened in parallel to one MX host when a delivery has many messages for it (see
-    /// <see cref="DeliveryEngine.MessagesPerExtraSession"/>); 1 sends everything over one connection.
-    /// </summary>
-    public int MaxSessionsPerHost { get; init; } = 4;
-}
 
 /// <summary>
 /// Direct delivery to the MX hosts of a recipient domain, the algorithm of mox's queue/direct.go in C#.
@@ -160,10 +121,13 @@ public sealed class DeliveryEngine : IDisposable
                 state.RecipientDomainResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, nextHop.Name!.Ascii, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
                 state.RecipientDomainResult.Add(0, 1);
             }
-            var reply = destinationError.Kind == DestinationFailure.NoSuchDomain ? new SmtpReply(550, "5.1.2", destinationError.Message)
-                : destinationError.Permanent ? new SmtpReply(550, "5.1.10", destinationError.Message)
-                : new SmtpReply(451, "4.4.3", destinationError.Message);
-            state.FailAll(state.Pending, destinationError.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, null, null, reply, local: LocalFailure.Dns);
+            var kind = destinationError.Kind switch
+            {
+                DestinationFailure.NoSuchDomain => DeliveryFailureKind.NoSuchDomain,
+                DestinationFailure.NullMx => DeliveryFailureKind.NullMx,
+                _ => destinationError.Permanent ? DeliveryFailureKind.DestinationPermanent : DeliveryFailureKind.DestinationTemporary,
+            };
+            state.Fail(state.Pending, null, null, DeliveryFailure.Of(kind, destinationError.Message) with { Permanent = destinationError.Permanent });
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
@@ -211,7 +175,7 @@ public sealed class DeliveryEngine : IDisposable
             addresses = lookup.Records;
             if (!lookup.Found)
             {
-                state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.3", $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"), local: LocalFailure.Dns);
+                state.Fail(state.Pending, smarthost.Host, null, DeliveryFailure.Of(DeliveryFailureKind.SmarthostDnsFailed, $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"));
                 await state.PublishAsync(cancellationToken);
                 return state.ToOutcome();
             }
@@ -221,7 +185,7 @@ public sealed class DeliveryEngine : IDisposable
         Socket? socket = null;
         IPAddress? dialled = null;
         string? dialError = null;
-        var dialFailure = LocalFailure.Connection;
+        var dialFailure = DeliveryFailureKind.SmarthostDialFailed;
         foreach (var address in addresses)
         {
             var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -237,12 +201,12 @@ public sealed class DeliveryEngine : IDisposable
             {
                 connecting.Dispose();
                 dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
-                dialFailure = e is OperationCanceledException ? LocalFailure.Timeout : LocalFailure.Connection;
+                dialFailure = e is OperationCanceledException ? DeliveryFailureKind.SmarthostConnectTimeout : DeliveryFailureKind.SmarthostDialFailed;
             }
         }
         if (socket is null)
         {
-            state.FailAll(state.Pending, RecipientStatus.Temporary, smarthost.Host, null, new SmtpReply(451, "4.4.1", dialError ?? $"smarthost {smarthost.Host} has no addresses"), local: dialFailure);
+            state.Fail(state.Pending, smarthost.Host, null, DeliveryFailure.Of(dialFailure, dialError ?? $"smarthost {smarthost.Host} has no addresses"));
             await state.PublishAsync(cancellationToken);
             return state.ToOutcome();
         }
@@ -263,14 +227,14 @@ public sealed class DeliveryEngine : IDisposable
             var work = new SessionWork(state.Pending);
             var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, smarthost.Host, dialled!, dualStack: false, state.Request.Attempt, cancellationToken);
             stillPending.AddRange(work.TakeRest());
-            var error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to smarthost {smarthost.Host} lost"), false, false, posture, LocalFailure.Connection);
-            state.FailAll(stillPending, error.Permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, smarthost.Host, dialled, error.Reply, error.Tls, error.Local);
+            var error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.SmarthostConnectionLost, $"connection to smarthost {smarthost.Host} lost") with { Tls = posture };
+            state.Fail(stillPending, smarthost.Host, dialled, error);
         }
         catch (SmtpSessionException e)
         {
             // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
             state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
-            state.FailAll(state.Pending.Where(p => !state.IsComplete(p)), RecipientStatus.Temporary, smarthost.Host, dialled, e.Reply, local: FailureOf(e));
+            state.Fail(state.Pending.Where(p => !state.IsComplete(p)), smarthost.Host, dialled, DeliveryFailure.FromSession(e) with { Permanent = false });
         }
         await state.PublishAsync(cancellationToken);
         return state.ToOutcome();
@@ -291,20 +255,16 @@ public sealed class DeliveryEngine : IDisposable
             else
             {
                 domainResult.Add(0, 1);
-                state.FailAll(pending, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {policyError}"), local: LocalFailure.Policy);
+                state.Fail(pending, null, null, DeliveryFailure.Of(DeliveryFailureKind.MtaStsUnavailable, $"MTA-STS policy lookup failed: {policyError}"));
                 return;
             }
         }
 
-        var lastReply = new SmtpReply(451, "4.4.0", "no delivery attempted");
-        var lastPermanent = false;
-        var lastTls = TlsPosture.None;
-        var lastLocal = LocalFailure.None;
+        var last = DeliveryFailure.Of(DeliveryFailureKind.NotAttempted, "no delivery attempted");
         string? lastHost = null;
         IPAddress? lastAddress = null;
         var missingRequireTls = 0;
         var permanentRefusals = 0;
-        var lastHostRefused = false;
         foreach (var host in destinationSet.Hosts)
         {
             // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
@@ -320,9 +280,8 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else
                     {
-                        lastReply = new SmtpReply(451, "4.7.5", $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
+                        last = DeliveryFailure.Of(DeliveryFailureKind.MxNotInPolicy, $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
                         lastHost = host.Display;
-                        (lastTls, lastLocal) = (TlsPosture.None, LocalFailure.Policy);
                         domainResult.Add(0, 1);
                         logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
                         continue;
@@ -356,13 +315,10 @@ public sealed class DeliveryEngine : IDisposable
             pending = attempt.StillPending;
             if (attempt.Error is { } error)
             {
-                lastReply = error.Reply;
-                lastPermanent = error.Permanent;
-                lastHostRefused = error.HostRefused;
-                (lastTls, lastLocal) = (error.Tls, error.Local);
+                last = error;
                 lastHost = host.Display;
                 lastAddress = attempt.Address;
-                if (error.Reply.EnhancedCode == "5.7.30")
+                if (error.LeavesRequireTlsUnmet)
                 {
                     missingRequireTls++;
                 }
@@ -393,12 +349,12 @@ public sealed class DeliveryEngine : IDisposable
         {
             // No host can carry the REQUIRETLS requirement; the domain is unlikely to gain it during the
             // retry period, so the sender hears about it now (RFC 8689 §4.2.1).
-            state.FailAll(pending, RecipientStatus.Permanent, lastHost, lastAddress, new SmtpReply(554, "5.7.30", "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"), local: LocalFailure.Policy);
+            state.Fail(pending, lastHost, lastAddress, DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableDomain, "REQUIRETLS: no destination server verifies TLS and supports REQUIRETLS"));
             return;
         }
         // Refusals by some hosts and temporary trouble with others stay temporary.
-        var permanent = lastPermanent && (!lastHostRefused || permanentRefusals == destinationSet.Hosts.Count);
-        state.FailAll(pending, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, lastHost, lastAddress, lastReply, lastTls, lastLocal);
+        var permanent = last.Permanent && (!last.HostRefused || permanentRefusals == destinationSet.Hosts.Count);
+        state.Fail(pending, lastHost, lastAddress, last with { Permanent = permanent });
     }
 
     private async Task<HostAttempt> DeliverHostAsync(
@@ -525,7 +481,7 @@ public sealed class DeliveryEngine : IDisposable
         {
             // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
             metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-            return attempt.Failed(new SmtpReply(554, "5.7.30", $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"), permanent: false, isTls: false, LocalFailure.Policy);
+            return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"));
         }
         if (error is not null)
         {
@@ -533,22 +489,20 @@ public sealed class DeliveryEngine : IDisposable
             if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
             {
                 // The domain exists but has neither MX nor address records: nowhere to deliver, ever (RFC 5321 §5.1).
-                return attempt.Failed(new SmtpReply(550, "5.1.2", $"domain {state.Request.Destination} has no MX, A or AAAA records"), permanent: true, isTls: false, LocalFailure.Dns);
+                return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.NoMxOrAddress, $"domain {state.Request.Destination} has no MX, A or AAAA records"));
             }
-            return attempt.Failed(new SmtpReply(451, "4.4.4", error.Message), permanent: false, isTls: false, LocalFailure.Dns);
+            return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.HostDnsFailed, error.Message));
         }
 
         // Dial: at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open).
         Socket? socket = null;
         IPAddress? dialled = null;
-        string? dialError = null;
-        var dialFailure = LocalFailure.Connection;
+        DeliveryFailure? dialFailure = null;
         foreach (var address in OnePerFamily(addresses.Addresses))
         {
             if (options.AddressPolicy.Refusal(address) is { } refusal)
             {
-                dialError = refusal;
-                dialFailure = LocalFailure.Policy;
+                dialFailure = DeliveryFailure.Of(DeliveryFailureKind.DialRefusedByPolicy, refusal);
                 continue;
             }
             (socket, var failure, var timedOut) = await DialAsync(address, cancellationToken);
@@ -562,14 +516,13 @@ public sealed class DeliveryEngine : IDisposable
                 list.Add(address);
                 break;
             }
-            dialError = $"connecting to {address}: {failure}";
-            dialFailure = timedOut ? LocalFailure.Timeout : LocalFailure.Connection;
+            dialFailure = DeliveryFailure.Of(timedOut ? DeliveryFailureKind.ConnectTimeout : DeliveryFailureKind.DialFailed, $"connecting to {address}: {failure}");
         }
         attempt.Address = dialled;
         if (socket is null)
         {
             RecordDuration(started, mode, "error");
-            return attempt.Failed(new SmtpReply(451, "4.4.1", dialError ?? $"no addresses for {host.Display}"), permanent: false, isTls: false, dialError is null ? LocalFailure.Dns : dialFailure);
+            return attempt.Failed(dialFailure ?? DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"));
         }
 
         var plan = new TlsVerificationPlan
@@ -591,8 +544,7 @@ public sealed class DeliveryEngine : IDisposable
         {
             state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             RecordDuration(started, mode, "error");
-            var (reply, permanent) = Inspect(e.Reply, e.Permanent, state.Request.Attempt, addresses.DualStack);
-            return attempt.Failed(reply, permanent, e.IsTlsFailure, FailureOf(e), e.HostRefused);
+            return attempt.Failed(DeliveryFailure.FromSession(e).ForAttempt(state.Request.Attempt, addresses.DualStack));
         }
         finally
         {
@@ -659,7 +611,7 @@ public sealed class DeliveryEngine : IDisposable
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
             {
-                attempt.Error = sharedError ?? new HostError(new SmtpReply(451, "4.4.2", $"connection to {host.Display} lost"), false, false, posture, LocalFailure.Connection);
+                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = posture };
             }
             return attempt;
         }
@@ -785,7 +737,7 @@ public sealed class DeliveryEngine : IDisposable
         }
     }
 
-    private sealed record SessionResult(List<PendingRecipient> StillPending, HostError? SharedError, int Delivered, int Failed);
+    private sealed record SessionResult(List<PendingRecipient> StillPending, DeliveryFailure? SharedError, int Delivered, int Failed);
 
     /// <summary>
     /// Sends messages taken from <paramref name="work"/> over an open session until none are left or the
@@ -799,7 +751,7 @@ public sealed class DeliveryEngine : IDisposable
         var stillPending = new List<PendingRecipient>();
         var delivered = 0;
         var failed = 0;
-        HostError? sharedError = null;
+        DeliveryFailure? sharedError = null;
         // A session that is no longer usable takes nothing more: other sessions, or the next host, get the rest.
         while (session.IsUsable && work.TryTake(out var todo))
         {
@@ -818,19 +770,19 @@ public sealed class DeliveryEngine : IDisposable
                 }
                 catch (SmtpSessionException e)
                 {
-                    var (reply, permanent) = Inspect(e.Reply, e.Permanent, attemptNumber, dualStack);
-                    if (firstTransaction && rest.Count == 0 && !permanent)
+                    var failure = DeliveryFailure.FromSession(e).ForAttempt(attemptNumber, dualStack) with { Tls = tls };
+                    if (firstTransaction && rest.Count == 0 && !failure.Permanent)
                     {
                         // The failure concerns the whole message: another host may do better.
                         stillPending.AddRange(batch);
-                        sharedError = new HostError(reply, false, false, tls, FailureOf(e));
+                        sharedError = failure;
                     }
                     else
                     {
                         // A permanent refusal is this message's own result, decided here: carried along as the
                         // host's error it would also end messages that merely lost their connection, in this
                         // session or a parallel one.
-                        outbox.FailAll(batch, permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls, FailureOf(e));
+                        outbox.Fail(batch, host, dialled, failure);
                         failed += batch.Count;
                     }
                     if (!session.IsUsable)
@@ -863,8 +815,8 @@ public sealed class DeliveryEngine : IDisposable
                     }
                     else
                     {
-                        var (inspected, permanent) = allRefused ? Inspect(reply, reply.IsPermanent, attemptNumber, dualStack) : (reply, reply.IsPermanent);
-                        outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, inspected, tls);
+                        var permanent = reply.IsPermanent && !(allRefused && DeliveryFailure.IsFirstDualStackPolicyRejection(reply, reply.IsPermanent, attemptNumber, dualStack));
+                        outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls);
                         failed++;
                     }
                 }
@@ -876,19 +828,6 @@ public sealed class DeliveryEngine : IDisposable
         return new SessionResult(stillPending, sharedError, delivered, failed);
     }
 
-    /// <summary>
-    /// mox's rule for dual-stack hosts: a policy rejection (5.7.x) on the first attempt may be a block of
-    /// the address we came from, so it becomes temporary and the next attempt uses the other family.
-    /// </summary>
-    private static (SmtpReply Reply, bool Permanent) Inspect(SmtpReply reply, bool permanent, int attempt, bool dualStack)
-    {
-        if (permanent && attempt == 1 && dualStack && reply.EnhancedCode?.StartsWith("5.7.", StringComparison.Ordinal) == true)
-        {
-            return (reply, false);
-        }
-        return (reply, permanent);
-    }
-
     /// <summary>How a session that reached MAIL FROM was protected: what was verified, not just whether TLS was up.</summary>
     private static TlsPosture PostureOf(SmtpSession session, bool enforceMtaSts) => session.Verification switch
     {
@@ -896,15 +835,6 @@ public sealed class DeliveryEngine : IDisposable
         CertificateVerification.Pkix when enforceMtaSts => TlsPosture.MtaSts,
         _ => session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext,
     };
-
-    /// <summary>A session failure without a server reply (code 0) is a TLS, timeout or connection problem.</summary>
-    private static LocalFailure FailureOf(SmtpSessionException e) => e.Reply.Code != 0
-        ? LocalFailure.None
-        : e.IsTlsFailure
-            ? LocalFailure.Tls
-            : e.InnerException is TimeoutException or OperationCanceledException
-                ? LocalFailure.Timeout
-                : LocalFailure.Connection;
 
     /// <summary>The first address of each family, in the preferred order.</summary>
     private static IEnumerable<IPAddress> OnePerFamily(IReadOnlyList<IPAddress> addresses) =>
@@ -951,9 +881,6 @@ public sealed class DeliveryEngine : IDisposable
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
 
-    /// <summary>Why a host attempt failed; <paramref name="HostRefused"/>: the host refused the session itself (greeting or EHLO).</summary>
-    private sealed record HostError(SmtpReply Reply, bool Permanent, bool IsTlsFailure, TlsPosture Tls, LocalFailure Local, bool HostRefused = false);
-
     private sealed class HostAttempt
     {
         public bool TlsDane { get; set; }
@@ -962,13 +889,13 @@ public sealed class DeliveryEngine : IDisposable
 
         public IPAddress? Address { get; set; }
 
-        public HostError? Error { get; set; }
+        public DeliveryFailure? Error { get; set; }
 
         public required List<PendingRecipient> StillPending { get; set; }
 
-        public HostAttempt Failed(SmtpReply reply, bool permanent, bool isTls, LocalFailure local, bool hostRefused = false)
+        public HostAttempt Failed(DeliveryFailure failure)
         {
-            Error = new HostError(reply, permanent, isTls, TlsPosture.None, local, hostRefused);
+            Error = failure;
             return this;
         }
     }
@@ -1001,13 +928,11 @@ public sealed class DeliveryEngine : IDisposable
             {
                 if (recipient.Message.Sender is { } sender && !sender.IsEncodable(out var senderReason))
                 {
-                    // RFC 3463 §3.2: X.1.7, bad sender's mailbox address syntax.
-                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.7", $"sender address {sender} cannot be sent: {senderReason}"));
+                    Main.Fail([recipient], null, null, DeliveryFailure.Of(DeliveryFailureKind.UnencodableSender, $"sender address {sender} cannot be sent: {senderReason}"));
                 }
                 else if (!recipient.Recipient.IsEncodable(out var reason))
                 {
-                    // RFC 3463 §3.2: X.1.3, bad destination mailbox address syntax.
-                    Main.Complete(recipient, RecipientStatus.Permanent, null, null, new SmtpReply(550, "5.1.3", $"recipient address {recipient.Recipient} cannot be sent: {reason}"));
+                    Main.Fail([recipient], null, null, DeliveryFailure.Of(DeliveryFailureKind.UnencodableRecipient, $"recipient address {recipient.Recipient} cannot be sent: {reason}"));
                 }
                 else
                 {
@@ -1037,11 +962,8 @@ public sealed class DeliveryEngine : IDisposable
             }
         }
 
-        public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
-            Main.Complete(recipient, status, host, address, reply, tls, local);
-
-        public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None) =>
-            Main.FailAll(recipients, status, host, address, reply, tls, local);
+        public void Fail(IEnumerable<PendingRecipient> recipients, string? host, IPAddress? address, DeliveryFailure failure) =>
+            Main.Fail(recipients, host, address, failure);
 
         public Task PublishAsync(CancellationToken cancellationToken) => Main.PublishAsync(cancellationToken);
 
@@ -1077,11 +999,12 @@ public sealed class DeliveryEngine : IDisposable
                 unpublished.Add(result);
             }
 
-            public void FailAll(IEnumerable<PendingRecipient> recipients, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
+            /// <summary>Records <paramref name="failure"/> (its status, reply, TLS posture and local reason) for each recipient.</summary>
+            public void Fail(IEnumerable<PendingRecipient> recipients, string? host, IPAddress? address, DeliveryFailure failure)
             {
                 foreach (var recipient in recipients)
                 {
-                    Complete(recipient, status, host, address, reply, tls, local);
+                    Complete(recipient, failure.Status, host, address, failure.Reply, failure.Tls, failure.Local);
                 }
             }
 
@@ -1099,9 +1022,15 @@ public sealed class DeliveryEngine : IDisposable
             }
         }
 
+        private static RecipientResult NotAttempted(PendingRecipient p)
+        {
+            var failure = DeliveryFailure.Of(DeliveryFailureKind.NotAttempted, "not attempted");
+            return new RecipientResult(p.Message.Id, p.Recipient, failure.Status, null, null, failure.Reply, failure.Tls, failure.Local);
+        }
+
         public DeliveryOutcome ToOutcome() => new()
         {
-            Recipients = everyone.Select(p => results.TryGetValue(p, out var r) ? r : new RecipientResult(p.Message.Id, p.Recipient, RecipientStatus.Temporary, null, null, new SmtpReply(451, "4.4.0", "not attempted"))).ToArray(),
+            Recipients = everyone.Select(p => results.TryGetValue(p, out var r) ? r : NotAttempted(p)).ToArray(),
             RecipientDomainResult = RecipientDomainResult,
             HostResults = HostResults,
             Connections = Connections,

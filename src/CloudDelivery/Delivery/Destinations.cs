@@ -21,8 +21,11 @@ public enum DestinationFailure
     /// <summary>DNS could not conclude anything: SERVFAIL, a timeout, truncation, DNSSEC bogus, a CNAME loop. Temporary.</summary>
     LookupFailed,
 
-    /// <summary>The domain says it takes no mail (null MX, RFC 7505 §3) or publishes an unusable MX. Permanent.</summary>
+    /// <summary>The domain publishes an unusable MX. Permanent.</summary>
     RefusesMail,
+
+    /// <summary>The domain says it takes no mail: a null MX (RFC 7505 §3). Permanent.</summary>
+    NullMx,
 
     /// <summary>
     /// The recipient domain does not exist: NXDOMAIN for it or for the end of its CNAME chain. Permanent
@@ -201,7 +204,7 @@ public sealed class DestinationResolver
                     OriginalNextHopAuthentic = originalAuthentic,
                     ExpandedNextHopAuthentic = expandedAuthentic,
                     ExpandedNextHop = expanded,
-                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.RefusesMail),
+                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.NullMx),
                 };
             }
             var hosts = new List<DeliveryHost>();

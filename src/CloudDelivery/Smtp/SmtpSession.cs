@@ -68,36 +68,6 @@ public sealed class TlsVerificationPlan
     public X509Certificate2Collection? ExtraTrustRoots { get; init; }
 }
 
-/// <summary>A failure of a whole connection or transaction, with the reply to record for its recipients.</summary>
-public sealed class SmtpSessionException : Exception
-{
-    public SmtpSessionException(SmtpReply reply, bool permanent, bool isTlsFailure, string message, Exception? inner = null, bool hostRefused = false, SmtpBoundKind? bound = null)
-        : base(message, inner)
-    {
-        Reply = reply;
-        Permanent = permanent;
-        IsTlsFailure = isTlsFailure;
-        HostRefused = hostRefused;
-        Bound = bound;
-    }
-
-    public SmtpReply Reply { get; }
-
-    public bool Permanent { get; }
-
-    /// <summary>STARTTLS or the TLS handshake failed; a plaintext retry may be allowed.</summary>
-    public bool IsTlsFailure { get; }
-
-    /// <summary>
-    /// The host refused the session in its greeting or to EHLO: a property of that host, not of the mail
-    /// (RFC 5321 §3.1), so other MX hosts are still tried.
-    /// </summary>
-    public bool HostRefused { get; }
-
-    /// <summary>The peer overstepped this bound of the session (a deadline or a size cap); null otherwise.</summary>
-    public SmtpBoundKind? Bound { get; }
-}
-
 /// <summary>The outcome of one SMTP transaction: a reply per recipient, in the order given.</summary>
 public sealed record TransactionResult(IReadOnlyList<SmtpReply> RecipientReplies);
 
@@ -222,7 +192,7 @@ public sealed class SmtpSession : IAsyncDisposable
             recipientDomainResult.Add(0, 1, detail);
             hostResult.Add(0, 1, detail);
             await session.DisposeAsync();
-            throw new SmtpSessionException(new SmtpReply(0, null, "server does not offer STARTTLS, which is required"), false, true, e.Message, e);
+            throw new SmtpSessionException(SmtpSessionFailure.StartTlsNotOffered, "server does not offer STARTTLS, which is required", e.Message, e);
         }
         catch (SmtpCommandException e) when (capture.LastClientVerb == "STARTTLS")
         {
@@ -231,7 +201,7 @@ public sealed class SmtpSession : IAsyncDisposable
             hostResult.Add(0, 1, detail);
             await session.DisposeAsync();
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
-            throw new SmtpSessionException(reply, reply.IsPermanent, true, $"STARTTLS refused: {reply}", e);
+            throw new SmtpSessionException(SmtpSessionFailure.StartTlsRefused, reply, $"STARTTLS refused: {reply}", e);
         }
         catch (SslHandshakeException e)
         {
@@ -244,7 +214,7 @@ public sealed class SmtpSession : IAsyncDisposable
             hostResult.Add(0, 1, failure);
             await session.DisposeAsync();
             var why = capture.Violation ?? verifier.FailureReason ?? (e.InnerException ?? e).Message;
-            throw new SmtpSessionException(new SmtpReply(0, null, $"TLS handshake failed: {why}"), false, true, $"TLS handshake failed: {why}", e);
+            throw new SmtpSessionException(SmtpSessionFailure.TlsHandshakeFailed, $"TLS handshake failed: {why}", $"TLS handshake failed: {why}", e);
         }
         catch (SmtpCommandException e)
         {
@@ -257,12 +227,12 @@ public sealed class SmtpSession : IAsyncDisposable
             }
             await session.DisposeAsync();
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
-            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"server refused session: {reply}", e, hostRefused: true);
+            throw new SmtpSessionException(SmtpSessionFailure.SessionRefused, reply, $"server refused session: {reply}", e);
         }
         catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or System.Security.Authentication.AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             await session.DisposeAsync();
-            throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed: {e.Message}"), false, false, e.Message, e);
+            throw new SmtpSessionException(SmtpSessionException.ConnectionFailure(e), $"connection failed: {e.Message}", e.Message, e);
         }
 
         if (capture.Violation is not null)
@@ -307,19 +277,19 @@ public sealed class SmtpSession : IAsyncDisposable
         {
             // RFC 6531 §3.2: without the extension an internationalised message cannot be delivered to this host.
             // Temporary, like mox: another MX host of the domain, or this one later, may support it.
-            throw new SmtpSessionException(new SmtpReply(554, "5.6.7", "server does not support SMTPUTF8, which the message needs"), false, false, "SMTPUTF8 not supported");
+            throw new SmtpSessionException(SmtpSessionFailure.SmtpUtf8Unsupported, "server does not support SMTPUTF8, which the message needs", "SMTPUTF8 not supported");
         }
         if (message.TlsRequirement == TlsRequirement.RequireTls && !(IsTls && SupportsRequireTls))
         {
             // RFC 8689 §4.2.1: the requirement must travel with the message; a server without the extension cannot take it.
             // Temporary per host: the engine makes it permanent once no host of the domain supports it.
-            throw new SmtpSessionException(new SmtpReply(554, "5.7.30", "server does not support REQUIRETLS"), false, false, "REQUIRETLS not supported");
+            throw new SmtpSessionException(SmtpSessionFailure.RequireTlsUnsupported, "server does not support REQUIRETLS", "REQUIRETLS not supported");
         }
         var wireLength = message.Body.Length;
         if (MaxSize > 0 && wireLength > MaxSize)
         {
             // RFC 1870 §6.1: the server told us its limit; sending anyway would only waste the transfer.
-            throw new SmtpSessionException(new SmtpReply(552, "5.3.4", $"message of {wireLength} bytes exceeds the server's limit of {MaxSize} bytes"), true, false, "message too large");
+            throw new SmtpSessionException(SmtpSessionFailure.MessageTooLarge, $"message of {wireLength} bytes exceeds the server's limit of {MaxSize} bytes", "message too large");
         }
         var sender = message.Sender is null ? NullSender : Mailbox(message.Sender, smtpUtf8);
         var mailboxes = recipients.Select(r => Mailbox(r, smtpUtf8)).ToArray();
@@ -349,11 +319,11 @@ public sealed class SmtpSession : IAsyncDisposable
         {
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
             var stage = e.ErrorCode == SmtpErrorCode.SenderNotAccepted ? "MAIL FROM" : "DATA";
-            throw new SmtpSessionException(reply, reply.IsPermanent, false, $"{stage} refused: {reply}", e);
+            throw new SmtpSessionException(SmtpSessionFailure.CommandRefused, reply, $"{stage} refused: {reply}", e);
         }
         catch (Exception e) when (e is IOException or SmtpProtocolException or ServiceNotConnectedException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            throw new SmtpSessionException(new SmtpReply(0, null, $"connection failed during transaction: {e.Message}"), false, false, e.Message, e);
+            throw new SmtpSessionException(SmtpSessionException.ConnectionFailure(e), $"connection failed during transaction: {e.Message}", e.Message, e);
         }
         finally
         {
@@ -377,7 +347,7 @@ public sealed class SmtpSession : IAsyncDisposable
         }
         catch (Exception e) when (e is MailKit.Security.AuthenticationException or SmtpCommandException or NotSupportedException or IOException or SmtpProtocolException)
         {
-            throw new SmtpSessionException(new SmtpReply(451, "4.7.0", $"smarthost login failed: {e.Message}"), false, false, e.Message, e);
+            throw new SmtpSessionException(SmtpSessionFailure.LoginFailed, $"smarthost login failed: {e.Message}", e.Message, e);
         }
         finally
         {
@@ -436,7 +406,8 @@ public sealed class SmtpSession : IAsyncDisposable
         Exception cause = capture.ViolatedBound is SmtpBoundKind.ReplyDeadline or SmtpBoundKind.SessionDeadline
             ? new TimeoutException(reason, inner)
             : new InvalidDataException(reason, inner);
-        return new SmtpSessionException(new SmtpReply(0, "4.4.2", reason), false, false, reason, cause, bound: capture.ViolatedBound);
+        var failure = cause is TimeoutException ? SmtpSessionFailure.DeadlineOverstepped : SmtpSessionFailure.LimitOverstepped;
+        return new SmtpSessionException(failure, reason, reason, cause, capture.ViolatedBound);
     }
 
     private static readonly MailboxAddress NullSender = new(string.Empty, string.Empty);
