@@ -6,29 +6,6 @@ using CloudDelivery.TlsRpt;
 
 namespace CloudDelivery.Tls;
 
-/// <summary>The reasons the TLS policy forbids a connection to a host before any is made.</summary>
-public enum TlsPolicyFailureKind
-{
-    /// <summary>The MTA-STS policy could not be fetched and none is cached (RFC 8461 §5.1): temporary.</summary>
-    MtaStsUnavailable,
-
-    /// <summary>The host does not match the enforced MTA-STS policy's MX patterns (RFC 8461 §4.1).</summary>
-    MxNotInPolicy,
-
-    /// <summary>REQUIRETLS, but the host has neither DANE nor an enforced MTA-STS policy (RFC 8689 §4.2.1).</summary>
-    RequireTlsUnsatisfiable,
-
-    /// <summary>The TLSA lookup failed at a DNSSEC-signed zone (RFC 7672 §2.2): temporary.</summary>
-    TlsaLookupFailed,
-}
-
-/// <summary>
-/// Why the TLS policy refuses a host, with the synthetic reply delivery records for it. None is permanent
-/// for one host: another host, or a later attempt, may do better (REQUIRETLS becomes permanent only when
-/// every host refuses it, RFC 8689 §4.2.1, which delivery decides over all hosts).
-/// </summary>
-public sealed record TlsPolicyFailure(TlsPolicyFailureKind Kind, SmtpReply Reply, LocalFailure Local);
-
 /// <summary>What a connection does when the server's EHLO does not offer STARTTLS (RFC 3207).</summary>
 public enum WithoutStartTls
 {
@@ -76,7 +53,13 @@ public sealed record TlsPolicyVerdict
     public TlsRptHostReport? HostReport { get; init; }
 
     /// <summary>Why no connection may be made; null when one may.</summary>
-    public TlsPolicyFailure? Failure { get; init; }
+    /// <remarks>
+    /// One of <see cref="DeliveryFailureKind.MtaStsUnavailable"/>, <see cref="DeliveryFailureKind.MxNotInPolicy"/>,
+    /// <see cref="DeliveryFailureKind.RequireTlsUnsatisfiableHost"/> or <see cref="DeliveryFailureKind.HostDnsFailed"/>
+    /// (a failed TLSA lookup). None is permanent for one host: REQUIRETLS becomes permanent only when every
+    /// host refuses it (RFC 8689 §4.2.1), which delivery decides over all hosts.
+    /// </remarks>
+    public DeliveryFailure? Failure { get; init; }
 
     /// <summary>
     /// A TLS failure on this connection may be retried in plaintext on the same host (RFC 7435 §6): only
@@ -140,7 +123,7 @@ public static class TlsPolicyDecision
         }
         return Nothing() with
         {
-            Failure = new TlsPolicyFailure(TlsPolicyFailureKind.MtaStsUnavailable, new SmtpReply(451, "4.7.5", $"MTA-STS policy lookup failed: {mtaSts.LookupError}"), LocalFailure.Policy),
+            Failure = DeliveryFailure.Of(DeliveryFailureKind.MtaStsUnavailable, $"MTA-STS policy lookup failed: {mtaSts.LookupError}"),
             DomainFailedSession = true,
         };
     }
@@ -169,7 +152,7 @@ public static class TlsPolicyDecision
         }
         return verdict with
         {
-            Failure = new TlsPolicyFailure(TlsPolicyFailureKind.MxNotInPolicy, new SmtpReply(451, "4.7.5", $"MX host {hostDisplay} does not match the enforced MTA-STS policy of {recipientDomain}"), LocalFailure.Policy),
+            Failure = DeliveryFailure.Of(DeliveryFailureKind.MxNotInPolicy, $"MX host {hostDisplay} does not match the enforced MTA-STS policy of {recipientDomain}"),
             DomainFailedSession = true,
         };
     }
@@ -192,7 +175,7 @@ public static class TlsPolicyDecision
         var mode = enforce ? TlsMode.RequiredStartTls : TlsMode.Opportunistic;
         IReadOnlyList<Dns.TlsaRecord>? daneRecords = null;
         var names = hostNames;
-        TlsPolicyFailure? failure = null;
+        DeliveryFailure? failure = null;
         IReadOnlyList<string> overridden = [];
         switch (facts.DaneMayApply ? facts.TlsaState : TlsaState.None)
         {
@@ -206,13 +189,13 @@ public static class TlsPolicyDecision
                 (dane, overridden) = (false, ["badtlsa"]);
                 break;
             case TlsaState.LookupFailed:
-                failure = new TlsPolicyFailure(TlsPolicyFailureKind.TlsaLookupFailed, new SmtpReply(451, "4.4.4", facts.Tlsa!.Error!.Message), LocalFailure.Dns);
+                failure = DeliveryFailure.Of(DeliveryFailureKind.HostDnsFailed, facts.Tlsa!.Error!.Message);
                 break;
         }
         if (failure is null && facts.AddressesFound && facts.Requirement == TlsRequirement.RequireTls && daneRecords is not { Count: > 0 } && !enforce)
         {
             // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
-            failure = new TlsPolicyFailure(TlsPolicyFailureKind.RequireTlsUnsatisfiable, new SmtpReply(554, "5.7.30", $"REQUIRETLS: {facts.HostDisplay} has neither DANE nor an enforced MTA-STS policy"), LocalFailure.Policy);
+            failure = DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {facts.HostDisplay} has neither DANE nor an enforced MTA-STS policy");
         }
         return new TlsPolicyVerdict
         {

@@ -18,36 +18,36 @@ public class TlsPolicyMatrixTests
     public enum Dane { None, Usable, Unusable, LookupFailed }
 
     // Expected verification: "none", "pkix", "dane", "dane+pkix", "unusable", "unusable+pkix", each
-    // "(ignored)" for TLS-Required: No. Expected failure: "-" or a TlsPolicyFailureKind. Without STARTTLS:
+    // "(ignored)" for TLS-Required: No. Expected failure: "-" or a DeliveryFailureKind. Without STARTTLS:
     // "plaintext" (go on), "fail" (temporary TLS failure), "fail, retry plaintext" (RFC 7435 §6), or "-"
     // when the policy refuses the host before connecting.
     private static readonly (MtaStsState Sts, Dane Dane, TlsRequirement Requirement, TlsMode Mode, string Verification, string Failure, string WithoutStartTls, string Rule)[] Rows =
     [
         (MtaStsState.None, Dane.None, TlsRequirement.Default, TlsMode.Opportunistic, "none", "-", "plaintext", "RFC 7435 §4: opportunistic TLS, unauthenticated"),
-        (MtaStsState.None, Dane.None, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "RequireTlsUnsatisfiable", "-", "RFC 8689 §4.2.1: REQUIRETLS needs DANE or enforced MTA-STS"),
+        (MtaStsState.None, Dane.None, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "RequireTlsUnsatisfiableHost", "-", "RFC 8689 §4.2.1: REQUIRETLS needs DANE or enforced MTA-STS"),
         (MtaStsState.None, Dane.None, TlsRequirement.TlsRequiredNo, TlsMode.Opportunistic, "none (ignored)", "-", "plaintext", "RFC 8689 §5: TLS-Required: No"),
         (MtaStsState.None, Dane.Usable, TlsRequirement.Default, TlsMode.RequiredStartTls, "dane", "-", "fail", "RFC 7672 §2.2: authentic TLSA records make TLS mandatory"),
         (MtaStsState.None, Dane.Usable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "dane", "-", "fail", "RFC 8689 §4.2.1: DANE satisfies REQUIRETLS"),
         (MtaStsState.None, Dane.Usable, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "dane (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5: TLS-Required: No overrides DANE"),
         (MtaStsState.None, Dane.Unusable, TlsRequirement.Default, TlsMode.RequiredStartTls, "unusable", "-", "fail", "RFC 7672 §2.2, §3.1: unusable records, TLS still mandatory"),
-        (MtaStsState.None, Dane.Unusable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "unusable", "RequireTlsUnsatisfiable", "-", "RFC 8689 §4.2.1: unusable records verify nothing"),
+        (MtaStsState.None, Dane.Unusable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "unusable", "RequireTlsUnsatisfiableHost", "-", "RFC 8689 §4.2.1: unusable records verify nothing"),
         (MtaStsState.None, Dane.Unusable, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "unusable (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5"),
-        (MtaStsState.None, Dane.LookupFailed, TlsRequirement.Default, TlsMode.Opportunistic, "none", "TlsaLookupFailed", "-", "RFC 7672 §2.2: a failed TLSA lookup at a signed zone is not 'no DANE'"),
-        (MtaStsState.None, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "TlsaLookupFailed", "-", "RFC 7672 §2.2: the DNS failure comes first"),
+        (MtaStsState.None, Dane.LookupFailed, TlsRequirement.Default, TlsMode.Opportunistic, "none", "HostDnsFailed", "-", "RFC 7672 §2.2: a failed TLSA lookup at a signed zone is not 'no DANE'"),
+        (MtaStsState.None, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "HostDnsFailed", "-", "RFC 7672 §2.2: the DNS failure comes first"),
         (MtaStsState.None, Dane.LookupFailed, TlsRequirement.TlsRequiredNo, TlsMode.Opportunistic, "none (ignored)", "-", "plaintext", "RFC 8689 §5: TLS-Required: No goes on without DANE"),
 
         // Testing mode reports and never enforces (RFC 8461 §5): the same outcomes as without a policy.
         (MtaStsState.Testing, Dane.None, TlsRequirement.Default, TlsMode.Opportunistic, "none", "-", "plaintext", "RFC 8461 §5: testing"),
-        (MtaStsState.Testing, Dane.None, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "RequireTlsUnsatisfiable", "-", "RFC 8689 §4.2.1: testing MTA-STS does not satisfy REQUIRETLS"),
+        (MtaStsState.Testing, Dane.None, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "RequireTlsUnsatisfiableHost", "-", "RFC 8689 §4.2.1: testing MTA-STS does not satisfy REQUIRETLS"),
         (MtaStsState.Testing, Dane.None, TlsRequirement.TlsRequiredNo, TlsMode.Opportunistic, "none (ignored)", "-", "plaintext", "RFC 8689 §5"),
         (MtaStsState.Testing, Dane.Usable, TlsRequirement.Default, TlsMode.RequiredStartTls, "dane", "-", "fail", "RFC 7672 §2.2"),
         (MtaStsState.Testing, Dane.Usable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "dane", "-", "fail", "RFC 8689 §4.2.1"),
         (MtaStsState.Testing, Dane.Usable, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "dane (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5"),
         (MtaStsState.Testing, Dane.Unusable, TlsRequirement.Default, TlsMode.RequiredStartTls, "unusable", "-", "fail", "RFC 7672 §2.2, §3.1"),
-        (MtaStsState.Testing, Dane.Unusable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "unusable", "RequireTlsUnsatisfiable", "-", "RFC 8689 §4.2.1"),
+        (MtaStsState.Testing, Dane.Unusable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "unusable", "RequireTlsUnsatisfiableHost", "-", "RFC 8689 §4.2.1"),
         (MtaStsState.Testing, Dane.Unusable, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "unusable (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5"),
-        (MtaStsState.Testing, Dane.LookupFailed, TlsRequirement.Default, TlsMode.Opportunistic, "none", "TlsaLookupFailed", "-", "RFC 7672 §2.2"),
-        (MtaStsState.Testing, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "TlsaLookupFailed", "-", "RFC 7672 §2.2"),
+        (MtaStsState.Testing, Dane.LookupFailed, TlsRequirement.Default, TlsMode.Opportunistic, "none", "HostDnsFailed", "-", "RFC 7672 §2.2"),
+        (MtaStsState.Testing, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.Opportunistic, "none", "HostDnsFailed", "-", "RFC 7672 §2.2"),
         (MtaStsState.Testing, Dane.LookupFailed, TlsRequirement.TlsRequiredNo, TlsMode.Opportunistic, "none (ignored)", "-", "plaintext", "RFC 8689 §5"),
 
         // Enforce: STARTTLS with a WebPKI-verified certificate (RFC 8461 §5), checked alongside DANE.
@@ -60,8 +60,8 @@ public class TlsPolicyMatrixTests
         (MtaStsState.Enforce, Dane.Unusable, TlsRequirement.Default, TlsMode.RequiredStartTls, "unusable+pkix", "-", "fail", "RFC 7672 §3.1, RFC 8461 §5"),
         (MtaStsState.Enforce, Dane.Unusable, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "unusable+pkix", "-", "fail", "RFC 8689 §4.2.1: enforced MTA-STS verifies"),
         (MtaStsState.Enforce, Dane.Unusable, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "unusable+pkix (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5"),
-        (MtaStsState.Enforce, Dane.LookupFailed, TlsRequirement.Default, TlsMode.RequiredStartTls, "pkix", "TlsaLookupFailed", "-", "RFC 7672 §2.2"),
-        (MtaStsState.Enforce, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "pkix", "TlsaLookupFailed", "-", "RFC 7672 §2.2"),
+        (MtaStsState.Enforce, Dane.LookupFailed, TlsRequirement.Default, TlsMode.RequiredStartTls, "pkix", "HostDnsFailed", "-", "RFC 7672 §2.2"),
+        (MtaStsState.Enforce, Dane.LookupFailed, TlsRequirement.RequireTls, TlsMode.RequiredStartTls, "pkix", "HostDnsFailed", "-", "RFC 7672 §2.2"),
         (MtaStsState.Enforce, Dane.LookupFailed, TlsRequirement.TlsRequiredNo, TlsMode.RequiredStartTls, "pkix (ignored)", "-", "fail, retry plaintext", "RFC 8689 §5"),
     ];
 
@@ -112,7 +112,7 @@ public class TlsPolicyMatrixTests
         var overridden = TlsPolicyDecision.Decide(Facts(failed, Dane.None, TlsRequirement.TlsRequiredNo));
 
         // RFC 8461 §5.1: without a policy the domain might be enforcing; RFC 8689 §5 lets the sender go on.
-        Assert.Equal(TlsPolicyFailureKind.MtaStsUnavailable, refused.Failure?.Kind);
+        Assert.Equal(DeliveryFailureKind.MtaStsUnavailable, refused.Failure?.Kind);
         Assert.Equal(new SmtpReply(451, "4.7.5", "MTA-STS policy lookup failed: timeout fetching policy"), refused.Failure?.Reply);
         Assert.Equal(LocalFailure.Policy, refused.Failure?.Local);
         Assert.True(refused.DomainFailedSession);
@@ -122,9 +122,9 @@ public class TlsPolicyMatrixTests
 
     [Theory]
     [InlineData(MtaStsState.Testing, TlsRequirement.Default, null, false)]
-    [InlineData(MtaStsState.Enforce, TlsRequirement.Default, TlsPolicyFailureKind.MxNotInPolicy, true)]
+    [InlineData(MtaStsState.Enforce, TlsRequirement.Default, DeliveryFailureKind.MxNotInPolicy, true)]
     [InlineData(MtaStsState.Enforce, TlsRequirement.TlsRequiredNo, null, false)]
-    public void An_mx_host_outside_the_policy_is_reported_and_skipped_only_when_enforced(MtaStsState state, TlsRequirement requirement, TlsPolicyFailureKind? expected, bool countsFailure)
+    public void An_mx_host_outside_the_policy_is_reported_and_skipped_only_when_enforced(MtaStsState state, TlsRequirement requirement, DeliveryFailureKind? expected, bool countsFailure)
     {
         var verdict = TlsPolicyDecision.Decide(Facts(new MtaStsFacts(state, HostMatches: false), Dane.None, requirement));
 
