@@ -628,7 +628,7 @@ public sealed class DeliveryEngine : IDisposable
 
     /// <summary>What is reported of a session that opened: its TLS version and certificate verification.</summary>
     private static ConnectionReport Opened(string host, IPAddress address, SmtpSession session, bool plaintextRetry) =>
-        new(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
+        new(host, address, session.IsTls ? Tls.TlsVersionNames.Of(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
 
     private sealed record ExtraSessionResult(SessionResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
 
@@ -870,13 +870,6 @@ public sealed class DeliveryEngine : IDisposable
             Stopwatch.GetElapsedTime(started).TotalSeconds,
             new KeyValuePair<string, object?>("result", result),
             new KeyValuePair<string, object?>("tls_mode", mode.ToString().ToLowerInvariant()));
-
-    private static string TlsVersionName(System.Security.Authentication.SslProtocols protocol) => protocol switch
-    {
-        System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
-        System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
-        _ => protocol.ToString(),
-    };
 
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };
