@@ -20,7 +20,7 @@ namespace CloudDelivery.Delivery;
 /// parallel to the host), and each message is sent with as many recipients per transaction as the server
 /// allows.
 /// </summary>
-public sealed class DeliveryEngine : IDisposable
+public sealed partial class DeliveryEngine : IDisposable
 {
     private readonly DnsResolver resolver;
     private readonly DestinationResolver destinations;
@@ -150,96 +150,6 @@ public sealed class DeliveryEngine : IDisposable
         return state.ToOutcome();
     }
 
-    /// <summary>
-    /// Delivers <paramref name="request"/>'s messages through a smarthost instead of the recipients' MX
-    /// hosts: STARTTLS with a WebPKI-verified certificate is required, then the login, then the same
-    /// transactions and per-recipient results as direct delivery. Relay failures are temporary unless the
-    /// relay answers 5xx for a recipient or a message.
-    /// </summary>
-    public async Task<DeliveryOutcome> DeliverViaSmarthostAsync(DeliveryRequest request, SmarthostSettings smarthost, CancellationToken cancellationToken)
-    {
-        var state = new AttemptState(request);
-        if (state.RefuseUnencodable())
-        {
-            await state.PublishAsync(cancellationToken);
-            return state.ToOutcome();
-        }
-        IReadOnlyList<IPAddress> addresses;
-        if (IPAddress.TryParse(smarthost.Host, out var literal))
-        {
-            addresses = [literal];
-        }
-        else
-        {
-            var lookup = await resolver.LookupAddressesAsync(smarthost.Host, cancellationToken);
-            addresses = lookup.Records;
-            if (!lookup.Found)
-            {
-                state.Fail(state.Pending, smarthost.Host, null, DeliveryFailure.Of(DeliveryFailureKind.SmarthostDnsFailed, $"smarthost {smarthost.Host}: {lookup.Error ?? "no addresses"}"));
-                await state.PublishAsync(cancellationToken);
-                return state.ToOutcome();
-            }
-        }
-
-        // The relay is the operator's choice, so the address policy for strangers' DNS does not apply.
-        Socket? socket = null;
-        IPAddress? dialled = null;
-        string? dialError = null;
-        var dialFailure = DeliveryFailureKind.SmarthostDialFailed;
-        foreach (var address in addresses)
-        {
-            var connecting = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout);
-            try
-            {
-                await connecting.ConnectAsync(new IPEndPoint(address, smarthost.Port), timeout.Token);
-                (socket, dialled) = (connecting, address);
-                break;
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                connecting.Dispose();
-                dialError = $"connecting to smarthost {address}:{smarthost.Port}: {e.Message}";
-                dialFailure = e is OperationCanceledException ? DeliveryFailureKind.SmarthostConnectTimeout : DeliveryFailureKind.SmarthostDialFailed;
-            }
-        }
-        if (socket is null)
-        {
-            state.Fail(state.Pending, smarthost.Host, null, DeliveryFailure.Of(dialFailure, dialError ?? $"smarthost {smarthost.Host} has no addresses"));
-            await state.PublishAsync(cancellationToken);
-            return state.ToOutcome();
-        }
-
-        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = smarthost.Host });
-        try
-        {
-            var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
-            var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
-            await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
-            state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
-            if (smarthost.UserName is not null)
-            {
-                await session.AuthenticateAsync(smarthost.UserName, smarthost.Password ?? string.Empty, cancellationToken);
-            }
-            // The relay's certificate is verified, but nothing is known about the recipient domain's policy.
-            var posture = session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext;
-            var work = new SessionWork(state.Pending);
-            var (stillPending, sharedError, _, _) = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, smarthost.Host, dialled!, dualStack: false, state.Request.Attempt, cancellationToken);
-            stillPending.AddRange(work.TakeRest());
-            var error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.SmarthostConnectionLost, $"connection to smarthost {smarthost.Host} lost") with { Tls = posture };
-            state.Fail(stillPending, smarthost.Host, dialled, error);
-        }
-        catch (SmtpSessionException e)
-        {
-            // Refused TLS, a bad certificate or a failed login: the relay's configuration, not the mail, is at fault.
-            state.AddConnection(new ConnectionReport(smarthost.Host, dialled!, null, CertificateVerification.None, null, false, e.Message));
-            state.Fail(state.Pending.Where(p => !state.IsComplete(p)), smarthost.Host, dialled, DeliveryFailure.FromSession(e) with { Permanent = false });
-        }
-        await state.PublishAsync(cancellationToken);
-        return state.ToOutcome();
-    }
-
     private async Task DeliverGroupAsync(AttemptState state, DestinationSet destinationSet, MtaStsLookup? policyLookup, TlsRequirement requirement, List<PendingRecipient> pending, CancellationToken cancellationToken)
     {
         var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
@@ -357,6 +267,10 @@ public sealed class DeliveryEngine : IDisposable
         state.Fail(pending, lastHost, lastAddress, last with { Permanent = permanent });
     }
 
+    /// <summary>
+    /// One host, top-down: gather its addresses, decide DANE, check REQUIRETLS, dial, open a session, then
+    /// run that session (and any parallel ones) and merge their results.
+    /// </summary>
     private async Task<HostAttempt> DeliverHostAsync(
         AttemptState state,
         DestinationSet destinationSet,
@@ -371,119 +285,21 @@ public sealed class DeliveryEngine : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var requirement = pending[0].Message.TlsRequirement;
-        var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
-        var tlsDane = false;
-        IReadOnlyList<Dns.TlsaRecord>? daneRecords = null;
-        IReadOnlyList<Domain> tlsNames = host.Name is null ? [] : [host.Name];
-        TlsRptResult? hostResult = null;
         var attempt = new HostAttempt { StillPending = pending };
 
         metrics.Destinations.Add(1);
-        var dialledKey = host.Display;
-        state.Request.DialledAddresses.TryGetValue(dialledKey, out var previous);
+        state.Request.DialledAddresses.TryGetValue(host.Display, out var previous);
         var addresses = await destinations.GatherAddressesAsync(host, previous, cancellationToken);
-        DestinationError? error = addresses.Error;
+        var dane = await DecideDaneAsync(state, destinationSet, host, addresses, mode, requirement, domainResult, cancellationToken);
+        attempt.TlsDane = dane.Required;
+        attempt.HostResult = dane.HostResult;
+        mode = dane.Mode;
 
-        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
-        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
-            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
-        void CountFailure()
+        if (dane.Error is null && RequireTlsRefusal(requirement, dane, enforceMtaSts, host) is { } requireTls)
         {
-            domainResult.Add(0, 1);
-            hostResult!.Add(0, 1);
+            return attempt.Failed(requireTls);
         }
-
-        if (!destinationAuthentic)
-        {
-            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
-                CountFailure();
-            }
-            else if (error is null)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
-            }
-        }
-        else if (mode == TlsMode.Skip)
-        {
-            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
-            metrics.DestinationsAuthentic.Add(1);
-        }
-        else
-        {
-            metrics.DestinationsAuthentic.Add(1);
-            var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
-            tlsDane = tlsa.DaneRequired;
-            if (tlsDane)
-            {
-                metrics.DaneRequired.Add(1);
-            }
-            if (tlsa.Error is not null)
-            {
-                metrics.TlsaErrors.Add(1);
-            }
-            if (tlsa.Error is null && tlsDane)
-            {
-                mode = TlsMode.RequiredStartTls;
-                daneRecords = tlsa.Records;
-                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
-                if (daneRecords.Count == 0)
-                {
-                    // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
-                    metrics.DaneUnverified.Add(1);
-                    hostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
-                }
-                tlsNames = Dane.DaneNames.Allowed(
-                    destinationSet.HaveMx,
-                    destinationSet.ExpandedNextHopAuthentic,
-                    addresses.ExpandedAuthentic,
-                    state.Request.Destination.Name!,
-                    destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
-                    host.Name!,
-                    tlsa.BaseDomain);
-            }
-            else if (!tlsDane)
-            {
-                hostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
-            }
-            else
-            {
-                var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
-                if (tlsa.Error!.ExtendedError is { } tlsaEde)
-                {
-                    detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
-                    if (tlsaEde.IsAuthenticationFailure)
-                    {
-                        detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
-                    }
-                }
-                hostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
-                hostResult.Add(0, 0, detail);
-                if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
-                {
-                    CountFailure();
-                }
-                error = tlsa.Error;
-                if (tlsRequiredNo)
-                {
-                    logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
-                    metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
-                    error = null;
-                    tlsDane = false;
-                }
-            }
-        }
-        attempt.TlsDane = tlsDane;
-        attempt.HostResult = hostResult;
-
-        if (error is null && requirement == TlsRequirement.RequireTls && !(tlsDane && daneRecords is { Count: > 0 }) && !enforceMtaSts)
-        {
-            // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
-            metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-            return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy"));
-        }
-        if (error is not null)
+        if (dane.Error is { } error)
         {
             RecordDuration(started, mode, "error");
             if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
@@ -494,9 +310,197 @@ public sealed class DeliveryEngine : IDisposable
             return attempt.Failed(DeliveryFailure.Of(DeliveryFailureKind.HostDnsFailed, error.Message));
         }
 
-        // Dial: at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open).
-        Socket? socket = null;
-        IPAddress? dialled = null;
+        var (socket, dialled, dialFailure) = await DialHostAsync(state, host, addresses, cancellationToken);
+        attempt.Address = dialled;
+        if (socket is null)
+        {
+            RecordDuration(started, mode, "error");
+            return attempt.Failed(dialFailure!);
+        }
+
+        var target = new SessionTarget(
+            host.Display,
+            dialled!,
+            dane.Names.Count > 0 ? dane.Names[0].Ascii : host.Display,
+            mode,
+            new TlsVerificationPlan
+            {
+                DaneRecords = dane.Required ? dane.Records : null,
+                DaneAllowedNames = dane.Names.Select(n => n.Ascii).ToArray(),
+                RequirePkix = requirePkix,
+                IgnoreVerificationErrors = requirement == TlsRequirement.TlsRequiredNo,
+                ExtraTrustRoots = options.ExtraTrustRoots,
+            },
+            new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time },
+            enforceMtaSts,
+            plaintextRetry,
+            addresses.DualStack);
+        var hostTlsResult = dane.HostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+        var (session, refused) = await OpenSessionAsync(state, target, socket, domainResult, hostTlsResult, dane.HostResult, cancellationToken);
+        if (session is null)
+        {
+            RecordDuration(started, mode, "error");
+            return attempt.Failed(refused!);
+        }
+        await using (session)
+        {
+            var (stillPending, sharedError, delivered, failed) = await RunSessionsAsync(state, target, session, pending, domainResult, hostTlsResult, cancellationToken);
+            attempt.StillPending = stillPending;
+            RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
+            if (stillPending.Count > 0)
+            {
+                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = PostureOf(session, enforceMtaSts) };
+            }
+            return attempt;
+        }
+    }
+
+    /// <summary>Where and how every session of one host attempt connects: the address, TLS mode and verification.</summary>
+    private sealed record SessionTarget(
+        string Host,
+        IPAddress Address,
+        string TlsName,
+        TlsMode Mode,
+        TlsVerificationPlan Plan,
+        SmtpSessionOptions SessionOptions,
+        bool EnforceMtaSts,
+        bool PlaintextRetry,
+        bool DualStack);
+
+    /// <summary>What DANE decided for one host: the TLS mode, the usable TLSA records and names, the TLSRPT result.</summary>
+    private sealed class DaneDecision
+    {
+        public required TlsMode Mode { get; set; }
+
+        public bool Required { get; set; }
+
+        public IReadOnlyList<Dns.TlsaRecord>? Records { get; set; }
+
+        public required IReadOnlyList<Domain> Names { get; set; }
+
+        public TlsRptResult? HostResult { get; set; }
+
+        /// <summary>The address or TLSA lookup failed in a way that ends this host attempt.</summary>
+        public DestinationError? Error { get; set; }
+    }
+
+    private async Task<DaneDecision> DecideDaneAsync(
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, TlsMode mode, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
+    {
+        var decision = new DaneDecision { Mode = mode, Names = host.Name is null ? [] : [host.Name], Error = addresses.Error };
+        var error = addresses.Error;
+
+        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
+        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
+            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
+        if (!destinationAuthentic)
+        {
+            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
+            {
+                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
+                domainResult.Add(0, 1);
+                decision.HostResult.Add(0, 1);
+            }
+            else if (error is null)
+            {
+                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
+            }
+            return decision;
+        }
+        metrics.DestinationsAuthentic.Add(1);
+        if (mode == TlsMode.Skip)
+        {
+            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
+            return decision;
+        }
+
+        var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
+        decision.Required = tlsa.DaneRequired;
+        if (tlsa.DaneRequired)
+        {
+            metrics.DaneRequired.Add(1);
+        }
+        if (tlsa.Error is not null)
+        {
+            metrics.TlsaErrors.Add(1);
+        }
+        if (tlsa.Error is null && tlsa.DaneRequired)
+        {
+            decision.Mode = TlsMode.RequiredStartTls;
+            decision.Records = tlsa.Records;
+            decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
+            if (tlsa.Records.Count == 0)
+            {
+                // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
+                metrics.DaneUnverified.Add(1);
+                decision.HostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
+            }
+            decision.Names = Dane.DaneNames.Allowed(
+                destinationSet.HaveMx,
+                destinationSet.ExpandedNextHopAuthentic,
+                addresses.ExpandedAuthentic,
+                state.Request.Destination.Name!,
+                destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
+                host.Name!,
+                tlsa.BaseDomain);
+        }
+        else if (!tlsa.DaneRequired)
+        {
+            decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
+        }
+        else
+        {
+            TlsaLookupFailed(decision, tlsa, host, requirement, domainResult);
+        }
+        return decision;
+    }
+
+    /// <summary>DANE is required but its TLSA records could not be looked up: the host is skipped, unless TLS-Required: No.</summary>
+    private void TlsaLookupFailed(DaneDecision decision, TlsaGathering tlsa, DeliveryHost host, TlsRequirement requirement, TlsRptResult domainResult)
+    {
+        var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
+        if (tlsa.Error!.ExtendedError is { } tlsaEde)
+        {
+            detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
+            if (tlsaEde.IsAuthenticationFailure)
+            {
+                detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
+            }
+        }
+        decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
+        decision.HostResult.Add(0, 0, detail);
+        if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
+        {
+            domainResult.Add(0, 1);
+            decision.HostResult.Add(0, 1);
+        }
+        decision.Error = tlsa.Error;
+        if (requirement == TlsRequirement.TlsRequiredNo)
+        {
+            logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
+            metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
+            decision.Error = null;
+            decision.Required = false;
+        }
+    }
+
+    /// <summary>RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.</summary>
+    private DeliveryFailure? RequireTlsRefusal(TlsRequirement requirement, DaneDecision dane, bool enforceMtaSts, DeliveryHost host)
+    {
+        if (requirement != TlsRequirement.RequireTls || (dane.Required && dane.Records is { Count: > 0 }) || enforceMtaSts)
+        {
+            return null;
+        }
+        metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
+        return DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy");
+    }
+
+    /// <summary>
+    /// Dials at most one address per family per attempt (RFC 5321 §5.1 leaves the strategy open) and notes
+    /// the one that answered, so the next attempt prefers the other family.
+    /// </summary>
+    private async Task<(Socket? Socket, IPAddress? Address, DeliveryFailure? Failure)> DialHostAsync(AttemptState state, DeliveryHost host, HostAddresses addresses, CancellationToken cancellationToken)
+    {
         DeliveryFailure? dialFailure = null;
         foreach (var address in OnePerFamily(addresses.Addresses))
         {
@@ -505,46 +509,38 @@ public sealed class DeliveryEngine : IDisposable
                 dialFailure = DeliveryFailure.Of(DeliveryFailureKind.DialRefusedByPolicy, refusal);
                 continue;
             }
-            (socket, var failure, var timedOut) = await DialAsync(address, cancellationToken);
+            var (socket, failure, timedOut) = await DialAsync(address, cancellationToken);
             if (socket is not null)
             {
-                dialled = address;
-                if (!state.Request.DialledAddresses.TryGetValue(dialledKey, out var list))
+                if (!state.Request.DialledAddresses.TryGetValue(host.Display, out var list))
                 {
-                    state.Request.DialledAddresses[dialledKey] = list = [];
+                    state.Request.DialledAddresses[host.Display] = list = [];
                 }
                 list.Add(address);
-                break;
+                return (socket, address, null);
             }
             dialFailure = DeliveryFailure.Of(timedOut ? DeliveryFailureKind.ConnectTimeout : DeliveryFailureKind.DialFailed, $"connecting to {address}: {failure}");
         }
-        attempt.Address = dialled;
-        if (socket is null)
-        {
-            RecordDuration(started, mode, "error");
-            return attempt.Failed(dialFailure ?? DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"));
-        }
+        return (null, null, dialFailure ?? DeliveryFailure.Of(DeliveryFailureKind.HostHasNoAddresses, $"no addresses for {host.Display}"));
+    }
 
-        var plan = new TlsVerificationPlan
-        {
-            DaneRecords = tlsDane ? daneRecords : null,
-            DaneAllowedNames = tlsNames.Select(n => n.Ascii).ToArray(),
-            RequirePkix = requirePkix,
-            IgnoreVerificationErrors = tlsRequiredNo,
-            ExtraTrustRoots = options.ExtraTrustRoots,
-        };
-        var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
-        var tlsName = tlsNames.Count > 0 ? tlsNames[0].Ascii : host.Display;
-        SmtpSession session;
+    /// <summary>
+    /// Opens the first session to a host. Its TLS outcome is counted for TLSRPT whether it opens or not; a
+    /// refusal is the host's answer, made temporary by the dual-stack rule where it applies.
+    /// </summary>
+    private static async Task<(SmtpSession? Session, DeliveryFailure? Refusal)> OpenSessionAsync(
+        AttemptState state, SessionTarget target, Socket socket, TlsRptResult domainResult, TlsRptResult hostTlsResult, TlsRptResult? hostResult, CancellationToken cancellationToken)
+    {
         try
         {
-            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display }), cancellationToken);
+            var session = await SmtpSession.ConnectAsync(socket, target.TlsName, target.Mode, target.Plan, target.SessionOptions, domainResult, hostTlsResult, cancellationToken);
+            state.AddConnection(Opened(target.Host, target.Address, session, target.PlaintextRetry));
+            return (session, null);
         }
         catch (SmtpSessionException e)
         {
-            state.AddConnection(new ConnectionReport(host.Display, dialled!, null, CertificateVerification.None, null, plaintextRetry, e.Message));
-            RecordDuration(started, mode, "error");
-            return attempt.Failed(DeliveryFailure.FromSession(e).ForAttempt(state.Request.Attempt, addresses.DualStack));
+            state.AddConnection(new ConnectionReport(target.Host, target.Address, null, CertificateVerification.None, null, target.PlaintextRetry, e.Message));
+            return (null, DeliveryFailure.FromSession(e).ForAttempt(state.Request.Attempt, target.DualStack));
         }
         finally
         {
@@ -553,280 +549,11 @@ public sealed class DeliveryEngine : IDisposable
             domainResult.EndSession();
             hostResult?.EndSession();
         }
-
-        await using (session)
-        {
-            state.AddConnection(Opened(host.Display, dialled!, session, plaintextRetry));
-            var posture = PostureOf(session, enforceMtaSts);
-            var work = new SessionWork(pending);
-            // The host has accepted one session: more may share the work when there is enough of it. They
-            // take messages from the same list. A further session that cannot open is ignored (the host was
-            // judged by opening this one); once open, each message's transactions decide its own result.
-            var hostTlsResult = hostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
-            // Extra sessions still dialling or greeting when nothing is left to take are called off: a host
-            // that tarpits further connections must not hold a finished delivery for a whole timeout.
-            using var stopOpening = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var extraSessions = Enumerable.Range(0, ExtraSessionsFor(work.Count))
-                .Select(_ => RunExtraSessionAsync(state, work, host.Display, dialled!, tlsName, mode, plan, sessionOptions, enforceMtaSts, plaintextRetry, domainResult.Policy, hostTlsResult.Policy, addresses.DualStack, stopOpening.Token, cancellationToken))
-                .ToArray();
-            SessionResult first;
-            try
-            {
-                first = await RunTransactionsAsync(state.OpenOutbox(), session, posture, work, host.Display, dialled!, addresses.DualStack, state.Request.Attempt, cancellationToken);
-            }
-            catch
-            {
-                // Results could not be recorded (or the run is being stopped): no session starts another
-                // message, and none is left running behind the caller's back, whose lease ends with it.
-                work.Abandon();
-                await stopOpening.CancelAsync();
-                try
-                {
-                    await Task.WhenAll(extraSessions);
-                }
-                catch (Exception)
-                {
-                    // The first session's failure is the one reported.
-                }
-                throw;
-            }
-            if (work.Count == 0)
-            {
-                await stopOpening.CancelAsync();
-            }
-            var (stillPending, sharedError, delivered, failed) = first;
-            foreach (var extra in await Task.WhenAll(extraSessions))
-            {
-                // Each extra session counted its TLS outcomes apart (RFC 8460 counts sessions); added now, in one thread.
-                domainResult.Merge(extra.DomainResult);
-                hostTlsResult.Merge(extra.HostResult);
-                stillPending.AddRange(extra.Sessions.StillPending);
-                sharedError ??= extra.Sessions.SharedError;
-                delivered += extra.Sessions.Delivered;
-                failed += extra.Sessions.Failed;
-            }
-            // Messages no session could take (every one ended early) stay for the next host.
-            stillPending.AddRange(work.TakeRest());
-            attempt.StillPending = stillPending;
-            RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
-            if (stillPending.Count > 0)
-            {
-                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = posture };
-            }
-            return attempt;
-        }
     }
-
-    /// <summary>
-    /// Messages each further session should have before it is worth its connection and handshakes: a
-    /// delivery of up to this many messages uses one session; each further batch of this many adds one, up to
-    /// <see cref="DeliveryEngineOptions.MaxSessionsPerHost"/>.
-    /// </summary>
-    public const int MessagesPerExtraSession = 4;
-
-    private int ExtraSessionsFor(int messages) => Math.Clamp((messages - 1) / MessagesPerExtraSession, 0, Math.Max(0, options.MaxSessionsPerHost - 1));
 
     /// <summary>What is reported of a session that opened: its TLS version and certificate verification.</summary>
     private static ConnectionReport Opened(string host, IPAddress address, SmtpSession session, bool plaintextRetry) =>
         new(host, address, session.IsTls ? Tls.TlsVersionNames.Of(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
-
-    private sealed record ExtraSessionResult(SessionResult Sessions, TlsRptResult DomainResult, TlsRptResult HostResult);
-
-    /// <summary>
-    /// One more session to a host that already accepted one, with the same address, TLS mode and
-    /// verification. It takes messages from <paramref name="work"/> until none are left. A refusal (a
-    /// server limiting connections answers 421) or a failed handshake ends it quietly: the other sessions
-    /// go on with the rest, and the host is not judged by it.
-    /// </summary>
-    private async Task<ExtraSessionResult> RunExtraSessionAsync(
-        AttemptState state,
-        SessionWork work,
-        string host,
-        IPAddress address,
-        string tlsName,
-        TlsMode mode,
-        TlsVerificationPlan plan,
-        SmtpSessionOptions sessionOptions,
-        bool enforceMtaSts,
-        bool plaintextRetry,
-        TlsRptPolicy domainPolicy,
-        TlsRptPolicy hostPolicy,
-        bool dualStack,
-        CancellationToken stopOpening,
-        CancellationToken cancellationToken)
-    {
-        var domainResult = new TlsRptResult(domainPolicy);
-        var hostResult = new TlsRptResult(hostPolicy);
-        var nothing = new SessionResult([], null, 0, 0);
-        var calledOff = new ExtraSessionResult(nothing, new TlsRptResult(domainPolicy), new TlsRptResult(hostPolicy));
-        Socket? socket;
-        string? failure;
-        try
-        {
-            (socket, failure, _) = await DialAsync(address, stopOpening);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return calledOff;
-        }
-        if (socket is null)
-        {
-            logger.LogDebug("Extra session to {Host} not opened: {Error}", host, failure);
-            return new ExtraSessionResult(nothing, domainResult, hostResult);
-        }
-        SmtpSession session;
-        try
-        {
-            session = await SmtpSession.ConnectAsync(socket, tlsName, mode, plan, sessionOptions, domainResult, hostResult, stopOpening);
-        }
-        catch (Exception e) when (stopOpening.IsCancellationRequested && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SmtpSessionException)
-        {
-            // Called off while greeting or handshaking: not a session the host had a say in; nothing to count.
-            socket.Dispose();
-            return calledOff;
-        }
-        catch (SmtpSessionException e)
-        {
-            state.AddConnection(new ConnectionReport(host, address, null, CertificateVerification.None, null, plaintextRetry, e.Message));
-            logger.LogDebug("Extra session to {Host} refused: {Error}", host, e.Message);
-            return new ExtraSessionResult(nothing, domainResult, hostResult);
-        }
-        await using (session)
-        {
-            state.AddConnection(Opened(host, address, session, plaintextRetry));
-            try
-            {
-                var result = await RunTransactionsAsync(state.OpenOutbox(), session, PostureOf(session, enforceMtaSts), work, host, address, dualStack, state.Request.Attempt, cancellationToken);
-                return new ExtraSessionResult(result, domainResult, hostResult);
-            }
-            catch
-            {
-                work.Abandon(); // the other sessions finish the transaction they are in, and stop
-                throw;
-            }
-        }
-    }
-
-    /// <summary>The pending messages of one host attempt, taken one message at a time by its sessions.</summary>
-    private sealed class SessionWork(IEnumerable<PendingRecipient> pending)
-    {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<List<PendingRecipient>> messages = new(pending.GroupBy(p => p.Message).Select(g => g.ToList()));
-
-        private volatile bool abandoned;
-
-        public int Count => messages.Count;
-
-        public bool TryTake(out List<PendingRecipient> message)
-        {
-            message = [];
-            return !abandoned && messages.TryDequeue(out message!);
-        }
-
-        /// <summary>A session failed in a way that ends the whole attempt: no session takes another message.</summary>
-        public void Abandon() => abandoned = true;
-
-        /// <summary>Whatever no session took.</summary>
-        public List<PendingRecipient> TakeRest()
-        {
-            var rest = new List<PendingRecipient>();
-            while (messages.TryDequeue(out var message))
-            {
-                rest.AddRange(message);
-            }
-            return rest;
-        }
-    }
-
-    private sealed record SessionResult(List<PendingRecipient> StillPending, DeliveryFailure? SharedError, int Delivered, int Failed);
-
-    /// <summary>
-    /// Sends messages taken from <paramref name="work"/> over an open session until none are left or the
-    /// session ends: at most RCPTMAX recipients per transaction, a later recipient's 452/552 moved to the
-    /// next transaction, results published (and recorded by the caller) right after each reply, before the
-    /// next command. Returns what could not be concluded on this connection and why.
-    /// </summary>
-    private static async Task<SessionResult> RunTransactionsAsync(
-        AttemptState.Outbox outbox, SmtpSession session, TlsPosture tls, SessionWork work, string host, IPAddress dialled, bool dualStack, int attemptNumber, CancellationToken cancellationToken)
-    {
-        var stillPending = new List<PendingRecipient>();
-        var delivered = 0;
-        var failed = 0;
-        DeliveryFailure? sharedError = null;
-        // A session that is no longer usable takes nothing more: other sessions, or the next host, get the rest.
-        while (session.IsUsable && work.TryTake(out var todo))
-        {
-            var message = todo[0].Message;
-            var firstTransaction = true;
-            while (todo.Count > 0)
-            {
-                // RFC 9422 §4.2: no more recipients per transaction than the server's RCPTMAX.
-                var count = session.RcptMax > 0 ? Math.Min(session.RcptMax, todo.Count) : todo.Count;
-                var batch = todo.Take(count).ToList();
-                var rest = todo.Skip(count).ToList();
-                TransactionResult result;
-                try
-                {
-                    result = await session.SendAsync(message, batch.Select(p => p.Recipient).ToArray(), cancellationToken);
-                }
-                catch (SmtpSessionException e)
-                {
-                    var failure = DeliveryFailure.FromSession(e).ForAttempt(attemptNumber, dualStack) with { Tls = tls };
-                    if (firstTransaction && rest.Count == 0 && !failure.Permanent)
-                    {
-                        // The failure concerns the whole message: another host may do better.
-                        stillPending.AddRange(batch);
-                        sharedError = failure;
-                    }
-                    else
-                    {
-                        // A permanent refusal is this message's own result, decided here: carried along as the
-                        // host's error it would also end messages that merely lost their connection, in this
-                        // session or a parallel one.
-                        outbox.Fail(batch, host, dialled, failure);
-                        failed += batch.Count;
-                    }
-                    if (!session.IsUsable)
-                    {
-                        stillPending.AddRange(rest);
-                        rest.Clear();
-                    }
-                    await outbox.PublishAsync(cancellationToken);
-                    todo = rest;
-                    firstTransaction = false;
-                    continue;
-                }
-                var next = new List<PendingRecipient>();
-                // As mox: only a refusal of the whole transaction counts as the host refusing us, and
-                // may be made temporary for a dual-stack host (see Inspect).
-                var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    var reply = result.RecipientReplies[i];
-                    if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
-                    {
-                        // "Too many recipients" for a later recipient: it goes into the next transaction
-                        // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
-                        next.Add(batch[i]);
-                    }
-                    else if (reply.IsPositive)
-                    {
-                        outbox.Complete(batch[i], RecipientStatus.Delivered, host, dialled, reply, tls);
-                        delivered++;
-                    }
-                    else
-                    {
-                        var permanent = reply.IsPermanent && !(allRefused && DeliveryFailure.IsFirstDualStackPolicyRejection(reply, reply.IsPermanent, attemptNumber, dualStack));
-                        outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls);
-                        failed++;
-                    }
-                }
-                await outbox.PublishAsync(cancellationToken);
-                todo = [.. next, .. rest];
-                firstTransaction = false;
-            }
-        }
-        return new SessionResult(stillPending, sharedError, delivered, failed);
-    }
 
     /// <summary>How a session that reached MAIL FROM was protected: what was verified, not just whether TLS was up.</summary>
     private static TlsPosture PostureOf(SmtpSession session, bool enforceMtaSts) => session.Verification switch
@@ -893,140 +620,4 @@ public sealed class DeliveryEngine : IDisposable
         }
     }
 
-    private sealed record PendingRecipient(OutboundMessage Message, EmailAddress Recipient);
-
-    private sealed class AttemptState(DeliveryRequest request)
-    {
-        // Parallel sessions to one host complete recipients concurrently: the result map and the
-        // connection list are shared, each session's outbox is its own.
-        private readonly Lock gate = new();
-        private readonly Dictionary<PendingRecipient, RecipientResult> results = [];
-        private Outbox? main;
-
-        public DeliveryRequest Request { get; } = request;
-
-        private readonly List<PendingRecipient> everyone = request.Messages.SelectMany(m => m.Recipients.Distinct().Select(r => new PendingRecipient(m, r))).ToList();
-
-        /// <summary>The recipients still to deliver: all but those <see cref="RefuseUnencodable"/> failed.</summary>
-        public List<PendingRecipient> Pending { get; } = [];
-
-        /// <summary>
-        /// Fails, permanently and alone, each recipient whose address (or whose message's sender) MAIL FROM /
-        /// RCPT TO cannot carry, so it never reaches a session where it would fail the transaction, the
-        /// session or the run around it. Returns true when no recipient is left to deliver.
-        /// </summary>
-        public bool RefuseUnencodable()
-        {
-            foreach (var recipient in everyone)
-            {
-                if (recipient.Message.Sender is { } sender && !sender.IsEncodable(out var senderReason))
-                {
-                    Main.Fail([recipient], null, null, DeliveryFailure.Of(DeliveryFailureKind.UnencodableSender, $"sender address {sender} cannot be sent: {senderReason}"));
-                }
-                else if (!recipient.Recipient.IsEncodable(out var reason))
-                {
-                    Main.Fail([recipient], null, null, DeliveryFailure.Of(DeliveryFailureKind.UnencodableRecipient, $"recipient address {recipient.Recipient} cannot be sent: {reason}"));
-                }
-                else
-                {
-                    Pending.Add(recipient);
-                }
-            }
-            return Pending.Count == 0;
-        }
-
-        public TlsRptResult? RecipientDomainResult { get; set; }
-
-        public List<TlsRptResult> HostResults { get; } = [];
-
-        private List<ConnectionReport> Connections { get; } = [];
-
-        /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, what no session concluded).</summary>
-        private Outbox Main => main ??= new Outbox(this);
-
-        /// <summary>An outbox for one more session: its results are published by it, and only by it.</summary>
-        public Outbox OpenOutbox() => new(this);
-
-        public void AddConnection(ConnectionReport report)
-        {
-            lock (gate)
-            {
-                Connections.Add(report);
-            }
-        }
-
-        public void Fail(IEnumerable<PendingRecipient> recipients, string? host, IPAddress? address, DeliveryFailure failure) =>
-            Main.Fail(recipients, host, address, failure);
-
-        public Task PublishAsync(CancellationToken cancellationToken) => Main.PublishAsync(cancellationToken);
-
-        public bool IsComplete(PendingRecipient recipient)
-        {
-            lock (gate)
-            {
-                return results.ContainsKey(recipient);
-            }
-        }
-
-        private void Record(PendingRecipient recipient, RecipientResult result)
-        {
-            lock (gate)
-            {
-                results[recipient] = result;
-            }
-        }
-
-        /// <summary>
-        /// Results one session has decided and not yet handed to the request's callback. A session publishes
-        /// only its own, and waits for that, before its next transaction: what the callback records durably
-        /// is then always what that session's server has already answered.
-        /// </summary>
-        public sealed class Outbox(AttemptState state)
-        {
-            private readonly List<RecipientResult> unpublished = [];
-
-            public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
-            {
-                var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
-                state.Record(recipient, result);
-                unpublished.Add(result);
-            }
-
-            /// <summary>Records <paramref name="failure"/> (its status, reply, TLS posture and local reason) for each recipient.</summary>
-            public void Fail(IEnumerable<PendingRecipient> recipients, string? host, IPAddress? address, DeliveryFailure failure)
-            {
-                foreach (var recipient in recipients)
-                {
-                    Complete(recipient, failure.Status, host, address, failure.Reply, failure.Tls, failure.Local);
-                }
-            }
-
-            /// <summary>Hands results decided since the last call to the request's callback.</summary>
-            public async Task PublishAsync(CancellationToken cancellationToken)
-            {
-                if (unpublished.Count == 0 || state.Request.ResultsReady is null)
-                {
-                    unpublished.Clear();
-                    return;
-                }
-                var batch = unpublished.ToArray();
-                unpublished.Clear();
-                await state.Request.ResultsReady(batch, cancellationToken);
-            }
-        }
-
-        private static RecipientResult NotAttempted(PendingRecipient p)
-        {
-            var failure = DeliveryFailure.Of(DeliveryFailureKind.NotAttempted, "not attempted");
-            return new RecipientResult(p.Message.Id, p.Recipient, failure.Status, null, null, failure.Reply, failure.Tls, failure.Local);
-        }
-
-        public DeliveryOutcome ToOutcome() => new()
-        {
-            Recipients = everyone.Select(p => results.TryGetValue(p, out var r) ? r : NotAttempted(p)).ToArray(),
-            RecipientDomainResult = RecipientDomainResult,
-            HostResults = HostResults,
-            Connections = Connections,
-        };
-    }
 }
