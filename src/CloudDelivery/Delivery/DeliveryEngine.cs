@@ -294,7 +294,7 @@ public sealed partial class DeliveryEngine : IDisposable
         attempt.HostResult = dane.HostResult;
         mode = dane.Mode;
 
-        if (dane.Error is null && RequireTlsRefusal(requirement, dane, enforceMtaSts, host) is { } requireTls)
+        if (dane.Error is null && RequireTlsRefusal(dane) is { } requireTls)
         {
             return attempt.Failed(requireTls);
         }
@@ -379,6 +379,9 @@ public sealed partial class DeliveryEngine : IDisposable
 
         public TlsRptResult? HostResult { get; set; }
 
+        /// <summary>The decision's refusal of the host, if any.</summary>
+        public DeliveryFailure? Refusal { get; set; }
+
         /// <summary>The address or TLSA lookup failed in a way that ends this host attempt.</summary>
         public DestinationError? Error { get; set; }
     }
@@ -436,19 +439,20 @@ public sealed partial class DeliveryEngine : IDisposable
             Records = verdict.Plan.DaneRecords,
             Names = verdict.Plan.DaneAllowedNames,
             HostResult = hostResult,
+            Refusal = verdict.Failure,
             Error = addresses.Error ?? (verdict.Failure?.Kind == DeliveryFailureKind.HostDnsFailed ? facts.Tlsa?.Error : null),
         };
     }
 
-    /// <summary>RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.</summary>
-    private DeliveryFailure? RequireTlsRefusal(TlsRequirement requirement, DaneDecision dane, bool enforceMtaSts, DeliveryHost host)
+    /// <summary>RFC 8689 §4.2.1, as the TLS-policy decision applies it: REQUIRETLS needs DANE or an enforced MTA-STS policy.</summary>
+    private DeliveryFailure? RequireTlsRefusal(DaneDecision dane)
     {
-        if (requirement != TlsRequirement.RequireTls || (dane.Required && dane.Records is { Count: > 0 }) || enforceMtaSts)
+        if (dane.Refusal is not { Kind: DeliveryFailureKind.RequireTlsUnsatisfiableHost } refusal)
         {
             return null;
         }
         metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-        return DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy");
+        return refusal;
     }
 
     /// <summary>
