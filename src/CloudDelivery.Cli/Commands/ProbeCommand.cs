@@ -59,7 +59,9 @@ internal static class ProbeCommand
     private static async Task WriteTextAsync(TextWriter output, DomainProbe probe)
     {
         await output.WriteLineAsync($"domain {probe.Domain}{(probe.ExpandedDomain is { } e && e != probe.Domain ? $" (CNAME to {e})" : string.Empty)}");
-        await output.WriteLineAsync($"  MX: {(probe.HaveMx ? "yes" : "no (implicit MX)")}, DNSSEC {(probe.MxAuthentic ? "authentic" : "not authentic")}");
+        await output.WriteLineAsync(probe.MxLookupFailed
+            ? "  MX: lookup failed"
+            : $"  MX: {(probe.HaveMx ? "yes" : "no (implicit MX)")}, DNSSEC {(probe.MxAuthentic ? "authentic" : "not authentic")}");
         if (probe.DestinationError is not null)
         {
             await output.WriteLineAsync($"  error: {probe.DestinationError}");
@@ -86,6 +88,11 @@ internal static class ProbeCommand
                 await output.WriteLineAsync(host.StartTls
                     ? $"    TLS {host.TlsVersion}, certificate {host.CertificateSubject}, verification {DeliveryReport.VerificationName(host.Verification)}{(host.PkixError is null ? string.Empty : $" (WebPKI: {host.PkixError})")}"
                     : "    no TLS");
+            }
+            if (host.Verdict != TlsVerdict.Unknown)
+            {
+                // As posttls-finger: one word for what delivery would make of the host, then why.
+                await output.WriteLineAsync($"    verdict: {host.Verdict}: {host.VerdictDetail}");
             }
             if (host.Error is not null)
             {

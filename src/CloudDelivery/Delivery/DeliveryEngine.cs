@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using CloudDelivery.Addressing;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.Messages;
@@ -290,7 +289,7 @@ public sealed partial class DeliveryEngine : IDisposable
         attempt.HostResult = dane.HostResult;
         mode = dane.Mode;
 
-        if (dane.Error is null && RequireTlsRefusal(requirement, dane, enforceMtaSts, host) is { } requireTls)
+        if (dane.Error is null && RequireTlsRefusal(dane) is { } requireTls)
         {
             return attempt.Failed(requireTls);
         }
@@ -316,12 +315,12 @@ public sealed partial class DeliveryEngine : IDisposable
         var target = new SessionTarget(
             host.Display,
             dialled!,
-            dane.Names.Count > 0 ? dane.Names[0].Ascii : host.Display,
+            dane.Names.Count > 0 ? dane.Names[0] : host.Display,
             mode,
             new TlsVerificationPlan
             {
                 DaneRecords = dane.Required ? dane.Records : null,
-                DaneAllowedNames = dane.Names.Select(n => n.Ascii).ToArray(),
+                DaneAllowedNames = dane.Names,
                 RequirePkix = requirePkix,
                 IgnoreVerificationErrors = requirement == TlsRequirement.TlsRequiredNo,
                 ExtraTrustRoots = options.ExtraTrustRoots,
@@ -371,123 +370,84 @@ public sealed partial class DeliveryEngine : IDisposable
 
         public IReadOnlyList<Dns.TlsaRecord>? Records { get; set; }
 
-        public required IReadOnlyList<Domain> Names { get; set; }
+        public required IReadOnlyList<string> Names { get; set; }
 
         public TlsRptResult? HostResult { get; set; }
+
+        /// <summary>The decision's refusal of the host, if any.</summary>
+        public DeliveryFailure? Refusal { get; set; }
 
         /// <summary>The address or TLSA lookup failed in a way that ends this host attempt.</summary>
         public DestinationError? Error { get; set; }
     }
 
+    /// <summary>
+    /// Gathers the host's TLSA records when DANE may apply and asks the one TLS-policy decision
+    /// (<see cref="Tls.TlsPolicyDecision.ForConnection"/>) for the mode, names, records and TLSRPT result.
+    /// </summary>
     private async Task<DaneDecision> DecideDaneAsync(
         AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, TlsMode mode, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
     {
-        var decision = new DaneDecision { Mode = mode, Names = host.Name is null ? [] : [host.Name], Error = addresses.Error };
-        var error = addresses.Error;
-
-        // DANE only applies when every DNS answer that led to this host was DNSSEC-authentic (RFC 7672 §2.2).
-        var destinationAuthentic = error is null && addresses.Authentic && destinationSet.OriginalNextHopAuthentic
-            && (!destinationSet.HaveMx || destinationSet.ExpandedNextHopAuthentic) && host.Name is not null;
-        if (!destinationAuthentic)
+        var mtaSts = new Tls.MtaStsFacts(mode == TlsMode.RequiredStartTls ? Tls.MtaStsState.Enforce : Tls.MtaStsState.None);
+        var facts = Tls.TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaSts, requirement) with { PlaintextRetry = mode == TlsMode.Skip };
+        if (facts.DaneMayApply)
         {
-            if (error?.ExtendedError is { IsAuthenticationFailure: true } ede)
+            metrics.DestinationsAuthentic.Add(1);
+            if (!facts.PlaintextRetry)
             {
-                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.Tlsa, host.Display, Detail(TlsRptResultType.ValidationFailure, ede.TlsRptReasonCode));
-                domainResult.Add(0, 1);
-                decision.HostResult.Add(0, 1);
+                // The plaintext retry does not look again: DANE did not apply on the first try, or TLS-Required: No overrides it.
+                facts = facts with { Tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
             }
-            else if (error is null)
-            {
-                decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, host.Display);
-            }
-            return decision;
         }
-        metrics.DestinationsAuthentic.Add(1);
-        if (mode == TlsMode.Skip)
-        {
-            // The plaintext retry: DANE was looked at on the first try and did not apply, or TLS-Required: No overrides it.
-            return decision;
-        }
-
-        var tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
-        decision.Required = tlsa.DaneRequired;
-        if (tlsa.DaneRequired)
+        var verdict = Tls.TlsPolicyDecision.ForConnection(facts);
+        if (facts.Tlsa is { DaneRequired: true })
         {
             metrics.DaneRequired.Add(1);
         }
-        if (tlsa.Error is not null)
+        if (facts.Tlsa?.Error is not null)
         {
             metrics.TlsaErrors.Add(1);
         }
-        if (tlsa.Error is null && tlsa.DaneRequired)
+        if (facts.TlsaState == Tls.TlsaState.OnlyUnusable)
         {
-            decision.Mode = TlsMode.RequiredStartTls;
-            decision.Records = tlsa.Records;
-            decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii, Strings = Dane.DaneTlsaRecords.PolicyStrings(tlsa.AllRecords) });
-            if (tlsa.Records.Count == 0)
-            {
-                // TLSA records exist but none is usable: STARTTLS is still required, without verification (RFC 7672 §2.2).
-                metrics.DaneUnverified.Add(1);
-                decision.HostResult.Add(0, 0, new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid, ReceivingMxHostname = host.Display, FailureReasonCode = "all-unusable-records+ignored" });
-            }
-            decision.Names = DestinationResolver.TlsaNames(
-                destinationSet.HaveMx,
-                destinationSet.ExpandedNextHopAuthentic,
-                addresses.ExpandedAuthentic,
-                state.Request.Destination.Name!,
-                destinationSet.ExpandedNextHop ?? state.Request.Destination.Name!,
-                host.Name!,
-                tlsa.BaseDomain);
+            metrics.DaneUnverified.Add(1);
         }
-        else if (!tlsa.DaneRequired)
-        {
-            decision.HostResult = TlsRptResult.For(TlsRptPolicyType.NoPolicyFound, tlsa.BaseDomain.Ascii);
-        }
-        else
-        {
-            TlsaLookupFailed(decision, tlsa, host, requirement, domainResult);
-        }
-        return decision;
-    }
-
-    /// <summary>DANE is required but its TLSA records could not be looked up: the host is skipped, unless TLS-Required: No.</summary>
-    private void TlsaLookupFailed(DaneDecision decision, TlsaGathering tlsa, DeliveryHost host, TlsRequirement requirement, TlsRptResult domainResult)
-    {
-        var detail = new TlsRptFailureDetails { ResultType = TlsRptResultType.TlsaInvalid };
-        if (tlsa.Error!.ExtendedError is { } tlsaEde)
-        {
-            detail = detail with { FailureReasonCode = $"extended-dns-error-{tlsaEde.InfoCode}-{tlsaEde.Name.Replace(' ', '-')}" };
-            if (tlsaEde.IsAuthenticationFailure)
-            {
-                detail = detail with { ResultType = TlsRptResultType.DnssecInvalid };
-            }
-        }
-        decision.HostResult = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.Tlsa, Domain = tlsa.BaseDomain.Ascii });
-        decision.HostResult.Add(0, 0, detail);
-        if (tlsa.Error.ExtendedError is { IsAuthenticationFailure: true })
-        {
-            domainResult.Add(0, 1);
-            decision.HostResult.Add(0, 1);
-        }
-        decision.Error = tlsa.Error;
-        if (requirement == TlsRequirement.TlsRequiredNo)
+        if (verdict.OverriddenByTlsRequiredNo.Contains("badtlsa"))
         {
             logger.LogInformation("TLSA lookup for {Host} failed, continuing without DANE because of TLS-Required: No", host.Display);
             metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtlsa"));
-            decision.Error = null;
-            decision.Required = false;
         }
+        TlsRptResult? hostResult = null;
+        if (verdict.HostReport is { } report)
+        {
+            hostResult = report.ToResult();
+            if (report.CountsFailedSession)
+            {
+                domainResult.Add(0, 1);
+                hostResult.Add(0, 1);
+            }
+        }
+        return new DaneDecision
+        {
+            Mode = verdict.Mode,
+            Required = verdict.Dane,
+            Records = verdict.Plan.DaneRecords,
+            Names = verdict.Plan.DaneAllowedNames,
+            HostResult = hostResult,
+            Refusal = verdict.Failure,
+            Error = addresses.Error ?? (verdict.Failure?.Kind == DeliveryFailureKind.HostDnsFailed ? facts.Tlsa?.Error : null),
+        };
     }
 
-    /// <summary>RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.</summary>
-    private DeliveryFailure? RequireTlsRefusal(TlsRequirement requirement, DaneDecision dane, bool enforceMtaSts, DeliveryHost host)
+    /// <summary>RFC 8689 §4.2.1, as the TLS-policy decision applies it: REQUIRETLS needs DANE or an enforced MTA-STS policy.</summary>
+    private DeliveryFailure? RequireTlsRefusal(DaneDecision dane)
     {
-        if (requirement != TlsRequirement.RequireTls || (dane.Required && dane.Records is { Count: > 0 }) || enforceMtaSts)
+        if (dane.Refusal is not { Kind: DeliveryFailureKind.RequireTlsUnsatisfiableHost } refusal)
         {
             return null;
         }
         metrics.RequireTlsUnsupported.Add(1, new KeyValuePair<string, object?>("reason", "nopolicy"));
-        return DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {host.Display} has neither DANE nor an enforced MTA-STS policy");
+        return refusal;
     }
 
     /// <summary>
@@ -545,7 +505,7 @@ public sealed partial class DeliveryEngine : IDisposable
 
     /// <summary>What is reported of a session that opened: its TLS version and certificate verification.</summary>
     private static ConnectionReport Opened(string host, IPAddress address, SmtpSession session, bool plaintextRetry) =>
-        new(host, address, session.IsTls ? TlsVersionName(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
+        new(host, address, session.IsTls ? Tls.TlsVersionNames.Of(session.TlsProtocol) : null, session.Verification, session.CertificateSubject, plaintextRetry, null);
 
     /// <summary>How a session that reached MAIL FROM was protected: what was verified, not just whether TLS was up.</summary>
     private static TlsPosture PostureOf(SmtpSession session, bool enforceMtaSts) => session.Verification switch
@@ -568,13 +528,6 @@ public sealed partial class DeliveryEngine : IDisposable
             Stopwatch.GetElapsedTime(started).TotalSeconds,
             new KeyValuePair<string, object?>("result", result),
             new KeyValuePair<string, object?>("tls_mode", mode.ToString().ToLowerInvariant()));
-
-    private static string TlsVersionName(System.Security.Authentication.SslProtocols protocol) => protocol switch
-    {
-        System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
-        System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
-        _ => protocol.ToString(),
-    };
 
     private static TlsRptFailureDetails Detail(string resultType, string reasonCode) =>
         new() { ResultType = resultType, FailureReasonCode = reasonCode };

@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
+using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
+using CloudDelivery.Tls;
 using CloudDelivery.TlsRpt;
 
 namespace CloudDelivery.Delivery;
@@ -56,7 +58,38 @@ public sealed record HostProbe
 
     public string? PkixError { get; init; }
 
+    /// <summary>What delivery would make of this host, from the TLS-policy decision and what the connection showed.</summary>
+    public TlsVerdict Verdict { get; init; }
+
+    /// <summary>Why, in words: which check passed or failed, or which rule refuses the host.</summary>
+    public string? VerdictDetail { get; init; }
+
     public string? Error { get; init; }
+}
+
+/// <summary>A probe's verdict per host, in the manner of posttls-finger's "Verified" and "Untrusted".</summary>
+public enum TlsVerdict
+{
+    /// <summary>Nothing concluded: the host could not be reached.</summary>
+    Unknown,
+
+    /// <summary>The policy refuses the host before TLS: MX outside an enforced policy, failed TLSA lookup, STARTTLS missing where required.</summary>
+    Refused,
+
+    /// <summary>The verification delivery requires failed (DANE, or WebPKI for enforced MTA-STS): delivery refuses the host.</summary>
+    Failed,
+
+    /// <summary>The verification delivery requires passed: DANE or WebPKI under enforced MTA-STS.</summary>
+    Verified,
+
+    /// <summary>TLS with a valid WebPKI certificate that delivery does not require.</summary>
+    Trusted,
+
+    /// <summary>TLS whose certificate does not verify, or is not required to (opportunistic, or unusable TLSA records).</summary>
+    Untrusted,
+
+    /// <summary>No STARTTLS offered, and delivery goes on in plaintext (RFC 7435 §4).</summary>
+    Plaintext,
 }
 
 /// <summary>What a probe of a recipient domain found.</summary>
@@ -71,6 +104,9 @@ public sealed class DomainProbe
     public string? ExpandedDomain { get; init; }
 
     public string? DestinationError { get; init; }
+
+    /// <summary>The MX lookup could not conclude (SERVFAIL, timeout, DNSSEC bogus): whether there is an MX is unknown.</summary>
+    public bool MxLookupFailed { get; init; }
 
     public string? MtaStsMode { get; init; }
 
@@ -105,7 +141,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         var hosts = new List<HostProbe>();
         foreach (var host in destinations.Hosts)
         {
-            hosts.Add(await ProbeHostAsync(resolver, destinations, host, policy, cancellationToken));
+            hosts.Add(await ProbeHostAsync(resolver, domain, destinations, host, policyLookup, cancellationToken));
         }
         return new DomainProbe
         {
@@ -114,6 +150,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             MxAuthentic = destinations.OriginalNextHopAuthentic && destinations.ExpandedNextHopAuthentic,
             ExpandedDomain = destinations.ExpandedNextHop?.Ascii,
             DestinationError = destinations.Error?.Message,
+            MxLookupFailed = destinations.Error?.Kind == DestinationFailure.LookupFailed,
             MtaStsMode = policy?.Mode.ToString().ToLowerInvariant(),
             MtaStsPolicy = policy?.Lines ?? [],
             MtaStsNote = note,
@@ -121,16 +158,21 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         };
     }
 
-    private async Task<HostProbe> ProbeHostAsync(DestinationResolver resolver, DestinationSet destinations, DeliveryHost host, MtaStsPolicy? policy, CancellationToken cancellationToken)
+    private async Task<HostProbe> ProbeHostAsync(DestinationResolver resolver, Domain domain, DestinationSet destinations, DeliveryHost host, MtaStsLookup policyLookup, CancellationToken cancellationToken)
     {
         var addresses = await resolver.GatherAddressesAsync(host, null, cancellationToken);
+        var policy = policyLookup.Policy;
         var matches = policy is null || policy.Mode == MtaStsMode.None || host.Name is null ? (bool?)null : policy.Matches(host.Name);
-        TlsaGathering? tlsa = null;
-        var authentic = addresses.Error is null && addresses.Authentic && destinations.OriginalNextHopAuthentic && (!destinations.HaveMx || destinations.ExpandedNextHopAuthentic);
-        if (authentic && host.Name is not null)
+        // The same facts and the same decision as delivery, for a message without a TLS requirement.
+        var facts = TlsPolicyFacts.For(NextHop.FromDomain(domain), destinations, host, addresses, MtaStsFacts.From(policyLookup, host.Name), TlsRequirement.Default)
+            with
+        { ExtraTrustRoots = engine.Options.ExtraTrustRoots };
+        if (facts.DaneMayApply)
         {
-            tlsa = await resolver.GatherTlsaAsync(host.Name, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken);
+            facts = facts with { Tlsa = await resolver.GatherTlsaAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
         }
+        var decision = TlsPolicyDecision.Decide(facts);
+        var tlsa = facts.Tlsa;
         var probe = new HostProbe
         {
             Host = host.Display,
@@ -140,7 +182,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             MatchesMtaStsPolicy = matches,
             TlsaRecords = tlsa?.AllRecords.Select(r => r.ToString()).ToArray() ?? [],
             DaneRequired = tlsa?.DaneRequired ?? false,
-            TlsaAuthentic = authentic,
+            TlsaAuthentic = facts.DaneMayApply,
             TlsaError = tlsa?.Error?.Message,
             Error = addresses.Error?.Message,
         };
@@ -148,12 +190,16 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         {
             return probe;
         }
+        if (decision.Failure is { } refusal)
+        {
+            probe = probe with { Verdict = TlsVerdict.Refused, VerdictDetail = $"{refusal.Reply.Text} (delivery does not connect)" };
+        }
 
         foreach (var address in addresses.Addresses)
         {
-            if (engine.Options.AddressPolicy.Refusal(address) is { } refusal)
+            if (engine.Options.AddressPolicy.Refusal(address) is { } addressRefusal)
             {
-                probe = probe with { Error = refusal };
+                probe = probe with { Error = addressRefusal };
                 continue;
             }
             using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -168,26 +214,10 @@ public sealed class DestinationProbe(DeliveryEngine engine)
                 probe = probe with { Error = $"connecting to {address}: {e.Message}" };
                 continue;
             }
-            // Verification errors are only observed here, never fatal: the probe reports what it saw.
-            var plan = new TlsVerificationPlan
-            {
-                DaneRecords = tlsa is { DaneRequired: true, Error: null } ? tlsa.Records : null,
-                DaneAllowedNames = [host.Display],
-                IgnoreVerificationErrors = true,
-                ExtraTrustRoots = engine.Options.ExtraTrustRoots,
-            };
-            var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
             try
             {
-                await using var session = await SmtpSession.ConnectAsync(
-                    socket,
-                    host.Display,
-                    TlsMode.Opportunistic,
-                    plan,
-                    new SmtpSessionOptions { EhloHostname = engine.Options.EhloHostname, CommandTimeout = engine.Options.CommandTimeout, SessionTimeout = engine.Options.SessionTimeout },
-                    scratch,
-                    scratch,
-                    cancellationToken);
+                await using var session = await ConnectObservingAsync(socket, decision, host.Display, cancellationToken);
+                var (verdict, detail) = decision.Failure is null ? VerdictOf(decision, session) : (probe.Verdict, probe.VerdictDetail);
                 return probe with
                 {
                     ConnectedAddress = address.ToString(),
@@ -198,10 +228,12 @@ public sealed class DestinationProbe(DeliveryEngine engine)
                     RcptMax = session.RcptMax,
                     MaxSize = session.MaxSize,
                     SmtpUtf8 = session.SupportsSmtpUtf8,
-                    TlsVersion = session.IsTls ? session.TlsProtocol.ToString() : null,
+                    TlsVersion = session.IsTls ? TlsVersionNames.Of(session.TlsProtocol) : null,
                     CertificateSubject = session.CertificateSubject,
-                    Verification = session.Verification,
+                    Verification = DeliveryVerification(decision, session),
                     PkixError = session.PkixError,
+                    Verdict = verdict,
+                    VerdictDetail = detail,
                     Error = null,
                 };
             }
@@ -211,5 +243,75 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             }
         }
         return probe;
+    }
+
+    /// <summary>
+    /// Opens a session with delivery's verification plan, but opportunistic and with verification errors
+    /// only observed, never fatal: the probe reports what it saw, and judges it in <see cref="VerdictOf"/>.
+    /// </summary>
+    private Task<SmtpSession> ConnectObservingAsync(Socket socket, TlsPolicyVerdict decision, string host, CancellationToken cancellationToken)
+    {
+        var plan = new TlsVerificationPlan
+        {
+            DaneRecords = decision.Plan.DaneRecords,
+            DaneAllowedNames = decision.Plan.DaneAllowedNames,
+            RequirePkix = decision.Plan.RequirePkix,
+            IgnoreVerificationErrors = true,
+            ExtraTrustRoots = decision.Plan.ExtraTrustRoots,
+        };
+        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host });
+        var options = new SmtpSessionOptions { EhloHostname = engine.Options.EhloHostname, CommandTimeout = engine.Options.CommandTimeout, SessionTimeout = engine.Options.SessionTimeout };
+        return SmtpSession.ConnectAsync(socket, decision.TlsName, TlsMode.Opportunistic, plan, options, scratch, scratch, cancellationToken);
+    }
+
+    /// <summary>
+    /// The verification as delivery counts it: with usable TLSA records only DANE counts (RFC 7672 §3.1), so
+    /// a WebPKI-valid certificate that matches none of them is unverified, not "pkix".
+    /// </summary>
+    private static CertificateVerification DeliveryVerification(TlsPolicyVerdict decision, SmtpSession session) =>
+        decision.Plan.DaneRecords is { Count: > 0 } && session.Verification == CertificateVerification.Pkix
+            ? CertificateVerification.Unverified
+            : session.Verification;
+
+    /// <summary>
+    /// What delivery would make of the session the probe saw: the checks of the decision's plan applied to
+    /// the certificate the server presented, and its rule for a server without STARTTLS.
+    /// </summary>
+    private static (TlsVerdict Verdict, string Detail) VerdictOf(TlsPolicyVerdict decision, SmtpSession session)
+    {
+        if (!session.IsTls)
+        {
+            return decision.WithoutStartTls == WithoutStartTls.Fail
+                ? (TlsVerdict.Refused, "STARTTLS not offered, but required (delivery refuses this host)")
+                : (TlsVerdict.Plaintext, "STARTTLS not offered; delivery goes on without TLS");
+        }
+        var plan = decision.Plan;
+        if (plan.DaneRecords is { Count: > 0 })
+        {
+            // RFC 7672 §3.1: with usable TLSA records, only a match counts; WebPKI cannot stand in for it.
+            if (plan.RequirePkix && session.PkixError is not null)
+            {
+                return (TlsVerdict.Failed, $"WebPKI failed, which the enforced MTA-STS policy requires as well as DANE (delivery refuses this host): {session.PkixError}");
+            }
+            return session.Verification switch
+            {
+                CertificateVerification.DaneEe => (TlsVerdict.Verified, "DANE-EE: the certificate matches a TLSA record"),
+                CertificateVerification.DaneTa => (TlsVerdict.Verified, "DANE-TA: the chain leads to a TLSA trust anchor"),
+                _ => (TlsVerdict.Failed, "DANE: the certificate does not match the TLSA records (delivery refuses this host)"),
+            };
+        }
+        if (plan.RequirePkix)
+        {
+            return session.PkixError is null
+                ? (TlsVerdict.Verified, "WebPKI, as the enforced MTA-STS policy requires")
+                : (TlsVerdict.Failed, $"WebPKI failed, which the enforced MTA-STS policy requires (delivery refuses this host): {session.PkixError}");
+        }
+        if (plan.DaneRecords is not null)
+        {
+            return (TlsVerdict.Untrusted, "TLSA records exist but none is usable: TLS is required, the certificate is not authenticated");
+        }
+        return session.PkixError is null
+            ? (TlsVerdict.Trusted, "WebPKI valid (not required: opportunistic TLS)")
+            : (TlsVerdict.Untrusted, $"certificate not verified (not required: opportunistic TLS): {session.PkixError}");
     }
 }

@@ -406,40 +406,4 @@ public sealed class DestinationResolver
         }
         return tlsa.Authentic ? (tlsa.Records, null) : ([], null);
     }
-
-    /// <summary>
-    /// The names a DANE-TA certificate may carry (RFC 7672 §3.2.2), depending on whether there was an MX
-    /// record and which CNAME expansions were DNSSEC-authentic. The first is also the SNI name.
-    /// </summary>
-    public static IReadOnlyList<Domain> TlsaNames(bool haveMx, bool expandedNextHopAuthentic, bool expandedTlsaBaseAuthentic, Domain originalNextHop, Domain expandedNextHop, Domain originalTlsaBase, Domain expandedTlsaBase)
-    {
-        var names = new List<Domain>();
-        if (!haveMx)
-        {
-            if (expandedTlsaBaseAuthentic && originalTlsaBase != expandedTlsaBase)
-            {
-                names.Add(expandedTlsaBase);
-            }
-            names.Add(originalTlsaBase);
-            return names;
-        }
-        if (!expandedNextHopAuthentic)
-        {
-            return [originalNextHop];
-        }
-        if (expandedTlsaBaseAuthentic)
-        {
-            names.Add(expandedTlsaBase);
-        }
-        if (expandedTlsaBase != originalTlsaBase)
-        {
-            names.Add(originalTlsaBase);
-        }
-        names.Add(originalNextHop);
-        if (originalNextHop != expandedNextHop)
-        {
-            names.Add(expandedNextHop);
-        }
-        return names.Distinct().ToArray();
-    }
 }

@@ -97,4 +97,29 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Equal("pkix", host.GetProperty("verification").GetString());
         Assert.Contains("PIPELINING", host.GetProperty("ehloKeywords").EnumerateArray().Select(k => k.GetString()));
     }
+
+    [Fact]
+    public async Task Probe_says_the_mx_lookup_failed_when_dns_answers_servfail()
+    {
+        world.Zone.MarkServFail("servfail.example");
+
+        var (exit, output) = await RunAsync(["probe", "servfail.example", .. Common]);
+
+        Assert.Equal(75, exit);
+        Assert.Contains("MX: lookup failed", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("implicit MX", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Probe_names_the_tls_version_and_its_verdict_as_delivery_does()
+    {
+        var (exit, output) = await RunAsync(["probe", "cli.example", .. Common]);
+        var (_, json) = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "r@cli.example", "--message", messageFile, "--json", .. Common]);
+
+        Assert.Equal(0, exit);
+        var version = JsonDocument.Parse(json).RootElement.GetProperty("connections")[0].GetProperty("tlsVersion").GetString();
+        Assert.StartsWith("TLSv1.", version, StringComparison.Ordinal);
+        Assert.Contains($"TLS {version}, certificate", output, StringComparison.Ordinal);
+        Assert.Contains("verdict: Verified: WebPKI, as the enforced MTA-STS policy requires", output, StringComparison.Ordinal);
+    }
 }
