@@ -183,63 +183,7 @@ public sealed class DestinationResolver
             {
                 return NoSuchDomain();
             }
-            if (mx.NotFound)
-            {
-                // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
-                return new DestinationSet
-                {
-                    HaveMx = false,
-                    OriginalNextHopAuthentic = originalAuthentic,
-                    ExpandedNextHopAuthentic = expandedAuthentic,
-                    ExpandedNextHop = expanded,
-                    Hosts = [new DeliveryHost(expanded, null, -1)],
-                };
-            }
-            if (mx.Records.Count == 1 && mx.Records[0].Exchange is "" or ".")
-            {
-                // Null MX: the domain accepts no mail (RFC 7505 §3); no connection is made.
-                return new DestinationSet
-                {
-                    HaveMx = true,
-                    OriginalNextHopAuthentic = originalAuthentic,
-                    ExpandedNextHopAuthentic = expandedAuthentic,
-                    ExpandedNextHop = expanded,
-                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.NullMx),
-                };
-            }
-            var hosts = new List<DeliveryHost>();
-            foreach (var record in mx.Records)
-            {
-                if (!Domain.TryParse(record.Exchange, out var host, out var error))
-                {
-                    return new DestinationSet
-                    {
-                        HaveMx = true,
-                        OriginalNextHopAuthentic = originalAuthentic,
-                        ExpandedNextHopAuthentic = expandedAuthentic,
-                        ExpandedNextHop = expanded,
-                        Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true, Kind: DestinationFailure.RefusesMail),
-                    };
-                }
-                hosts.Add(new DeliveryHost(host, null, record.Preference));
-            }
-            // Lower preference first; equal preferences in random order to spread load (RFC 5321 §5.1).
-            var ordered = hosts
-                .Select(h => (Host: h, Tie: random.Next()))
-                .OrderBy(h => h.Host.Preference)
-                .ThenBy(h => h.Tie)
-                .Select(h => h.Host)
-                .DistinctBy(h => h.Name!.Ascii)
-                .Take(MaxMxHosts)
-                .ToArray();
-            return new DestinationSet
-            {
-                HaveMx = true,
-                OriginalNextHopAuthentic = originalAuthentic,
-                ExpandedNextHopAuthentic = expandedAuthentic,
-                ExpandedNextHop = expanded,
-                Hosts = ordered,
-            };
+            return FromMxAnswer(recipientDomain, expanded, originalAuthentic, expandedAuthentic, mx);
         }
 
         DestinationSet Failed(string message, bool permanent, ExtendedDnsError? extended = null, DestinationFailure kind = DestinationFailure.LookupFailed) => new()
@@ -254,6 +198,71 @@ public sealed class DestinationResolver
             expanded == recipientDomain ? $"domain {recipientDomain} does not exist (NXDOMAIN)" : $"domain {recipientDomain} does not exist: its CNAME {expanded} is NXDOMAIN",
             permanent: true,
             kind: DestinationFailure.NoSuchDomain);
+    }
+
+    /// <summary>
+    /// The destinations an MX answer at <paramref name="expanded"/> names: the domain itself without MX
+    /// records, nothing for a null MX, else the MX hosts in the order they are tried.
+    /// </summary>
+    private DestinationSet FromMxAnswer(Domain recipientDomain, Domain expanded, bool originalAuthentic, bool expandedAuthentic, DnsLookup<MxRecord> mx)
+    {
+        if (mx.NotFound)
+        {
+            // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
+            return new DestinationSet
+            {
+                HaveMx = false,
+                OriginalNextHopAuthentic = originalAuthentic,
+                ExpandedNextHopAuthentic = expandedAuthentic,
+                ExpandedNextHop = expanded,
+                Hosts = [new DeliveryHost(expanded, null, -1)],
+            };
+        }
+        if (mx.Records.Count == 1 && mx.Records[0].Exchange is "" or ".")
+        {
+            // Null MX: the domain accepts no mail (RFC 7505 §3); no connection is made.
+            return new DestinationSet
+            {
+                HaveMx = true,
+                OriginalNextHopAuthentic = originalAuthentic,
+                ExpandedNextHopAuthentic = expandedAuthentic,
+                ExpandedNextHop = expanded,
+                Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.NullMx),
+            };
+        }
+        var hosts = new List<DeliveryHost>();
+        foreach (var record in mx.Records)
+        {
+            if (!Domain.TryParse(record.Exchange, out var host, out var error))
+            {
+                return new DestinationSet
+                {
+                    HaveMx = true,
+                    OriginalNextHopAuthentic = originalAuthentic,
+                    ExpandedNextHopAuthentic = expandedAuthentic,
+                    ExpandedNextHop = expanded,
+                    Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true, Kind: DestinationFailure.RefusesMail),
+                };
+            }
+            hosts.Add(new DeliveryHost(host, null, record.Preference));
+        }
+        // Lower preference first; equal preferences in random order to spread load (RFC 5321 §5.1).
+        var ordered = hosts
+            .Select(h => (Host: h, Tie: random.Next()))
+            .OrderBy(h => h.Host.Preference)
+            .ThenBy(h => h.Tie)
+            .Select(h => h.Host)
+            .DistinctBy(h => h.Name!.Ascii)
+            .Take(MaxMxHosts)
+            .ToArray();
+        return new DestinationSet
+        {
+            HaveMx = true,
+            OriginalNextHopAuthentic = originalAuthentic,
+            ExpandedNextHopAuthentic = expandedAuthentic,
+            ExpandedNextHop = expanded,
+            Hosts = ordered,
+        };
     }
 
     /// <summary>
