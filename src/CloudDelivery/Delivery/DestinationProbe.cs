@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
+using CloudDelivery.Dane;
 using CloudDelivery.Dialing;
 using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
@@ -170,7 +171,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         { ExtraTrustRoots = engine.Options.ExtraTrustRoots };
         if (facts.DaneMayApply)
         {
-            facts = facts with { Tlsa = await resolver.GatherTlsaAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
+            facts = facts with { Tlsa = await new TlsaGatherer(engine.Resolver).GatherAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
         }
         var decision = TlsPolicyDecision.Decide(facts);
         var tlsa = facts.Tlsa;
