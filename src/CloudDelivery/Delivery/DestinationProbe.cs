@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
+using CloudDelivery.Dane;
+using CloudDelivery.Dialing;
 using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;
@@ -169,7 +171,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         { ExtraTrustRoots = engine.Options.ExtraTrustRoots };
         if (facts.DaneMayApply)
         {
-            facts = facts with { Tlsa = await resolver.GatherTlsaAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
+            facts = facts with { Tlsa = await new TlsaGatherer(engine.Resolver).GatherAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
         }
         var decision = TlsPolicyDecision.Decide(facts);
         var tlsa = facts.Tlsa;
@@ -195,25 +197,17 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             probe = probe with { Verdict = TlsVerdict.Refused, VerdictDetail = $"{refusal.Reply.Text} (delivery does not connect)" };
         }
 
-        foreach (var address in addresses.Addresses)
+        // The probe dials as delivery does: the address policy, one address per family, the connect timeout.
+        var dialer = new Dialer(engine.Options.AddressPolicy, engine.Options.ConnectTimeout);
+        foreach (var address in Dialer.OnePerFamily(addresses.Addresses))
         {
-            if (engine.Options.AddressPolicy.Refusal(address) is { } addressRefusal)
+            var dialled = await dialer.DialAsync([address], engine.Options.SmtpPort, cancellationToken);
+            if (dialled.Socket is null)
             {
-                probe = probe with { Error = addressRefusal };
+                probe = probe with { Error = DialError(address, dialled.LastFailure) };
                 continue;
             }
-            using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(engine.Options.ConnectTimeout);
-            try
-            {
-                await socket.ConnectAsync(new IPEndPoint(address, engine.Options.SmtpPort), timeout.Token);
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                probe = probe with { Error = $"connecting to {address}: {e.Message}" };
-                continue;
-            }
+            using var socket = dialled.Socket;
             try
             {
                 await using var session = await ConnectObservingAsync(socket, decision, host.Display, cancellationToken);
@@ -244,6 +238,10 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         }
         return probe;
     }
+
+    /// <summary>What the probe reports of a failed dial: the policy's refusal as is, anything else with its address.</summary>
+    private static string DialError(IPAddress address, DialFailure? failure) =>
+        failure is { Outcome: DialOutcome.RefusedByPolicy } ? failure.Reason : $"connecting to {address}: {failure?.Reason}";
 
     /// <summary>
     /// Opens a session with delivery's verification plan, but opportunistic and with verification errors

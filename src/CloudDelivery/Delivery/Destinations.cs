@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
+using CloudDelivery.Dane;
 using CloudDelivery.Dns;
 
 namespace CloudDelivery.Delivery;
@@ -75,24 +76,6 @@ public sealed class HostAddresses
 
     /// <summary>The host has both IPv4 and IPv6 addresses.</summary>
     public bool DualStack { get; init; }
-
-    public DestinationError? Error { get; init; }
-}
-
-/// <summary>TLSA records found for a host (RFC 7672 §2.2), or why none apply.</summary>
-public sealed class TlsaGathering
-{
-    /// <summary>DANE applies: TLSA records exist (DNSSEC-authentic), or looking them up failed in a way that must not be ignored.</summary>
-    public bool DaneRequired { get; init; }
-
-    /// <summary>The usable records (may be empty when DANE is required).</summary>
-    public IReadOnlyList<TlsaRecord> Records { get; init; } = [];
-
-    /// <summary>All records found, usable or not, for the TLSRPT policy string.</summary>
-    public IReadOnlyList<TlsaRecord> AllRecords { get; init; } = [];
-
-    /// <summary>The name whose "_25._tcp." prefix held the records.</summary>
-    public required Domain BaseDomain { get; init; }
 
     public DestinationError? Error { get; init; }
 }
@@ -183,63 +166,7 @@ public sealed class DestinationResolver
             {
                 return NoSuchDomain();
             }
-            if (mx.NotFound)
-            {
-                // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
-                return new DestinationSet
-                {
-                    HaveMx = false,
-                    OriginalNextHopAuthentic = originalAuthentic,
-                    ExpandedNextHopAuthentic = expandedAuthentic,
-                    ExpandedNextHop = expanded,
-                    Hosts = [new DeliveryHost(expanded, null, -1)],
-                };
-            }
-            if (mx.Records.Count == 1 && mx.Records[0].Exchange is "" or ".")
-            {
-                // Null MX: the domain accepts no mail (RFC 7505 §3); no connection is made.
-                return new DestinationSet
-                {
-                    HaveMx = true,
-                    OriginalNextHopAuthentic = originalAuthentic,
-                    ExpandedNextHopAuthentic = expandedAuthentic,
-                    ExpandedNextHop = expanded,
-                    Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.NullMx),
-                };
-            }
-            var hosts = new List<DeliveryHost>();
-            foreach (var record in mx.Records)
-            {
-                if (!Domain.TryParse(record.Exchange, out var host, out var error))
-                {
-                    return new DestinationSet
-                    {
-                        HaveMx = true,
-                        OriginalNextHopAuthentic = originalAuthentic,
-                        ExpandedNextHopAuthentic = expandedAuthentic,
-                        ExpandedNextHop = expanded,
-                        Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true, Kind: DestinationFailure.RefusesMail),
-                    };
-                }
-                hosts.Add(new DeliveryHost(host, null, record.Preference));
-            }
-            // Lower preference first; equal preferences in random order to spread load (RFC 5321 §5.1).
-            var ordered = hosts
-                .Select(h => (Host: h, Tie: random.Next()))
-                .OrderBy(h => h.Host.Preference)
-                .ThenBy(h => h.Tie)
-                .Select(h => h.Host)
-                .DistinctBy(h => h.Name!.Ascii)
-                .Take(MaxMxHosts)
-                .ToArray();
-            return new DestinationSet
-            {
-                HaveMx = true,
-                OriginalNextHopAuthentic = originalAuthentic,
-                ExpandedNextHopAuthentic = expandedAuthentic,
-                ExpandedNextHop = expanded,
-                Hosts = ordered,
-            };
+            return FromMxAnswer(recipientDomain, expanded, originalAuthentic, expandedAuthentic, mx);
         }
 
         DestinationSet Failed(string message, bool permanent, ExtendedDnsError? extended = null, DestinationFailure kind = DestinationFailure.LookupFailed) => new()
@@ -254,6 +181,71 @@ public sealed class DestinationResolver
             expanded == recipientDomain ? $"domain {recipientDomain} does not exist (NXDOMAIN)" : $"domain {recipientDomain} does not exist: its CNAME {expanded} is NXDOMAIN",
             permanent: true,
             kind: DestinationFailure.NoSuchDomain);
+    }
+
+    /// <summary>
+    /// The destinations an MX answer at <paramref name="expanded"/> names: the domain itself without MX
+    /// records, nothing for a null MX, else the MX hosts in the order they are tried.
+    /// </summary>
+    private DestinationSet FromMxAnswer(Domain recipientDomain, Domain expanded, bool originalAuthentic, bool expandedAuthentic, DnsLookup<MxRecord> mx)
+    {
+        if (mx.NotFound)
+        {
+            // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
+            return new DestinationSet
+            {
+                HaveMx = false,
+                OriginalNextHopAuthentic = originalAuthentic,
+                ExpandedNextHopAuthentic = expandedAuthentic,
+                ExpandedNextHop = expanded,
+                Hosts = [new DeliveryHost(expanded, null, -1)],
+            };
+        }
+        if (mx.Records.Count == 1 && mx.Records[0].Exchange is "" or ".")
+        {
+            // Null MX: the domain accepts no mail (RFC 7505 §3); no connection is made.
+            return new DestinationSet
+            {
+                HaveMx = true,
+                OriginalNextHopAuthentic = originalAuthentic,
+                ExpandedNextHopAuthentic = expandedAuthentic,
+                ExpandedNextHop = expanded,
+                Error = new DestinationError($"domain {recipientDomain} does not accept mail (null MX, RFC 7505)", Permanent: true, Kind: DestinationFailure.NullMx),
+            };
+        }
+        var hosts = new List<DeliveryHost>();
+        foreach (var record in mx.Records)
+        {
+            if (!Domain.TryParse(record.Exchange, out var host, out var error))
+            {
+                return new DestinationSet
+                {
+                    HaveMx = true,
+                    OriginalNextHopAuthentic = originalAuthentic,
+                    ExpandedNextHopAuthentic = expandedAuthentic,
+                    ExpandedNextHop = expanded,
+                    Error = new DestinationError($"invalid host name in MX record of {expanded}: {error}", Permanent: true, Kind: DestinationFailure.RefusesMail),
+                };
+            }
+            hosts.Add(new DeliveryHost(host, null, record.Preference));
+        }
+        // Lower preference first; equal preferences in random order to spread load (RFC 5321 §5.1).
+        var ordered = hosts
+            .Select(h => (Host: h, Tie: random.Next()))
+            .OrderBy(h => h.Host.Preference)
+            .ThenBy(h => h.Tie)
+            .Select(h => h.Host)
+            .DistinctBy(h => h.Name!.Ascii)
+            .Take(MaxMxHosts)
+            .ToArray();
+        return new DestinationSet
+        {
+            HaveMx = true,
+            OriginalNextHopAuthentic = originalAuthentic,
+            ExpandedNextHopAuthentic = expandedAuthentic,
+            ExpandedNextHop = expanded,
+            Hosts = ordered,
+        };
     }
 
     /// <summary>
@@ -334,76 +326,7 @@ public sealed class DestinationResolver
     /// name when that expansion was authentic, else at the MX name itself (RFC 7672 §2.2.2). Only
     /// DNSSEC-authentic answers count; an insecure answer means "no DANE" rather than an error.
     /// </summary>
-    public async Task<TlsaGathering> GatherTlsaAsync(Domain host, bool expandedAuthentic, Domain? expandedHost, CancellationToken cancellationToken)
-    {
-        var baseDomain = host;
-        (IReadOnlyList<TlsaRecord> Records, DestinationError? Error) found;
-        if (expandedHost is null || expandedHost == host || !expandedAuthentic)
-        {
-            found = await LookupTlsaAsync(host, cancellationToken);
-        }
-        else
-        {
-            baseDomain = expandedHost;
-            found = await LookupTlsaAsync(expandedHost, cancellationToken);
-            if (found.Error is null && found.Records.Count == 0)
-            {
-                baseDomain = host;
-                found = await LookupTlsaAsync(host, cancellationToken);
-            }
-        }
-        if (found.Error is not null)
-        {
-            // A failed TLSA lookup at an authentic host cannot be told apart from an attack: DANE stays required.
-            return new TlsaGathering { DaneRequired = true, BaseDomain = baseDomain, Error = found.Error };
-        }
-        if (found.Records.Count == 0)
-        {
-            return new TlsaGathering { DaneRequired = false, BaseDomain = baseDomain };
-        }
-        return new TlsaGathering
-        {
-            DaneRequired = true,
-            Records = Dane.DaneTlsaRecords.Usable(found.Records),
-            AllRecords = found.Records,
-            BaseDomain = baseDomain,
-        };
-    }
-
-    private async Task<(IReadOnlyList<TlsaRecord> Records, DestinationError? Error)> LookupTlsaAsync(Domain host, CancellationToken cancellationToken)
-    {
-        var name = "_25._tcp." + host.Ascii;
-        for (var depth = 0; ; depth++)
-        {
-            var cname = await resolver.LookupCnameAsync(name, cancellationToken);
-            if (cname.Failed)
-            {
-                return ([], new DestinationError($"CNAME lookup for {name}: {cname.Error}", false, cname.ExtendedError));
-            }
-            if (!cname.Authentic)
-            {
-                // Not DNSSEC-signed: the host does not do DANE (RFC 7672 §2.2).
-                return ([], null);
-            }
-            if (!cname.Found)
-            {
-                break;
-            }
-            if (depth == 10)
-            {
-                return ([], new DestinationError($"too many CNAMEs at {name}", false));
-            }
-            name = cname.Records[0];
-        }
-        var tlsa = await resolver.LookupTlsaAsync(name, cancellationToken);
-        if (tlsa.NotFound)
-        {
-            return ([], null);
-        }
-        if (tlsa.Failed)
-        {
-            return ([], new DestinationError($"TLSA lookup for {name}: {tlsa.Error}", false, tlsa.ExtendedError));
-        }
-        return tlsa.Authentic ? (tlsa.Records, null) : ([], null);
-    }
+    /// <remarks>DANE's own gathering, in <see cref="TlsaGatherer"/>; kept here so delivery's callers stay as they are.</remarks>
+    public Task<TlsaGathering> GatherTlsaAsync(Domain host, bool expandedAuthentic, Domain? expandedHost, CancellationToken cancellationToken) =>
+        new TlsaGatherer(resolver).GatherAsync(host, expandedAuthentic, expandedHost, cancellationToken);
 }

@@ -151,6 +151,16 @@ public sealed class SmtpSession : IAsyncDisposable
         TlsRptResult hostResult,
         CancellationToken cancellationToken)
     {
+        var (session, verifier) = Create(socket, remoteHostName, plan, options, recipientDomainResult, hostResult);
+        await session.GreetAsync(mode, verifier, recipientDomainResult, hostResult, cancellationToken);
+        await session.CompleteSetUpAsync(mode, recipientDomainResult, hostResult);
+        return session;
+    }
+
+    /// <summary>The MailKit client over the engine's socket, with the certificate check of <paramref name="plan"/> installed.</summary>
+    private static (SmtpSession Session, CertificateCheck Verifier) Create(
+        Socket socket, string remoteHostName, TlsVerificationPlan plan, SmtpSessionOptions options, TlsRptResult recipientDomainResult, TlsRptResult hostResult)
+    {
         var capture = new SmtpConversationCapture(new SmtpBounds(options.CommandTimeout, options.SessionTimeout, options.MaxReplyLineBytes, options.MaxReplyBytes, options.Time));
         var client = new DeliveryClient(capture)
         {
@@ -163,8 +173,15 @@ public sealed class SmtpSession : IAsyncDisposable
         var session = new SmtpSession(client, capture, socket, options, local, remote, remoteHostName);
         var verifier = new CertificateCheck(session, plan, options.Time, recipientDomainResult, hostResult);
         client.ServerCertificateValidationCallback = verifier.Validate;
-        var details = session.FailureDetails;
+        return (session, verifier);
+    }
 
+    /// <summary>
+    /// Greeting, EHLO and STARTTLS per <paramref name="mode"/>. Each way it can fail is recorded for TLSRPT
+    /// where it concerns TLS, closes the session and becomes an <see cref="SmtpSessionException"/>.
+    /// </summary>
+    private async Task GreetAsync(TlsMode mode, CertificateCheck verifier, TlsRptResult recipientDomainResult, TlsRptResult hostResult, CancellationToken cancellationToken)
+    {
         var secureOptions = mode switch
         {
             TlsMode.Opportunistic => SecureSocketOptions.StartTlsWhenAvailable,
@@ -177,29 +194,29 @@ public sealed class SmtpSession : IAsyncDisposable
             // our QUIT, and the session closes the socket itself. Every read and write is cancelled by the
             // session's bounds; MailKit's idle timeout would let a trickling peer go on for ever.
             using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, capture.Aborted);
-            await client.ConnectAsync(new NetworkStream(socket, ownsSocket: false), remoteHostName, remote.Port, secureOptions, bounded.Token);
+            await client.ConnectAsync(new NetworkStream(socket, ownsSocket: false), RemoteHostName, RemoteEndPoint.Port, secureOptions, bounded.Token);
             capture.Disarm();
         }
         catch (Exception e) when (capture.Violation is not null && e is not SslHandshakeException && !cancellationToken.IsCancellationRequested)
         {
-            await session.DisposeAsync();
-            throw session.BoundFailure(e);
+            await DisposeAsync();
+            throw BoundFailure(e);
         }
         catch (NotSupportedException e)
         {
             // STARTTLS required but not advertised (RFC 8460 §4.3.1.1 "starttls-not-supported").
-            var detail = details(TlsRptResultType.StartTlsNotSupported, "starttls-not-advertised");
+            var detail = FailureDetails(TlsRptResultType.StartTlsNotSupported, "starttls-not-advertised");
             recipientDomainResult.Add(0, 1, detail);
             hostResult.Add(0, 1, detail);
-            await session.DisposeAsync();
+            await DisposeAsync();
             throw new SmtpSessionException(SmtpSessionFailure.StartTlsNotOffered, "server does not offer STARTTLS, which is required", e.Message, e);
         }
         catch (SmtpCommandException e) when (capture.LastClientVerb == "STARTTLS")
         {
-            var detail = details(TlsRptResultType.StartTlsNotSupported, $"smtp-starttls-reply-code-{(int)e.StatusCode}");
+            var detail = FailureDetails(TlsRptResultType.StartTlsNotSupported, $"smtp-starttls-reply-code-{(int)e.StatusCode}");
             recipientDomainResult.Add(0, 1, detail);
             hostResult.Add(0, 1, detail);
-            await session.DisposeAsync();
+            await DisposeAsync();
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
             throw new SmtpSessionException(SmtpSessionFailure.StartTlsRefused, reply, $"STARTTLS refused: {reply}", e);
         }
@@ -209,10 +226,10 @@ public sealed class SmtpSession : IAsyncDisposable
             // handshake failure of its own (RFC 8460 §4.3.1.3 "validation-failure").
             var failure = verifier.ReportedFailure
                 ? []
-                : new[] { details(TlsRptResultType.ValidationFailure, HandshakeReason(e)) };
+                : new[] { FailureDetails(TlsRptResultType.ValidationFailure, HandshakeReason(e)) };
             recipientDomainResult.Add(0, 1, failure);
             hostResult.Add(0, 1, failure);
-            await session.DisposeAsync();
+            await DisposeAsync();
             var why = capture.Violation ?? verifier.FailureReason ?? (e.InnerException ?? e).Message;
             throw new SmtpSessionException(SmtpSessionFailure.TlsHandshakeFailed, $"TLS handshake failed: {why}", $"TLS handshake failed: {why}", e);
         }
@@ -225,42 +242,45 @@ public sealed class SmtpSession : IAsyncDisposable
             {
                 await QuitAfterRefusalAsync(socket, options);
             }
-            await session.DisposeAsync();
+            await DisposeAsync();
             var reply = SmtpReply.FromServer((int)e.StatusCode, e.Message);
             throw new SmtpSessionException(SmtpSessionFailure.SessionRefused, reply, $"server refused session: {reply}", e);
         }
         catch (Exception e) when (e is IOException or SmtpProtocolException or SocketException or TimeoutException or System.Security.Authentication.AuthenticationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            await session.DisposeAsync();
+            await DisposeAsync();
             throw new SmtpSessionException(SmtpSessionException.ConnectionFailure(e), $"connection failed: {e.Message}", e.Message, e);
         }
+    }
 
+    /// <summary>After a successful set-up: the last bound check, RCPTMAX, and the session's TLS outcome for TLSRPT.</summary>
+    private async Task CompleteSetUpAsync(TlsMode mode, TlsRptResult recipientDomainResult, TlsRptResult hostResult)
+    {
         if (capture.Violation is not null)
         {
             // The last bound was overstepped in the very reply that completed the set-up.
-            await session.DisposeAsync();
-            throw session.BoundFailure(null);
+            await DisposeAsync();
+            throw BoundFailure(null);
         }
         capture.Capturing = false;
-        session.RcptMax = capture.RcptMax;
+        RcptMax = capture.RcptMax;
         if (client.IsSecure)
         {
             // RFC 8460 §4.4: a successful TLS session counts for the domain's and the host's policy.
             recipientDomainResult.Add(1, 0);
             hostResult.Add(1, 0);
-            if (session.Verification == CertificateVerification.None)
+            if (Verification == CertificateVerification.None)
             {
-                session.Verification = CertificateVerification.Unverified;
+                Verification = CertificateVerification.Unverified;
             }
         }
         else if (mode == TlsMode.Opportunistic)
         {
             // Not a failed session, but worth telling the domain (RFC 8460 §4.3.1.1).
-            var detail = details(TlsRptResultType.StartTlsNotSupported, string.Empty);
+            var detail = FailureDetails(TlsRptResultType.StartTlsNotSupported, string.Empty);
             recipientDomainResult.Add(0, 0, detail);
             hostResult.Add(0, 0, detail);
         }
-        return session;
     }
 
     /// <summary>
