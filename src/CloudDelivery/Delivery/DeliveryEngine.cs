@@ -146,22 +146,11 @@ public sealed partial class DeliveryEngine : IDisposable
 
     private async Task DeliverGroupAsync(AttemptState state, DestinationSet destinationSet, MtaStsLookup? policyLookup, TlsRequirement requirement, List<PendingRecipient> pending, CancellationToken cancellationToken)
     {
-        var tlsRequiredNo = requirement == TlsRequirement.TlsRequiredNo;
         var domainResult = state.RecipientDomainResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = state.Request.Destination.ToString() });
-        var policy = policyLookup?.Policy;
-        if (policyLookup?.TemporaryError is { } policyError)
+        if (RecipientDomainRefusal(state, policyLookup, requirement, domainResult) is { } domainRefusal)
         {
-            if (tlsRequiredNo)
-            {
-                logger.LogInformation("MTA-STS lookup failed for {Domain}, continuing because of TLS-Required: No: {Error}", state.Request.Destination, policyError);
-                metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastspolicy"));
-            }
-            else
-            {
-                domainResult.Add(0, 1);
-                state.Fail(pending, null, null, DeliveryFailure.Of(DeliveryFailureKind.MtaStsUnavailable, $"MTA-STS policy lookup failed: {policyError}"));
-                return;
-            }
+            state.Fail(pending, null, null, domainRefusal);
+            return;
         }
 
         var last = DeliveryFailure.Of(DeliveryFailureKind.NotAttempted, "no delivery attempted");
@@ -171,51 +160,13 @@ public sealed partial class DeliveryEngine : IDisposable
         var permanentRefusals = 0;
         foreach (var host in destinationSet.Hosts)
         {
-            // RFC 8461 §4.1: with a policy in force, only MX hosts matching its patterns may be used.
-            if (policy is not null && policy.Mode != MtaStsMode.None && host.Name is not null && !policy.Matches(host.Name))
+            var mtaStsFacts = Tls.MtaStsFacts.From(policyLookup, host.Name);
+            if (MxHostRefusal(state, host, mtaStsFacts, requirement, domainResult) is { } hostRefusal)
             {
-                // RFC 8460 has no result type for this, so validation-failure with a telling reason code.
-                domainResult.Add(0, 0, Detail(TlsRptResultType.ValidationFailure, "mtasts-policy-mx-mismatch") with { ReceivingMxHostname = host.Display });
-                if (policy.Mode == MtaStsMode.Enforce)
-                {
-                    if (tlsRequiredNo)
-                    {
-                        metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastsmx"));
-                    }
-                    else
-                    {
-                        last = DeliveryFailure.Of(DeliveryFailureKind.MxNotInPolicy, $"MX host {host.Display} does not match the enforced MTA-STS policy of {state.Request.Destination}");
-                        lastHost = host.Display;
-                        domainResult.Add(0, 1);
-                        logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
-                        continue;
-                    }
-                }
+                (last, lastHost) = (hostRefusal, host.Display);
+                continue;
             }
-
-            var enforceMtaSts = policy?.Mode == MtaStsMode.Enforce;
-            var mode = enforceMtaSts ? TlsMode.RequiredStartTls : TlsMode.Opportunistic;
-            var attempt = await DeliverHostAsync(state, destinationSet, host, enforceMtaSts, mode, requirePkix: enforceMtaSts, pending, domainResult, plaintextRetry: false, cancellationToken);
-            if (attempt.HostResult is not null)
-            {
-                state.HostResults.Add(attempt.HostResult);
-            }
-
-            // A TLS failure without any requirement for TLS is retried without TLS: an old server that only
-            // speaks ancient TLS still gets mail (RFC 7435 §6). Not with DANE or enforced MTA-STS, unless the
-            // sender said TLS-Required: No.
-            if (attempt.Error is { IsTlsFailure: true } && ((!enforceMtaSts && mode == TlsMode.Opportunistic && !attempt.TlsDane) || tlsRequiredNo))
-            {
-                metrics.PlaintextFallbacks.Add(1);
-                if (tlsRequiredNo)
-                {
-                    metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtls"));
-                }
-                logger.LogInformation("TLS failed with {Host}, retrying without TLS", host.Display);
-                var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
-                attempt = await DeliverHostAsync(state, destinationSet, host, enforceMtaSts, TlsMode.Skip, requirePkix: false, pending, scratch, plaintextRetry: true, cancellationToken);
-            }
-
+            var attempt = await DeliverHostWithFallbackAsync(state, destinationSet, host, mtaStsFacts, pending, domainResult, cancellationToken);
             pending = attempt.StillPending;
             if (attempt.Error is { } error)
             {
@@ -262,6 +213,74 @@ public sealed partial class DeliveryEngine : IDisposable
     }
 
     /// <summary>
+    /// The TLS-policy decision for the whole recipient domain, before any host: a failed MTA-STS lookup
+    /// stops delivery (RFC 8461 §5.1) unless the sender said TLS-Required: No (RFC 8689 §5).
+    /// </summary>
+    private DeliveryFailure? RecipientDomainRefusal(AttemptState state, MtaStsLookup? policyLookup, TlsRequirement requirement, TlsRptResult domainResult)
+    {
+        var mtaStsFacts = Tls.MtaStsFacts.From(policyLookup, null);
+        if (Tls.TlsPolicyDecision.ForRecipientDomain(mtaStsFacts, requirement) is not { } verdict)
+        {
+            return null;
+        }
+        if (verdict.OverriddenByTlsRequiredNo.Contains("mtastspolicy"))
+        {
+            logger.LogInformation("MTA-STS lookup failed for {Domain}, continuing because of TLS-Required: No: {Error}", state.Request.Destination, mtaStsFacts.LookupError);
+            metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastspolicy"));
+        }
+        Tls.TlsPolicyDecision.Apply(verdict, domainResult);
+        return verdict.Failure;
+    }
+
+    /// <summary>
+    /// The TLS-policy decision for one MX host before any lookup: a host outside the MTA-STS policy is
+    /// reported, and skipped in enforce mode unless the sender said TLS-Required: No (RFC 8461 §4.1).
+    /// </summary>
+    private DeliveryFailure? MxHostRefusal(AttemptState state, DeliveryHost host, Tls.MtaStsFacts mtaStsFacts, TlsRequirement requirement, TlsRptResult domainResult)
+    {
+        if (Tls.TlsPolicyDecision.ForMxHost(mtaStsFacts, host.Display, state.Request.Destination.ToString(), requirement) is not { } verdict)
+        {
+            return null;
+        }
+        Tls.TlsPolicyDecision.Apply(verdict, domainResult);
+        if (verdict.OverriddenByTlsRequiredNo.Contains("mtastsmx"))
+        {
+            metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastsmx"));
+        }
+        if (verdict.Failure is not null)
+        {
+            logger.LogWarning("MX host {Host} does not match enforced MTA-STS policy, skipping", host.Display);
+        }
+        return verdict.Failure;
+    }
+
+    /// <summary>
+    /// One host, then, after a TLS failure the decision lets go (RFC 7435 §6: not with DANE or enforced
+    /// MTA-STS, unless TLS-Required: No), the plaintext retry on the same host.
+    /// </summary>
+    private async Task<HostAttempt> DeliverHostWithFallbackAsync(
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, Tls.MtaStsFacts mtaStsFacts, List<PendingRecipient> pending, TlsRptResult domainResult, CancellationToken cancellationToken)
+    {
+        var attempt = await DeliverHostAsync(state, destinationSet, host, mtaStsFacts, pending, domainResult, plaintextRetry: false, cancellationToken);
+        if (attempt.HostResult is not null)
+        {
+            state.HostResults.Add(attempt.HostResult);
+        }
+        if (attempt.Error is not { IsTlsFailure: true } || !attempt.PlaintextFallbackAllowed)
+        {
+            return attempt;
+        }
+        metrics.PlaintextFallbacks.Add(1);
+        if (pending[0].Message.TlsRequirement == TlsRequirement.TlsRequiredNo)
+        {
+            metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "badtls"));
+        }
+        logger.LogInformation("TLS failed with {Host}, retrying without TLS", host.Display);
+        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+        return await DeliverHostAsync(state, destinationSet, host, mtaStsFacts, pending, scratch, plaintextRetry: true, cancellationToken);
+    }
+
+    /// <summary>
     /// One host, top-down: gather its addresses, decide DANE, check REQUIRETLS, dial, open a session, then
     /// run that session (and any parallel ones) and merge their results.
     /// </summary>
@@ -269,9 +288,7 @@ public sealed partial class DeliveryEngine : IDisposable
         AttemptState state,
         DestinationSet destinationSet,
         DeliveryHost host,
-        bool enforceMtaSts,
-        TlsMode mode,
-        bool requirePkix,
+        Tls.MtaStsFacts mtaStsFacts,
         List<PendingRecipient> pending,
         TlsRptResult domainResult,
         bool plaintextRetry,
@@ -284,16 +301,17 @@ public sealed partial class DeliveryEngine : IDisposable
         metrics.Destinations.Add(1);
         state.Request.DialledAddresses.TryGetValue(host.Display, out var previous);
         var addresses = await destinations.GatherAddressesAsync(host, previous, cancellationToken);
-        var dane = await DecideDaneAsync(state, destinationSet, host, addresses, mode, requirement, domainResult, cancellationToken);
-        attempt.TlsDane = dane.Required;
-        attempt.HostResult = dane.HostResult;
-        mode = dane.Mode;
+        var tls = await DecideHostTlsAsync(state, destinationSet, host, addresses, mtaStsFacts, plaintextRetry, requirement, domainResult, cancellationToken);
+        var verdict = tls.Verdict;
+        var mode = verdict.Mode;
+        attempt.PlaintextFallbackAllowed = verdict.PlaintextFallbackAllowed;
+        attempt.HostResult = tls.HostResult;
 
-        if (dane.Error is null && RequireTlsRefusal(dane) is { } requireTls)
+        if (tls.Error is null && RequireTlsRefusal(verdict) is { } requireTls)
         {
             return attempt.Failed(requireTls);
         }
-        if (dane.Error is { } error)
+        if (tls.Error is { } error)
         {
             RecordDuration(started, mode, "error");
             if (error.Kind == DestinationFailure.NoAddresses && !destinationSet.HaveMx)
@@ -315,22 +333,15 @@ public sealed partial class DeliveryEngine : IDisposable
         var target = new SessionTarget(
             host.Display,
             dialled!,
-            dane.Names.Count > 0 ? dane.Names[0] : host.Display,
+            verdict.TlsName,
             mode,
-            new TlsVerificationPlan
-            {
-                DaneRecords = dane.Required ? dane.Records : null,
-                DaneAllowedNames = dane.Names,
-                RequirePkix = requirePkix,
-                IgnoreVerificationErrors = requirement == TlsRequirement.TlsRequiredNo,
-                ExtraTrustRoots = options.ExtraTrustRoots,
-            },
+            verdict.Plan,
             new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time },
-            enforceMtaSts,
+            verdict.EnforcedMtaSts,
             plaintextRetry,
             addresses.DualStack);
-        var hostTlsResult = dane.HostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
-        var (session, refused) = await OpenSessionAsync(state, target, socket, domainResult, hostTlsResult, dane.HostResult, cancellationToken);
+        var hostTlsResult = tls.HostResult ?? new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = host.Display });
+        var (session, refused) = await OpenSessionAsync(state, target, socket, domainResult, hostTlsResult, tls.HostResult, cancellationToken);
         if (session is null)
         {
             RecordDuration(started, mode, "error");
@@ -343,7 +354,7 @@ public sealed partial class DeliveryEngine : IDisposable
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
             {
-                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = PostureOf(session, enforceMtaSts) };
+                attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = PostureOf(session, target.EnforceMtaSts) };
             }
             return attempt;
         }
@@ -361,35 +372,25 @@ public sealed partial class DeliveryEngine : IDisposable
         bool PlaintextRetry,
         bool DualStack);
 
-    /// <summary>What DANE decided for one host: the TLS mode, the usable TLSA records and names, the TLSRPT result.</summary>
-    private sealed class DaneDecision
+    /// <summary>The TLS-policy verdict for one host attempt, its TLSRPT host result, and a lookup failure that ends it.</summary>
+    private sealed class HostTlsDecision
     {
-        public required TlsMode Mode { get; set; }
+        public required Tls.TlsPolicyVerdict Verdict { get; init; }
 
-        public bool Required { get; set; }
-
-        public IReadOnlyList<Dns.TlsaRecord>? Records { get; set; }
-
-        public required IReadOnlyList<string> Names { get; set; }
-
-        public TlsRptResult? HostResult { get; set; }
-
-        /// <summary>The decision's refusal of the host, if any.</summary>
-        public DeliveryFailure? Refusal { get; set; }
+        public TlsRptResult? HostResult { get; init; }
 
         /// <summary>The address or TLSA lookup failed in a way that ends this host attempt.</summary>
-        public DestinationError? Error { get; set; }
+        public DestinationError? Error { get; init; }
     }
 
     /// <summary>
     /// Gathers the host's TLSA records when DANE may apply and asks the one TLS-policy decision
-    /// (<see cref="Tls.TlsPolicyDecision.ForConnection"/>) for the mode, names, records and TLSRPT result.
+    /// (<see cref="Tls.TlsPolicyDecision.ForConnection"/>) for the mode, verification plan, names and TLSRPT result.
     /// </summary>
-    private async Task<DaneDecision> DecideDaneAsync(
-        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, TlsMode mode, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
+    private async Task<HostTlsDecision> DecideHostTlsAsync(
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, Tls.MtaStsFacts mtaStsFacts, bool plaintextRetry, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
     {
-        var mtaSts = new Tls.MtaStsFacts(mode == TlsMode.RequiredStartTls ? Tls.MtaStsState.Enforce : Tls.MtaStsState.None);
-        var facts = Tls.TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaSts, requirement) with { PlaintextRetry = mode == TlsMode.Skip };
+        var facts = Tls.TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaStsFacts, requirement) with { PlaintextRetry = plaintextRetry, ExtraTrustRoots = options.ExtraTrustRoots };
         if (facts.DaneMayApply)
         {
             metrics.DestinationsAuthentic.Add(1);
@@ -427,22 +428,18 @@ public sealed partial class DeliveryEngine : IDisposable
                 hostResult.Add(0, 1);
             }
         }
-        return new DaneDecision
+        return new HostTlsDecision
         {
-            Mode = verdict.Mode,
-            Required = verdict.Dane,
-            Records = verdict.Plan.DaneRecords,
-            Names = verdict.Plan.DaneAllowedNames,
+            Verdict = verdict,
             HostResult = hostResult,
-            Refusal = verdict.Failure,
             Error = addresses.Error ?? (verdict.Failure?.Kind == DeliveryFailureKind.HostDnsFailed ? facts.Tlsa?.Error : null),
         };
     }
 
     /// <summary>RFC 8689 §4.2.1, as the TLS-policy decision applies it: REQUIRETLS needs DANE or an enforced MTA-STS policy.</summary>
-    private DeliveryFailure? RequireTlsRefusal(DaneDecision dane)
+    private DeliveryFailure? RequireTlsRefusal(Tls.TlsPolicyVerdict verdict)
     {
-        if (dane.Refusal is not { Kind: DeliveryFailureKind.RequireTlsUnsatisfiableHost } refusal)
+        if (verdict.Failure is not { Kind: DeliveryFailureKind.RequireTlsUnsatisfiableHost } refusal)
         {
             return null;
         }
@@ -534,7 +531,8 @@ public sealed partial class DeliveryEngine : IDisposable
 
     private sealed class HostAttempt
     {
-        public bool TlsDane { get; set; }
+        /// <summary>The decision lets a TLS failure on this host be retried in plaintext (RFC 7435 §6).</summary>
+        public bool PlaintextFallbackAllowed { get; set; }
 
         public TlsRptResult? HostResult { get; set; }
 

@@ -1,7 +1,7 @@
 using System.Net;
 using CloudDelivery.Dialing;
 using CloudDelivery.Smtp;
-using CloudDelivery.TlsRpt;
+using CloudDelivery.Tls;
 
 namespace CloudDelivery.Delivery;
 
@@ -54,12 +54,13 @@ public sealed partial class DeliveryEngine
             return state.ToOutcome();
         }
 
-        var scratch = new TlsRptResult(new TlsRptPolicy { Type = TlsRptPolicyType.NoPolicyFound, Domain = smarthost.Host });
+        // The relay's TLS outcome goes to no report: the recipient domains never chose it.
+        var tls = TlsPolicyDecision.ForSmarthost(smarthost.Host, options.ExtraTrustRoots);
+        var scratch = tls.HostReport!.ToResult();
         try
         {
-            var plan = new TlsVerificationPlan { RequirePkix = true, ExtraTrustRoots = options.ExtraTrustRoots };
             var sessionOptions = new SmtpSessionOptions { EhloHostname = options.EhloHostname, CommandTimeout = options.CommandTimeout, SessionTimeout = options.SessionTimeout, Time = time };
-            await using var session = await SmtpSession.ConnectAsync(socket, smarthost.Host, TlsMode.RequiredStartTls, plan, sessionOptions, scratch, scratch, cancellationToken);
+            await using var session = await SmtpSession.ConnectAsync(socket, tls.TlsName, tls.Mode, tls.Plan, sessionOptions, scratch, scratch, cancellationToken);
             state.AddConnection(Opened(smarthost.Host, dialled!, session, plaintextRetry: false)); // TLS is required: always a version
             if (smarthost.UserName is not null)
             {
