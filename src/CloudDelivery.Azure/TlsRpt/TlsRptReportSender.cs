@@ -3,6 +3,7 @@ using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Delivery;
 using CloudDelivery.Dns;
 using CloudDelivery.TlsRpt;
+using CloudDelivery.TlsRpt.Https;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

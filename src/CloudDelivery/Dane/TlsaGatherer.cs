@@ -1,5 +1,4 @@
 using CloudDelivery.Addressing;
-using CloudDelivery.Delivery;
 using CloudDelivery.Dns;
 
 namespace CloudDelivery.Dane;

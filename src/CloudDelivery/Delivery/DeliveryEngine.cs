@@ -160,7 +160,7 @@ public sealed partial class DeliveryEngine : IDisposable
         var permanentRefusals = 0;
         foreach (var host in destinationSet.Hosts)
         {
-            var mtaStsFacts = Tls.MtaStsFacts.From(policyLookup, host.Name);
+            var mtaStsFacts = MtaStsFacts.From(policyLookup, host.Name);
             if (MxHostRefusal(state, host, mtaStsFacts, requirement, domainResult) is { } hostRefusal)
             {
                 (last, lastHost) = (hostRefusal, host.Display);
@@ -218,8 +218,8 @@ public sealed partial class DeliveryEngine : IDisposable
     /// </summary>
     private DeliveryFailure? RecipientDomainRefusal(AttemptState state, MtaStsLookup? policyLookup, TlsRequirement requirement, TlsRptResult domainResult)
     {
-        var mtaStsFacts = Tls.MtaStsFacts.From(policyLookup, null);
-        if (Tls.TlsPolicyDecision.ForRecipientDomain(mtaStsFacts, requirement) is not { } verdict)
+        var mtaStsFacts = MtaStsFacts.From(policyLookup, null);
+        if (TlsPolicyDecision.ForRecipientDomain(mtaStsFacts, requirement) is not { } verdict)
         {
             return null;
         }
@@ -228,7 +228,7 @@ public sealed partial class DeliveryEngine : IDisposable
             logger.LogInformation("MTA-STS lookup failed for {Domain}, continuing because of TLS-Required: No: {Error}", state.Request.Destination, mtaStsFacts.LookupError);
             metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastspolicy"));
         }
-        Tls.TlsPolicyDecision.Apply(verdict, domainResult);
+        TlsPolicyDecision.Apply(verdict, domainResult);
         return verdict.Failure;
     }
 
@@ -236,13 +236,13 @@ public sealed partial class DeliveryEngine : IDisposable
     /// The TLS-policy decision for one MX host before any lookup: a host outside the MTA-STS policy is
     /// reported, and skipped in enforce mode unless the sender said TLS-Required: No (RFC 8461 §4.1).
     /// </summary>
-    private DeliveryFailure? MxHostRefusal(AttemptState state, DeliveryHost host, Tls.MtaStsFacts mtaStsFacts, TlsRequirement requirement, TlsRptResult domainResult)
+    private DeliveryFailure? MxHostRefusal(AttemptState state, DeliveryHost host, MtaStsFacts mtaStsFacts, TlsRequirement requirement, TlsRptResult domainResult)
     {
-        if (Tls.TlsPolicyDecision.ForMxHost(mtaStsFacts, host.Display, state.Request.Destination.ToString(), requirement) is not { } verdict)
+        if (TlsPolicyDecision.ForMxHost(mtaStsFacts, host.Display, state.Request.Destination.ToString(), requirement) is not { } verdict)
         {
             return null;
         }
-        Tls.TlsPolicyDecision.Apply(verdict, domainResult);
+        TlsPolicyDecision.Apply(verdict, domainResult);
         if (verdict.OverriddenByTlsRequiredNo.Contains("mtastsmx"))
         {
             metrics.TlsRequiredNoIgnored.Add(1, new KeyValuePair<string, object?>("reason", "mtastsmx"));
@@ -259,7 +259,7 @@ public sealed partial class DeliveryEngine : IDisposable
     /// MTA-STS, unless TLS-Required: No), the plaintext retry on the same host.
     /// </summary>
     private async Task<HostAttempt> DeliverHostWithFallbackAsync(
-        AttemptState state, DestinationSet destinationSet, DeliveryHost host, Tls.MtaStsFacts mtaStsFacts, List<PendingRecipient> pending, TlsRptResult domainResult, CancellationToken cancellationToken)
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, MtaStsFacts mtaStsFacts, List<PendingRecipient> pending, TlsRptResult domainResult, CancellationToken cancellationToken)
     {
         var attempt = await DeliverHostAsync(state, destinationSet, host, mtaStsFacts, pending, domainResult, plaintextRetry: false, cancellationToken);
         if (attempt.HostResult is not null)
@@ -288,7 +288,7 @@ public sealed partial class DeliveryEngine : IDisposable
         AttemptState state,
         DestinationSet destinationSet,
         DeliveryHost host,
-        Tls.MtaStsFacts mtaStsFacts,
+        MtaStsFacts mtaStsFacts,
         List<PendingRecipient> pending,
         TlsRptResult domainResult,
         bool plaintextRetry,
@@ -375,7 +375,7 @@ public sealed partial class DeliveryEngine : IDisposable
     /// <summary>The TLS-policy verdict for one host attempt, its TLSRPT host result, and a lookup failure that ends it.</summary>
     private sealed class HostTlsDecision
     {
-        public required Tls.TlsPolicyVerdict Verdict { get; init; }
+        public required TlsPolicyVerdict Verdict { get; init; }
 
         public TlsRptResult? HostResult { get; init; }
 
@@ -385,12 +385,12 @@ public sealed partial class DeliveryEngine : IDisposable
 
     /// <summary>
     /// Gathers the host's TLSA records when DANE may apply and asks the one TLS-policy decision
-    /// (<see cref="Tls.TlsPolicyDecision.ForConnection"/>) for the mode, verification plan, names and TLSRPT result.
+    /// (<see cref="TlsPolicyDecision.ForConnection"/>) for the mode, verification plan, names and TLSRPT result.
     /// </summary>
     private async Task<HostTlsDecision> DecideHostTlsAsync(
-        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, Tls.MtaStsFacts mtaStsFacts, bool plaintextRetry, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, MtaStsFacts mtaStsFacts, bool plaintextRetry, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
     {
-        var facts = Tls.TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaStsFacts, requirement) with { PlaintextRetry = plaintextRetry, ExtraTrustRoots = options.ExtraTrustRoots };
+        var facts = TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaStsFacts, requirement) with { PlaintextRetry = plaintextRetry, ExtraTrustRoots = options.ExtraTrustRoots };
         if (facts.DaneMayApply)
         {
             metrics.DestinationsAuthentic.Add(1);
@@ -400,7 +400,7 @@ public sealed partial class DeliveryEngine : IDisposable
                 facts = facts with { Tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
             }
         }
-        var verdict = Tls.TlsPolicyDecision.ForConnection(facts);
+        var verdict = TlsPolicyDecision.ForConnection(facts);
         if (facts.Tlsa is { DaneRequired: true })
         {
             metrics.DaneRequired.Add(1);
@@ -409,7 +409,7 @@ public sealed partial class DeliveryEngine : IDisposable
         {
             metrics.TlsaErrors.Add(1);
         }
-        if (facts.TlsaState == Tls.TlsaState.OnlyUnusable)
+        if (facts.TlsaState == TlsaState.OnlyUnusable)
         {
             metrics.DaneUnverified.Add(1);
         }
@@ -437,7 +437,7 @@ public sealed partial class DeliveryEngine : IDisposable
     }
 
     /// <summary>RFC 8689 §4.2.1, as the TLS-policy decision applies it: REQUIRETLS needs DANE or an enforced MTA-STS policy.</summary>
-    private DeliveryFailure? RequireTlsRefusal(Tls.TlsPolicyVerdict verdict)
+    private DeliveryFailure? RequireTlsRefusal(TlsPolicyVerdict verdict)
     {
         if (verdict.Failure is not { Kind: DeliveryFailureKind.RequireTlsUnsatisfiableHost } refusal)
         {

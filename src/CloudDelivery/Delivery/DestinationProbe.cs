@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using CloudDelivery.Addressing;
 using CloudDelivery.Dane;
 using CloudDelivery.Dialing;
+using CloudDelivery.Dns;
 using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 using CloudDelivery.Smtp;

@@ -1,7 +1,6 @@
 using System.Net;
 using CloudDelivery.Dialing;
 using CloudDelivery.Smtp;
-using CloudDelivery.Tls;
 
 namespace CloudDelivery.Delivery;
 

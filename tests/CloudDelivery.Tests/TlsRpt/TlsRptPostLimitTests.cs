@@ -2,7 +2,7 @@ using System.Diagnostics;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.Tests.Delivery;
-using CloudDelivery.TlsRpt;
+using CloudDelivery.TlsRpt.Https;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;

@@ -7,6 +7,7 @@ using CloudDelivery.Tests.Delivery;
 using CloudDelivery.Tests.Dkim;
 using CloudDelivery.Tests.Queue;
 using CloudDelivery.TlsRpt;
+using CloudDelivery.TlsRpt.Https;
 using MimeKit;
 
 namespace CloudDelivery.Tests.TlsRpt;

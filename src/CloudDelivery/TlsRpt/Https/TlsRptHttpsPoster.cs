@@ -4,7 +4,7 @@ using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.Tls;
 
-namespace CloudDelivery.TlsRpt;
+namespace CloudDelivery.TlsRpt.Https;
 
 /// <summary>
 /// Delivers a report to an "https:" rua destination (RFC 8460 §5.4): one POST of the gzip-compressed JSON

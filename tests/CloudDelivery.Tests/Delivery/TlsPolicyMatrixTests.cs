@@ -4,10 +4,9 @@ using CloudDelivery.Delivery;
 using CloudDelivery.Dns;
 using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
-using CloudDelivery.Tls;
 using CloudDelivery.TlsRpt;
 
-namespace CloudDelivery.Tests.Tls;
+namespace CloudDelivery.Tests.Delivery;
 
 /// <summary>
 /// The whole matrix of the TLS-policy decision, without sockets: MTA-STS none/testing/enforce × DANE
@@ -159,7 +158,7 @@ public class TlsPolicyMatrixTests
         Assert.Equal(TlsMode.Skip, verdict.Mode);
         Assert.Null(verdict.Plan.DaneRecords);
         Assert.False(verdict.Plan.RequirePkix);
-        Assert.Equal(CloudDelivery.Tls.WithoutStartTls.ContinuePlaintext, verdict.WithoutStartTls);
+        Assert.Equal(CloudDelivery.Delivery.WithoutStartTls.ContinuePlaintext, verdict.WithoutStartTls);
     }
 
     [Fact]
@@ -206,13 +205,13 @@ public class TlsPolicyMatrixTests
         Assert.True(verdict.Plan.RequirePkix);
         Assert.Null(verdict.Plan.DaneRecords);
         Assert.False(verdict.Plan.IgnoreVerificationErrors);
-        Assert.Equal(CloudDelivery.Tls.WithoutStartTls.Fail, verdict.WithoutStartTls);
+        Assert.Equal(CloudDelivery.Delivery.WithoutStartTls.Fail, verdict.WithoutStartTls);
         Assert.False(verdict.PlaintextFallbackAllowed);
     }
 
     private static string NoStartTlsOutcome(TlsPolicyVerdict verdict) => verdict.WithoutStartTls switch
     {
-        CloudDelivery.Tls.WithoutStartTls.ContinuePlaintext => "plaintext",
+        CloudDelivery.Delivery.WithoutStartTls.ContinuePlaintext => "plaintext",
         _ => verdict.PlaintextFallbackAllowed ? "fail, retry plaintext" : "fail",
     };
 

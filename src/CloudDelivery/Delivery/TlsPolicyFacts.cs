@@ -1,12 +1,11 @@
 using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Addressing;
 using CloudDelivery.Dane;
-using CloudDelivery.Delivery;
 using CloudDelivery.Dns;
 using CloudDelivery.Messages;
 using CloudDelivery.MtaSts;
 
-namespace CloudDelivery.Tls;
+namespace CloudDelivery.Delivery;
 
 /// <summary>What the recipient domain's MTA-STS lookup said, as the TLS decision needs it.</summary>
 public enum MtaStsState

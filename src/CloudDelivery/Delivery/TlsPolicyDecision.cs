@@ -1,11 +1,10 @@
 using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Dane;
-using CloudDelivery.Delivery;
 using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
 using CloudDelivery.TlsRpt;
 
-namespace CloudDelivery.Tls;
+namespace CloudDelivery.Delivery;
 
 /// <summary>What a connection does when the server's EHLO does not offer STARTTLS (RFC 3207).</summary>
 public enum WithoutStartTls
