@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using CloudDelivery.Dane;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
 using CloudDelivery.Messages;
@@ -24,6 +25,7 @@ public sealed partial class DeliveryEngine : IDisposable
 {
     private readonly DnsResolver resolver;
     private readonly DestinationResolver destinations;
+    private readonly TlsaGatherer tlsa;
     private readonly MtaStsPolicyProvider mtaSts;
     private readonly DeliveryEngineOptions options;
     private readonly TimeProvider time;
@@ -34,6 +36,7 @@ public sealed partial class DeliveryEngine : IDisposable
     {
         this.resolver = resolver;
         destinations = new DestinationResolver(resolver);
+        tlsa = new TlsaGatherer(resolver);
         this.mtaSts = mtaSts;
         this.options = options;
         this.time = time ?? TimeProvider.System;
@@ -397,7 +400,7 @@ public sealed partial class DeliveryEngine : IDisposable
             if (!facts.PlaintextRetry)
             {
                 // The plaintext retry does not look again: DANE did not apply on the first try, or TLS-Required: No overrides it.
-                facts = facts with { Tlsa = await destinations.GatherTlsaAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
+                facts = facts with { Tlsa = await tlsa.GatherAsync(host.Name!, destinationSet.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
             }
         }
         var verdict = TlsPolicyDecision.ForConnection(facts);

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudDelivery.Addressing;
-using CloudDelivery.Dane;
 using CloudDelivery.Dns;
 
 namespace CloudDelivery.Delivery;
@@ -291,13 +290,4 @@ public sealed class DestinationResolver
             DualStack = have4 && have6,
         };
     }
-
-    /// <summary>
-    /// Finds TLSA records for <paramref name="host"/> at "_25._tcp.", first at the CNAME-expanded host
-    /// name when that expansion was authentic, else at the MX name itself (RFC 7672 §2.2.2). Only
-    /// DNSSEC-authentic answers count; an insecure answer means "no DANE" rather than an error.
-    /// </summary>
-    /// <remarks>DANE's own gathering, in <see cref="TlsaGatherer"/>; kept here so delivery's callers stay as they are.</remarks>
-    public Task<TlsaGathering> GatherTlsaAsync(Domain host, bool expandedAuthentic, Domain? expandedHost, CancellationToken cancellationToken) =>
-        new TlsaGatherer(resolver).GatherAsync(host, expandedAuthentic, expandedHost, cancellationToken);
 }
