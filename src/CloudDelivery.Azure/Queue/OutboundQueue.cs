@@ -53,6 +53,9 @@ public sealed class SubmissionRequest
 
     /// <summary>The message is a TLSRPT report (RFC 8460 §5.3): no TLSRPT results about its delivery, no DSN.</summary>
     public bool IsTlsReport { get; init; }
+
+    /// <summary>The application's key=value tags (validated by the caller), stored with every recipient and carried in its events.</summary>
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
 }
 
 /// <summary>What was stored: the message id and an id per recipient.</summary>
@@ -165,6 +168,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var requirement = RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
         var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
+        var tags = request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
         {
@@ -183,6 +187,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 TlsRequirement = requirement,
                 IsDsn = request.IsDsn,
                 IsTlsReport = request.IsTlsReport,
+                Tags = tags,
                 SubmittedAt = now,
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),

@@ -60,6 +60,13 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>The message is a TLSRPT report: its deliveries are not counted in TLSRPT results and it gets no DSN (as mox).</summary>
     public bool IsTlsReport { get; set; }
 
+    /// <summary>The application's tags, a JSON object of strings; null when the message has none.</summary>
+    public string? Tags { get; set; }
+
+    /// <summary>The tags, parsed.</summary>
+    [IgnoreDataMember]
+    public IReadOnlyDictionary<string, string> TagMap => Tags is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(Tags) ?? [];
+
     /// <summary>One of <see cref="RecipientState"/>: see <see cref="RecipientRecordMapping"/>.</summary>
     public string State { get; set; } = RecipientState.Queued;
 
