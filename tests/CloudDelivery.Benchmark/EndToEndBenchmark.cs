@@ -21,7 +21,12 @@ internal static class EndToEndBenchmark
             var connection = azurite.ConnectionString;
             var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
             await storage.EnsureCreatedAsync(CancellationToken.None);
-            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs) });
+            // --events: every transition also goes through the outbox to a sink that accepts everything
+            // (in process: the sink's own cost is not storage), with the service's default event settings.
+            var eventSink = new AcceptingSink();
+            var dispatcher = settings.Events ? new CloudDelivery.Azure.Events.EventDispatcher(storage, [eventSink], new CloudDelivery.Azure.Events.EventOptions()) : null;
+            var outbox = dispatcher is null ? null : new CloudDelivery.Azure.Events.EventOutbox(new CloudDelivery.Azure.Events.RecipientEvents(dispatcher.Options, "bench.loopback.test"), TimeProvider.System, dispatcher);
+            var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs) }) { Events = outbox };
 
             var zone = new DnsZone();
             for (var d = 0; d < settings.Domains; d++)
@@ -61,6 +66,7 @@ internal static class EndToEndBenchmark
             // Submission and delivery overlap, as in the running service: the worker polls from the start.
             using var stop = new CancellationTokenSource();
             var running = worker.RunAsync(stop.Token);
+            var dispatching = dispatcher?.RunAsync(stop.Token) ?? Task.CompletedTask;
             var counter = new global::Azure.Data.Tables.TableClient(connection, storage.Options.RecipientsTable); // not counted: the benchmark's own reads
 
             var message = Encoding.ASCII.GetBytes("From: <bench@sender.bench.test>\r\nSubject: e2e\r\n\r\n" + new string('x', Math.Max(0, settings.Size - 60)) + "\r\n");
@@ -87,12 +93,22 @@ internal static class EndToEndBenchmark
                 await Task.Delay(10);
             }
             clock.Stop();
+            // Every event published and its outbox row deleted: the whole cost of events is in the count.
+            while (dispatcher is not null && (eventSink.Count < 2L * settings.Messages || dispatcher.InHand > 0) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
             await stop.CancelAsync();
             await running;
+            await dispatching;
             var transactions = storage.Counter.Count;
             var delivered = await CountDeliveredAsync(counter);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
+            if (dispatcher is not null)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"events: {eventSink.Count} published in {eventSink.Batches} batches, {dispatcher.InHand} left in hand"));
+            }
             foreach (var (kind, n) in storage.Counter.ByKind.OrderByDescending(k => k.Value))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
@@ -109,5 +125,29 @@ internal static class EndToEndBenchmark
             count++;
         }
         return count;
+    }
+}
+
+/// <summary>A sink that takes every batch at once and counts it.</summary>
+internal sealed class AcceptingSink : CloudDelivery.Azure.Events.IEventSink
+{
+    private long count;
+    private long batches;
+
+    public string Name => "bench";
+
+    public int MaxBatchSize => 100;
+
+    public long Count => Interlocked.Read(ref count);
+
+    public long Batches => Interlocked.Read(ref batches);
+
+    public bool Wants(CloudDelivery.Azure.Events.OutboxEvent outboxEvent) => true;
+
+    public Task SendAsync(IReadOnlyList<CloudDelivery.Azure.Events.OutboxEvent> batch, CancellationToken cancellationToken)
+    {
+        Interlocked.Add(ref count, batch.Count);
+        Interlocked.Increment(ref batches);
+        return Task.CompletedTask;
     }
 }

@@ -132,7 +132,7 @@ static int FreePort()
     return port;
 }
 
-internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink, int WakeUpWindowMs)
+internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink, int WakeUpWindowMs, bool Events = false)
 {
     public static BenchmarkSettings Parse(string[] args)
     {
@@ -141,7 +141,7 @@ internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, in
             var index = Array.IndexOf(args, name);
             return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
         }
-        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"), Value("--wake-up-window-ms", 2000));
+        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"), Value("--wake-up-window-ms", 2000), args.Contains("--events"));
     }
 }
 
