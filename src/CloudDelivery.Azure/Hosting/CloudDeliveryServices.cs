@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using CloudDelivery.Azure.Events;
 using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
@@ -41,6 +42,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>())));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
+        services.AddEventSinks(configuration);
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
         services.AddSingleton(p => new MtaStsPolicyRefresher(
