@@ -1,3 +1,4 @@
+using CloudDelivery.Azure.Events;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
@@ -25,6 +26,9 @@ public sealed class CloudDeliveryLoops(
 {
     private readonly ILogger log = loggers?.CreateLogger<CloudDeliveryLoops>() ?? NullLogger<CloudDeliveryLoops>.Instance;
 
+    /// <summary>The event dispatcher and its sweep, run when it has sinks.</summary>
+    public EventDispatcher? Events { get; init; }
+
     /// <summary>
     /// Runs every loop until <paramref name="cancellationToken"/> is cancelled. <paramref name="onDeath"/> is
     /// called if a loop ends while the host runs (a defect): the host should stop and exit non-zero.
@@ -46,6 +50,11 @@ public sealed class CloudDeliveryLoops(
             Periodic("tlsrpt-reports", now => TlsRptReportSender.NextRun(now) - now, reports.RunAsync),
             RefreshLoop(),
         };
+        if (Events is { HasSinks: true } events)
+        {
+            loops.Add(Supervise(EventDispatcher.LoopName, events.RunAsync));
+            loops.Add(Periodic(EventDispatcher.SweepLoopName, _ => events.Options.SweepInterval, events.SweepAsync));
+        }
         if (sampler is not null)
         {
             var first = true;

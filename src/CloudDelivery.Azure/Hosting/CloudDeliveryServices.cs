@@ -39,7 +39,11 @@ public static class CloudDeliveryServices
             p.GetRequiredService<OutboundStorage>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
-            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>())));
+            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>()))
+        {
+            Events = EventDispatchServices.OutboxOf(p),
+        });
+        services.AddEventDispatch(configuration);
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);
@@ -84,7 +88,10 @@ public static class CloudDeliveryServices
             p.GetRequiredService<MtaStsPolicyRefresher>(),
             p.GetRequiredService<ServiceHealth>(),
             p.GetRequiredService<TimeProvider>(),
-            p.GetService<ILoggerFactory>()));
+            p.GetService<ILoggerFactory>())
+        {
+            Events = p.GetRequiredService<EventDispatcher>(),
+        });
         // Health: storage reachability and background loop liveness (serve's /healthz, the Functions Health function).
         services.AddHealthChecks().AddCheck<ServiceHealthCheck>(ServiceHealthCheckName);
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));

@@ -145,7 +145,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 // waits for this save before its next command; saves of concurrent sessions share requests.
                 var now = time.GetUtcNow();
                 var tallied = tally.Apply(results, now);
-                await queue.SaveAsync(tallied.Changed);
+                await queue.SaveAsync(tallied.Changed, tallied.Outcomes);
                 tally.Saved(tallied);
                 // Reported once saved: an outcome that failed to save is attempted again and reported then.
                 foreach (var (record, result) in tallied.Outcomes)

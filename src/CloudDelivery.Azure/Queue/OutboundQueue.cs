@@ -4,9 +4,11 @@ using Azure;
 using Azure.Data.Tables;
 using Azure.Storage.Blobs.Models;
 using CloudDelivery.Addressing;
+using CloudDelivery.Azure.Events;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.WakeUps;
+using CloudDelivery.Delivery;
 using CloudDelivery.Dkim;
 using CloudDelivery.Messages;
 using CloudDelivery.Queue;
@@ -131,6 +133,12 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>Tells a worker in this process when the wake-ups this queue sends become visible.</summary>
     public WakeUpSignal WakeUpSent { get; } = new();
 
+    /// <summary>
+    /// Where record writes put their transitions' events (in the same transaction); null when no event
+    /// sink is configured, and then no event is written.
+    /// </summary>
+    public EventOutbox? Events { get; init; }
+
     /// <summary>The DKIM signer applied at submission; null when nothing is signed.</summary>
     public DkimMessageSigner? Dkim => dkim;
 
@@ -194,7 +202,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             }).ToList();
             // Submissions to the same domain arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
-            await storage.RecipientWrites.WriteAsync(domain.Key, records.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)).ToList(), EstimatedBytes(records, inline));
+            var write = EventOutbox.Prepare(Events, records, r => new TableTransactionAction(TableTransactionActionType.Add, r));
+            await storage.RecipientWrites.WriteAsync(domain.Key, write.Actions, EstimatedBytes(records, inline) + write.EventBytes);
+            Events?.Written(write);
             submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
@@ -401,14 +411,17 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// Writes of parallel sessions to a domain share transactions (see <see cref="PartitionWriteBatcher"/>).
     /// Not cancellable: an outcome is recorded even while the host shuts down, before the lease goes.
     /// </summary>
-    public async Task SaveAsync(IReadOnlyList<RecipientRecord> records)
+    /// <param name="records">The records; each appended one transition to its event log since it was read or last saved.</param>
+    /// <param name="results">The delivery results behind the transitions, when a delivery made them (for their events).</param>
+    public async Task SaveAsync(IReadOnlyList<RecipientRecord> records, IReadOnlyList<(RecipientRecord Record, RecipientResult Result)>? results = null)
     {
         // Merges of the changed fields only (RecipientRecord.ToStateEntity): an outcome write is one per
         // delivered message, the most frequent write there is, and should not carry the body again.
         foreach (var partition in records.GroupBy(r => r.PartitionKey))
         {
-            var actions = partition.Select(r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All)).ToList();
-            await storage.RecipientWrites.WriteAsync(partition.Key, actions, actions.Count * OutcomeBytes);
+            var write = EventOutbox.Prepare(Events, partition, r => new TableTransactionAction(TableTransactionActionType.UpdateMerge, r.ToStateEntity(), ETag.All), results);
+            await storage.RecipientWrites.WriteAsync(partition.Key, write.Actions, (partition.Count() * OutcomeBytes) + write.EventBytes);
+            Events?.Written(write);
         }
     }
 

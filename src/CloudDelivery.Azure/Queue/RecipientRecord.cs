@@ -17,6 +17,9 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>Row keys of records sort before this; it is the key of the domain's lease entity.</summary>
     public const string LeaseRowKey = "~lease";
 
+    /// <summary>Row keys of records sort before this; the lease and the event outbox's rows ("~event.…") after it.</summary>
+    public const string RecordRowKeyLimit = "~";
+
     /// <summary>Recipient domain in A-labels, or the IP literal.</summary>
     public string PartitionKey { get; set; } = string.Empty;
 

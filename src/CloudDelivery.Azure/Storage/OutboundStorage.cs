@@ -74,6 +74,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of cached MTA-STS policies (partition = recipient domain).</summary>
     public string MtaStsTable { get; set; } = "cdmtasts";
 
+    /// <summary>Table of events parked after a sink kept failing past Events:Retention (partition = sink, row = event id).</summary>
+    public string ParkedEventsTable { get; set; } = "cdeventsparked";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -186,6 +189,7 @@ public sealed class OutboundStorage
             Recipients = new TableClient(table, options.RecipientsTable, credential, tableOptions);
             TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
             MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
+            ParkedEvents = new TableClient(table, options.ParkedEventsTable, credential, tableOptions);
         }
         else
         {
@@ -195,6 +199,7 @@ public sealed class OutboundStorage
             WakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, queueOptions);
             UndecodedWakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, undecodedQueueOptions);
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
+            ParkedEvents = new TableClient(options.ConnectionString, options.ParkedEventsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
@@ -251,6 +256,9 @@ public sealed class OutboundStorage
 
     public QueueClient Poison { get; }
 
+    /// <summary>Events parked per sink (see Events/ParkedEvents).</summary>
+    public TableClient ParkedEvents { get; }
+
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
@@ -260,5 +268,6 @@ public sealed class OutboundStorage
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
+        await ParkedEvents.CreateIfNotExistsAsync(cancellationToken);
     }
 }

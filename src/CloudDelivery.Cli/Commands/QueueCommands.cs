@@ -73,7 +73,7 @@ internal static class StatusCommand
             if (wanted is null)
             {
                 var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
-                await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey != RecipientRecord.LeaseRowKey, select: ["State"], cancellationToken: cancellationToken))
+                await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey.CompareTo(RecipientRecord.RecordRowKeyLimit) < 0, select: ["State"], cancellationToken: cancellationToken))
                 {
                     counts[record.State] = counts.GetValueOrDefault(record.State) + 1;
                 }
