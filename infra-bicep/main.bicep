@@ -95,6 +95,16 @@ param instanceMemoryMB int = 2048
 @minValue(0)
 param alwaysReadyInstances int = 0
 
+@description('Create an Event Grid topic (CloudEvents 1.0, Entra ID auth only) for delivery events, with the app\'s identity as its publisher ("EventGrid Data Sender").')
+param deployEventGridTopic bool = false
+
+@description('HTTPS URL of a webhook that receives signed delivery events; empty means none.')
+param webhookUrl string = ''
+
+@secure()
+@description('Signing secret of that webhook (whsec_<base64> or any string); stored in Key Vault, referenced by the app setting.')
+param webhookSecret string = ''
+
 @description('Object ID of the principal running azd (azd sets AZURE_PRINCIPAL_ID); it gets Key Vault Secrets Officer to store the secrets. Empty grants nothing.')
 param principalId string = ''
 
@@ -217,12 +227,42 @@ module roleAssignments 'modules/role-assignments.bicep' = {
   }
 }
 
+module eventGrid 'modules/event-grid.bicep' = if (deployEventGridTopic) {
+  name: 'event-grid'
+  scope: resourceGroup
+  dependsOn: [
+    identity
+  ]
+  params: {
+    location: location
+    tags: tags
+    name: '${namePrefix}-events'
+    identityName: identityName
+  }
+}
+
+var webhookSecretName = 'events-webhook-secret'
+
+module webhookSecretStore 'modules/webhook-secret.bicep' = if (!empty(webhookUrl)) {
+  name: 'webhook-secret'
+  scope: resourceGroup
+  dependsOn: [
+    keyVault
+  ]
+  params: {
+    keyVaultName: keyVaultName
+    secretName: webhookSecretName
+    secretValue: webhookSecret
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: resourceGroup
   // The host reads storage and Key Vault references at its first start: grant the roles before it exists.
   dependsOn: [
     roleAssignments
+    webhookSecretStore
   ]
   params: {
     location: location
@@ -248,6 +288,9 @@ module functionApp 'modules/function-app.bicep' = {
     smarthostPasswordSecretName: smarthostPasswordSecretName
     smarthostSenderDomains: smarthostSenderDomains
     dkimKeys: dkimKeys
+    eventGridEndpoint: deployEventGridTopic ? eventGrid!.outputs.endpoint : ''
+    webhookUrl: webhookUrl
+    webhookSecretName: empty(webhookUrl) ? '' : webhookSecretName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     alwaysReadyInstances: alwaysReadyInstances

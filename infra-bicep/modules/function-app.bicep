@@ -74,6 +74,15 @@ param smarthostSenderDomains string[]
 @description('DKIM signing keys.')
 param dkimKeys dkimKey[]
 
+@description('Event Grid topic endpoint for delivery events; empty means none.')
+param eventGridEndpoint string
+
+@description('HTTPS URL of the events webhook; empty means none.')
+param webhookUrl string
+
+@description('Key Vault secret holding the webhook signing secret.')
+param webhookSecretName string
+
 @description('Maximum instances Flex Consumption scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -151,6 +160,20 @@ var dkimSettings = flatten(map(range(0, length(dkimKeys)), index => [
   }
 ]))
 
+// CloudDelivery__Events__EventGrid__Endpoint and CloudDelivery__Events__Webhooks__0__* (EventSinkOptions.cs).
+var eventSinkSettings = concat(
+  empty(eventGridEndpoint) ? [] : [{ name: 'CloudDelivery__Events__EventGrid__Endpoint', value: eventGridEndpoint }],
+  empty(webhookUrl)
+    ? []
+    : [
+        { name: 'CloudDelivery__Events__Webhooks__0__Url', value: webhookUrl }
+        {
+          name: 'CloudDelivery__Events__Webhooks__0__Secret'
+          value: '@Microsoft.KeyVault(${keyVaultReference}${webhookSecretName})'
+        }
+      ]
+)
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -185,7 +208,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings)
+      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings, eventSinkSettings)
     }
     functionAppConfig: {
       deployment: {

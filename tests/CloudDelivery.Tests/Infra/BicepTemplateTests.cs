@@ -165,7 +165,8 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     public void Only_the_optional_deployer_role_goes_to_another_principal()
     {
         var assignments = All("Microsoft.Authorization/roleAssignments");
-        Assert.Equal(6, assignments.Count);
+        // Five for the app's identity in role-assignments, one for it on the optional Event Grid topic, the deployer's.
+        Assert.Equal(7, assignments.Count);
         var deployer = Assert.Single(assignments, found => found.Resource["condition"] is not null).Resource;
         Assert.Equal("[parameters('deployerPrincipalId')]", deployer["properties"]!["principalId"]!.GetValue<string>());
     }
@@ -280,6 +281,52 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
         Assert.Contains("._domainkey.", outputs["DNS_DKIM_RECORDS"]!.ToJsonString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_optional_event_grid_topic_takes_cloudevents_from_the_app_identity_only()
+    {
+        var eventGrid = Module("event-grid");
+        Assert.Equal("[parameters('deployEventGridTopic')]", eventGrid["condition"]!.GetValue<string>());
+        Assert.False(bicep.MainTemplate["parameters"]!["deployEventGridTopic"]!["defaultValue"]!.GetValue<bool>());
+        var properties = Single("Microsoft.EventGrid/topics").Resource["properties"]!;
+        Assert.Equal("CloudEventSchemaV1_0", properties["inputSchema"]!.GetValue<string>());
+        Assert.True(properties["disableLocalAuth"]!.GetValue<bool>());
+        Assert.Equal("Enabled", properties["publicNetworkAccess"]!.GetValue<string>());
+        // "EventGrid Data Sender", for the identity the identity module creates, scoped to the topic.
+        var template = ModuleTemplate("event-grid");
+        Assert.Equal("d5a91429-5739-47e2-a06b-3470a27159e7", template["variables"]!["eventGridDataSender"]!.GetValue<string>());
+        var sender = Assert.Single(All("Microsoft.Authorization/roleAssignments"), found => found.Template == template).Resource;
+        Assert.Equal("[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', variables('eventGridDataSender'))]", sender["properties"]!["roleDefinitionId"]!.GetValue<string>());
+        // The module has symbolic names (languageVersion 2.0): 'identity' is the existing identity it names.
+        Assert.Equal("[reference('identity').principalId]", sender["properties"]!["principalId"]!.GetValue<string>());
+        Assert.Equal("[parameters('identityName')]", template["resources"]!["identity"]!["name"]!.GetValue<string>());
+        Assert.True(template["resources"]!["identity"]!["existing"]!.GetValue<bool>());
+        Assert.Equal("ServicePrincipal", sender["properties"]!["principalType"]!.GetValue<string>());
+        Assert.Equal(ModuleParameter("identity", "name"), ModuleParameter("event-grid", "identityName"));
+        Assert.Contains("Microsoft.EventGrid/topics", sender["scope"]!.GetValue<string>(), StringComparison.Ordinal);
+        // The app publishes to the topic's endpoint when there is one.
+        Assert.Contains("parameters('eventGridEndpoint')", AppSettings()["CloudDelivery__Events__EventGrid__Endpoint"], StringComparison.Ordinal);
+        Assert.Contains("reference('eventGrid').outputs.endpoint.value", Module("function-app")["properties"]!["parameters"]!["eventGridEndpoint"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_webhook_secret_is_a_key_vault_secret_the_app_setting_references()
+    {
+        var declared = bicep.MainTemplate["parameters"]!;
+        Assert.Equal("securestring", declared["webhookSecret"]!["type"]!.GetValue<string>());
+        Assert.Equal(string.Empty, declared["webhookUrl"]!["defaultValue"]!.GetValue<string>());
+        var store = Module("webhook-secret");
+        Assert.Equal("[not(empty(parameters('webhookUrl')))]", store["condition"]!.GetValue<string>());
+        Assert.Equal("[parameters('webhookSecret')]", store["properties"]!["parameters"]!["secretValue"]!["value"]!.GetValue<string>());
+        Assert.Equal(ModuleParameter("key-vault", "name"), ModuleParameter("webhook-secret", "keyVaultName"));
+        var secret = Single("Microsoft.KeyVault/vaults/secrets").Resource;
+        Assert.Equal("[parameters('secretValue')]", secret["properties"]!["value"]!.GetValue<string>());
+        Assert.Equal("securestring", ModuleTemplate("webhook-secret")["parameters"]!["secretValue"]!["type"]!.GetValue<string>());
+        var settings = AppSettings();
+        Assert.Equal("parameters('webhookUrl')", settings["CloudDelivery__Events__Webhooks__0__Url"]);
+        Assert.Equal("format('@Microsoft.KeyVault({0}{1})', variables('keyVaultReference'), parameters('webhookSecretName'))", settings["CloudDelivery__Events__Webhooks__0__Secret"]);
+        Assert.DoesNotContain("webhookSecret'", Module("function-app")["properties"]!["parameters"]!.ToJsonString(), StringComparison.Ordinal);
+    }
+
     private sealed record FoundResource(JsonObject Resource, JsonObject Template, bool IsExisting);
 
     private List<FoundResource> All(string type) =>
@@ -332,7 +379,7 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     private Dictionary<string, string> AppSettings()
     {
         var (site, template) = FunctionApp();
-        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
+        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'), variables('eventSinkSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (_, variable) in template["variables"]!.AsObject())
         {
