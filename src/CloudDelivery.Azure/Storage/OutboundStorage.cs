@@ -74,6 +74,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of cached MTA-STS policies (partition = recipient domain).</summary>
     public string MtaStsTable { get; set; } = "cdmtasts";
 
+    /// <summary>Table of idempotency keys of submissions (see Submission/IdempotentSubmission), until they expire.</summary>
+    public string IdempotencyTable { get; set; } = "cdidempotency";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -186,6 +189,7 @@ public sealed class OutboundStorage
             Recipients = new TableClient(table, options.RecipientsTable, credential, tableOptions);
             TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
             MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
+            Idempotency = new TableClient(table, options.IdempotencyTable, credential, tableOptions);
         }
         else
         {
@@ -196,6 +200,7 @@ public sealed class OutboundStorage
             UndecodedWakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, undecodedQueueOptions);
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+            Idempotency = new TableClient(options.ConnectionString, options.IdempotencyTable, tableOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
@@ -251,6 +256,9 @@ public sealed class OutboundStorage
 
     public QueueClient Poison { get; }
 
+    /// <summary>Idempotency keys of submissions (see Submission/IdempotencyStore).</summary>
+    public TableClient Idempotency { get; }
+
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
@@ -260,5 +268,6 @@ public sealed class OutboundStorage
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
+        await Idempotency.CreateIfNotExistsAsync(cancellationToken);
     }
 }
