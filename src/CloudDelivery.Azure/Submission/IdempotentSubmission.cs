@@ -120,7 +120,7 @@ public sealed class IdempotentSubmission(OutboundQueue queue, TimeSpan? waitForO
                 await hook(result);
             }
         }
-        catch (Exception e) when (IsClientError(e, cancellationToken) && resume is not { StoredDomains.Count: > 0 })
+        catch (Exception e) when (IsClientError(e, cancellationToken) && (!resuming || resume is { StoredDomains.Count: 0 }))
         {
             await store.ReleaseAsync(owned, CancellationToken.None);
             throw;

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
+using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
@@ -10,6 +11,7 @@ using CloudDelivery.Cli.Commands;
 using CloudDelivery.Loopback.Smtp;
 using CloudDelivery.Tests.Delivery;
 using CloudDelivery.Tests.Queue;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudDelivery.Tests.Submission;
@@ -330,6 +332,49 @@ public sealed class IdempotencyRecoveryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_repeat_while_the_first_is_still_storing_waits_for_it_then_gets_409_with_retry_after()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var store = new IdempotencyStore(world.Storage.Idempotency);
+        await store.ReserveAsync("busy", Guid.CreateVersion7().ToString("N"), world.Time.GetUtcNow(), TimeSpan.FromHours(24), CancellationToken.None);
+
+        // The repeat polls the reservation; the owner neither finishes nor goes stale within the wait.
+        var repeat = new SubmissionEndpoint(world.Queue).HandleAsync(Keyed("busy", ["r@idem.example"], "Subject: b\r\n\r\nb\r\n"), CancellationToken.None);
+        await Task.Delay(200);
+        Assert.False(repeat.IsCompleted);
+        world.Time.Advance(IdempotentSubmission.DefaultWaitForOwner + TimeSpan.FromSeconds(1));
+        var answer = await repeat.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(409, answer.Status);
+        Assert.Equal("idempotency-key-in-progress", JsonDocument.Parse(answer.Json).RootElement.GetProperty("error").GetString());
+        Assert.Equal(SubmissionEndpoint.RetryAfterSeconds, answer.RetryAfterSeconds);
+        Assert.Equal(0, await CountAsync(world.Storage.Recipients));
+    }
+
+    [Fact]
+    public async Task A_key_costs_two_storage_transactions_and_a_repeat_one_read()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var endpoint = new SubmissionEndpoint(world.Queue);
+        const string message = "Subject: cost\r\n\r\ncounted\r\n";
+        var counter = world.Storage.Counter;
+
+        var before = counter.Count;
+        await endpoint.HandleAsync(Keyed("unkeyed", ["r@idem.example"], message) with { Headers = new Dictionary<string, string>() }, CancellationToken.None);
+        var unkeyed = counter.Count - before;
+        before = counter.Count;
+        await endpoint.HandleAsync(Keyed("cost", ["r@idem.example"], message), CancellationToken.None);
+        var keyed = counter.Count - before;
+        before = counter.Count;
+        await endpoint.HandleAsync(Keyed("cost", ["r@idem.example"], message), CancellationToken.None);
+        var repeat = counter.Count - before;
+
+        // Reservation insert and the completing replace; a repeat's insert fails (409) and it reads the answer.
+        Assert.Equal(unkeyed + 2, keyed);
+        Assert.Equal(2, repeat);
+    }
+
+    [Fact]
     public async Task A_crashed_owner_s_half_stored_message_is_finished_by_the_retry_storing_only_the_missing_domain()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
@@ -367,5 +412,43 @@ public sealed class IdempotencyRecoveryTests(AzuriteFixture azurite)
         await world.DrainAsync();
         Assert.Equal(["a@first.example"], Assert.Single(first.Messages).Recipients);
         Assert.Equal(["b@second.example"], Assert.Single(second.Messages).Recipients);
+    }
+}
+
+/// <summary>The idempotency settings: bound from configuration and checked at start-up.</summary>
+public sealed class IdempotencySettingsTests
+{
+    [Theory]
+    [InlineData("00:00:00")]
+    [InlineData("00:00:30")]
+    [InlineData("400.00:00:00")]
+    public async Task A_window_too_short_or_too_long_stops_the_host_naming_the_key(string window)
+    {
+        await using var app = ServeCommand.Build("http://127.0.0.1:0", new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Hostname"] = "mta.loopback.test",
+            ["CloudDelivery:Storage:ConnectionString"] = "UseDevelopmentStorage=true",
+            ["Logging:LogLevel:Default"] = "None",
+            ["CloudDelivery:Queue:IdempotencyWindow"] = window,
+        });
+
+        var failure = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync());
+
+        Assert.Contains($"CloudDelivery:Queue:IdempotencyWindow {TimeSpan.Parse(window, System.Globalization.CultureInfo.InvariantCulture)}: expected", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_window_and_the_table_are_bound_from_their_keys()
+    {
+        using var provider = new ServiceCollection().AddCloudDelivery(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Queue:IdempotencyWindow"] = "02:00:00",
+            ["CloudDelivery:Storage:IdempotencyTable"] = "keys",
+        }).Build()).BuildServiceProvider();
+
+        var options = provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<CloudDeliveryOptions>>().Value;
+
+        Assert.Equal(TimeSpan.FromHours(2), options.Queue.IdempotencyWindow);
+        Assert.Equal("keys", provider.GetRequiredService<OutboundStorage>().Idempotency.Name);
     }
 }
