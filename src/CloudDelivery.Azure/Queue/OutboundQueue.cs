@@ -193,7 +193,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var requirement = stored?.TlsRequirement ?? RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
         var smtpUtf8 = stored?.SmtpUtf8 ?? (body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false));
-        var tags = request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
+        var tags = stored is not null ? stored.Tags : request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
         {

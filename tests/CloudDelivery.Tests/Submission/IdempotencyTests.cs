@@ -415,6 +415,39 @@ public sealed class IdempotencyRecoveryTests(AzuriteFixture azurite)
     }
 }
 
+/// <summary>The Functions app's trigger (the real <see cref="CloudDelivery.Functions.DeliveryFunctions"/>) takes the key as <c>serve</c> does.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class FunctionIdempotencyTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task A_repeated_keyed_submission_to_the_function_gets_the_first_answer_and_stores_once()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var functions = new CloudDelivery.Functions.DeliveryFunctions(world.Handler, new CloudDelivery.Azure.WakeUps.WakeUpWorker(world.Queue, world.Handler, new CloudDelivery.Azure.WakeUps.WakeUpWorkerOptions()), new SubmissionEndpoint(world.Queue));
+
+        async Task<(int Status, string Body)> SubmitAsync()
+        {
+            var request = FunctionHttpCall.Request("POST", "/api/messages?from=s@sender.example&to=r@idem.example", "message/rfc822", "Subject: f\r\n\r\nfunction\r\n");
+            request.Headers["Idempotency-Key"] = "function-key";
+            var response = await FunctionHttpCall.InvokeAsync(request, r => functions.SubmitMessage(r, CancellationToken.None));
+            return (response.StatusCode, Encoding.UTF8.GetString(response.Body()));
+        }
+
+        var first = await SubmitAsync();
+        var repeat = await SubmitAsync();
+
+        Assert.Equal(202, first.Status);
+        Assert.Equal(first, repeat);
+        Assert.Single(await world.Queue.FindMessageAsync(JsonDocument.Parse(first.Body).RootElement.GetProperty("messageId").GetString()!, CancellationToken.None));
+        var records = 0;
+        await foreach (var record in world.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey != RecipientRecord.LeaseRowKey))
+        {
+            records++;
+        }
+        Assert.Equal(1, records);
+    }
+}
+
 /// <summary>The idempotency settings: bound from configuration and checked at start-up.</summary>
 public sealed class IdempotencySettingsTests
 {
