@@ -34,6 +34,7 @@ public static class CloudDeliveryServices
         // Bad DKIM or storage endpoint settings stop the host at start-up, naming the setting.
         services.AddDkimSigning(configuration.GetSection(DkimOptions.SectionPath));
         services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, OutboundStorageOptionsValidator>();
+        services.AddSingleton<IValidateOptions<CloudDeliveryOptions>, IdempotencyWindowValidator>();
         services.AddOptions<CloudDeliveryOptions>().ValidateOnStart();
         services.AddSingleton(p => new OutboundQueue(
             p.GetRequiredService<OutboundStorage>(),

@@ -34,7 +34,7 @@ public sealed class SubmissionException(SubmissionError error, string message) :
 }
 
 /// <summary>A message to submit: envelope and body stream.</summary>
-public sealed class SubmissionRequest
+public sealed record SubmissionRequest
 {
     /// <summary>Envelope sender; empty or "&lt;&gt;" for the null sender.</summary>
     public required string Sender { get; init; }
@@ -58,7 +58,24 @@ public sealed class SubmissionRequest
 
     /// <summary>The application's key=value tags (validated by the caller), stored with every recipient and carried in its events.</summary>
     public IReadOnlyDictionary<string, string>? Tags { get; init; }
+
+    /// <summary>The JSON form's idempotencyKey field: the submission endpoint handles it (see IdempotentSubmission); the queue ignores it.</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>The message id to store under (an idempotency reservation made it up front); null: a new one.</summary>
+    public string? MessageId { get; init; }
+
+    /// <summary>Finishing an interrupted submission of <see cref="MessageId"/>: the domains already stored are skipped (see <see cref="ResumedSubmission"/>).</summary>
+    public ResumedSubmission? Resume { get; init; }
 }
+
+/// <summary>
+/// What an interrupted submission already stored: the partitions (recipient domains) whose records exist,
+/// and one of those records, whose body and body facts the missing domains share rather than uploading
+/// the body again. <see cref="StoredRecord"/> is null when no domain is stored yet; it must reference a
+/// blob unless every domain is stored (an inline body cannot be shared across partitions).
+/// </summary>
+public sealed record ResumedSubmission(IReadOnlySet<string> StoredDomains, RecipientRecord? StoredRecord);
 
 /// <summary>What was stored: the message id and an id per recipient.</summary>
 public sealed record SubmissionResult(string MessageId, long Size, IReadOnlyList<SubmittedRecipient> Recipients);
@@ -108,6 +125,12 @@ public sealed class OutboundQueueOptions
     /// same lease. Bounds a run's memory (records may hold their body inline) and its duration.
     /// </summary>
     public int MaxRecordsPerRun { get; set; } = 1000;
+
+    /// <summary>
+    /// How long an Idempotency-Key of POST /api/messages is remembered: a repeat within it gets the first
+    /// answer and stores nothing. Afterwards the key is free again, and the purge deletes it.
+    /// </summary>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
 }
 
 /// <summary>
@@ -166,17 +189,19 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
 
         var now = clock.GetUtcNow();
-        var messageId = Guid.CreateVersion7(now).ToString("N");
+        var messageId = request.MessageId ?? Guid.CreateVersion7(now).ToString("N");
         using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
         var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
-        var (signature, inline) = await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
+        // Resuming: the body is stored already, with records referencing it; it is not read or uploaded again.
+        var stored = request.Resume?.StoredRecord;
+        var (signature, inline) = stored is null ? await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken) : ([], null);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
-        var storedLength = body.StoredLength + signature.Length;
+        var storedLength = stored?.BodySize ?? body.StoredLength + signature.Length;
 
-        var requirement = RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
-        var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
-        var tags = request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
+        var requirement = stored?.TlsRequirement ?? RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
+        var smtpUtf8 = stored?.SmtpUtf8 ?? (body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false));
+        var tags = stored is not null ? stored.Tags : request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
         {
@@ -190,7 +215,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 Body = inline is null ? messageId : RecipientRecord.InlineBodyMarker,
                 InlineBody = index == 0 ? inline : null,
                 BodySize = storedLength,
-                Has8Bit = body.Has8Bit,
+                Has8Bit = stored?.Has8Bit ?? body.Has8Bit,
                 SmtpUtf8 = smtpUtf8,
                 TlsRequirement = requirement,
                 IsDsn = request.IsDsn,
@@ -200,12 +225,16 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),
             }).ToList();
+            submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
+            if (request.Resume?.StoredDomains.Contains(domain.Key) == true)
+            {
+                continue;
+            }
             // Submissions to the same domain arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
             var write = EventOutbox.Prepare(Events, records, r => new TableTransactionAction(TableTransactionActionType.Add, r));
             await storage.RecipientWrites.WriteAsync(domain.Key, write.Actions, EstimatedBytes(records, inline) + write.EventBytes);
             Events?.Written(write);
-            submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
             await WakeForSubmissionAsync(domain.Key, cancellationToken);
         }
         return new SubmissionResult(messageId, storedLength, submitted);
@@ -486,6 +515,11 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         }
         return domains;
     }
+
+    /// <summary>The partitions (recipient domains) a submission to <paramref name="recipients"/> writes, in the order it writes them.</summary>
+    /// <exception cref="SubmissionException">A recipient is invalid.</exception>
+    public static IReadOnlyList<string> PartitionsOf(IReadOnlyList<string> recipients) =>
+        recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().Select(r => r.Domain.ToString()).Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// The one address grammar (<see cref="EmailAddress.TryParse"/>) for every submission, so whatever is

@@ -9,7 +9,8 @@ namespace CloudDelivery.Azure.Queue;
 /// <summary>What one purge removed.</summary>
 /// <param name="Records">Final recipient records deleted (their inline bodies with them).</param>
 /// <param name="Bodies">Body blobs deleted.</param>
-public sealed record PurgeResult(int Records, int Bodies);
+/// <param name="IdempotencyKeys">Idempotency keys past their window deleted.</param>
+public sealed record PurgeResult(int Records, int Bodies, int IdempotencyKeys = 0);
 
 /// <summary>
 /// Keeps storage from growing without bound, as an MTA removes a queue file once every recipient is done:
@@ -89,11 +90,12 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
                 bodies += deleted.Value ? 1 : 0;
             }
         }
-        if (records > 0 || bodies > 0)
+        var keys = await Submission.IdempotencyStore.PurgeExpiredAsync(storage.Idempotency, now, cancellationToken);
+        if (records > 0 || bodies > 0 || keys > 0)
         {
-            log.LogInformation("Purged {Records} final records (final for over {Retention}) and {Bodies} bodies no recipient needs", records, queue.Options.Retention, bodies);
+            log.LogInformation("Purged {Records} final records (final for over {Retention}), {Bodies} bodies no recipient needs and {Keys} expired idempotency keys", records, queue.Options.Retention, bodies, keys);
         }
-        return new PurgeResult(records, bodies);
+        return new PurgeResult(records, bodies, keys);
     }
 
     /// <summary>When the blob's message was submitted: its metadata (our clock), else the service's creation time.</summary>

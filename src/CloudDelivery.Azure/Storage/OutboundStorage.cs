@@ -76,6 +76,8 @@ public sealed class OutboundStorageOptions
 
     /// <summary>Table of events parked after a sink kept failing past Events:Retention (partition = sink, row = event id).</summary>
     public string ParkedEventsTable { get; set; } = "cdeventsparked";
+    /// <summary>Table of idempotency keys of submissions (see Submission/IdempotentSubmission), until they expire.</summary>
+    public string IdempotencyTable { get; set; } = "cdidempotency";
 
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
@@ -190,6 +192,7 @@ public sealed class OutboundStorage
             TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
             MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
             ParkedEvents = new TableClient(table, options.ParkedEventsTable, credential, tableOptions);
+            Idempotency = new TableClient(table, options.IdempotencyTable, credential, tableOptions);
         }
         else
         {
@@ -201,6 +204,7 @@ public sealed class OutboundStorage
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
             ParkedEvents = new TableClient(options.ConnectionString, options.ParkedEventsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+            Idempotency = new TableClient(options.ConnectionString, options.IdempotencyTable, tableOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
@@ -258,6 +262,8 @@ public sealed class OutboundStorage
 
     /// <summary>Events parked per sink (see Events/ParkedEvents).</summary>
     public TableClient ParkedEvents { get; }
+    /// <summary>Idempotency keys of submissions (see Submission/IdempotencyStore).</summary>
+    public TableClient Idempotency { get; }
 
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
@@ -269,5 +275,6 @@ public sealed class OutboundStorage
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
         await ParkedEvents.CreateIfNotExistsAsync(cancellationToken);
+        await Idempotency.CreateIfNotExistsAsync(cancellationToken);
     }
 }

@@ -29,6 +29,9 @@ public sealed record HttpSubmissionResponse(int Status, string Json, int? RetryA
 /// </summary>
 public sealed class SubmissionEndpoint(OutboundQueue queue)
 {
+    /// <summary>Submissions with an Idempotency-Key go through here (see README "Idempotent submission").</summary>
+    public IdempotentSubmission Idempotency { get; } = new(queue);
+
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     /// <summary>What a 503 asks the client to wait: long enough for SDK retries and a failover to pass.</summary>
@@ -43,13 +46,9 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                 : request.ContentType is null or "message/rfc822" or "text/plain" or "application/octet-stream"
                     ? FromRaw(request)
                     : throw new BadRequestException(415, "unsupported-media-type", $"content type {request.ContentType} is not message/rfc822, text/plain, application/octet-stream or application/json");
-            var result = await queue.SubmitAsync(submission, cancellationToken);
-            return new HttpSubmissionResponse(202, JsonSerializer.Serialize(new
-            {
-                messageId = result.MessageId,
-                size = result.Size,
-                recipients = result.Recipients.Select(r => new { recipient = r.Recipient, id = r.Id }),
-            }, Json));
+            return IdempotencyKey.Of(request, submission.IdempotencyKey) is { } key
+                ? await Idempotency.SubmitAsync(key, submission, cancellationToken)
+                : Accepted(await queue.SubmitAsync(submission, cancellationToken));
         }
         catch (BadRequestException e)
         {
@@ -70,6 +69,15 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
             return Error(400, "incomplete-body", "the request body ended early or could not be read");
         }
     }
+
+    /// <summary>The 202 for a stored message: its id, size and an id per recipient.</summary>
+    internal static HttpSubmissionResponse Accepted(SubmissionResult result) =>
+        new(202, JsonSerializer.Serialize(new
+        {
+            messageId = result.MessageId,
+            size = result.Size,
+            recipients = result.Recipients.Select(r => new { recipient = r.Recipient, id = r.Id }),
+        }, Json));
 
     /// <summary>The 503 for storage trouble: the client should retry after <see cref="RetryAfterSeconds"/>.</summary>
     public static HttpSubmissionResponse StorageUnavailable() =>
@@ -183,6 +191,7 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
             List<string>? to = null;
             var requireTls = false;
             var tlsRequiredNo = false;
+            string? idempotencyKey = null;
             (int Start, int Length, bool Escaped)? message = null;
             try
             {
@@ -214,6 +223,9 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                         case "tlsRequiredNo":
                             tlsRequiredNo = Boolean(ref reader, name);
                             break;
+                        case "idempotencyKey":
+                            idempotencyKey = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("idempotencyKey must be a string");
+                            break;
                         default:
                             reader.Skip();
                             break;
@@ -240,6 +252,7 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                 Message = Decode(buffer, value.Start, value.Length, value.Escaped),
                 RequireTls = requireTls,
                 TlsRequiredNo = tlsRequiredNo,
+                IdempotencyKey = idempotencyKey,
             };
         }
 

@@ -15,6 +15,7 @@ internal static class ServeHostSettings
         ["CloudDelivery:Storage:RecipientsTable"] = storage.Options.RecipientsTable,
         ["CloudDelivery:Storage:WakeUpQueue"] = storage.Options.WakeUpQueue,
         ["CloudDelivery:Storage:PoisonQueue"] = storage.Options.PoisonQueue,
+        ["CloudDelivery:Storage:IdempotencyTable"] = storage.Options.IdempotencyTable,
         ["CloudDelivery:Delivery:Resolver"] = world.Dns.EndPoint.ToString(),
         ["CloudDelivery:Delivery:SmtpPort"] = world.SmtpPort.ToString(CultureInfo.InvariantCulture),
         ["CloudDelivery:Delivery:MtaStsHttpsPort"] = world.MtaSts.EndPoint.Port.ToString(CultureInfo.InvariantCulture),
