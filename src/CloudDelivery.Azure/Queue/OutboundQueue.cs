@@ -62,7 +62,11 @@ public sealed class SubmissionRequest
 public sealed record SubmissionResult(string MessageId, long Size, IReadOnlyList<SubmittedRecipient> Recipients);
 
 /// <summary>A stored recipient; <see cref="Id"/> is what status and queue commands take.</summary>
-public sealed record SubmittedRecipient(string Recipient, string Id);
+/// <param name="Recipient">The address as stored.</param>
+/// <param name="Id">The recipient id.</param>
+/// <param name="Status">"queued", or "suppressed" when the suppression list kept it from being queued.</param>
+/// <param name="Reason">Why it is suppressed; null when queued.</param>
+public sealed record SubmittedRecipient(string Recipient, string Id, string Status = RecipientState.Queued, string? Reason = null);
 
 /// <summary>Limits and behaviour of the queue.</summary>
 public sealed class OutboundQueueOptions
@@ -134,6 +138,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>The DKIM signer applied at submission; null when nothing is signed.</summary>
     public DkimMessageSigner? Dkim => dkim;
 
+    /// <summary>The suppression list every submission is checked against, and bounces are added to; null: none. Set once, when the services are composed.</summary>
+    public Suppression.SuppressionList? Suppressions { get; set; }
+
     /// <summary>
     /// Validates and stores a message: the body once (inline in the first record when small, else in Blob
     /// Storage), one record per recipient in the recipient's domain partition (one insert or transaction
@@ -156,12 +163,14 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             throw new SubmissionException(SubmissionError.ConflictingTlsOptions, "REQUIRETLS and TLS-Required: No exclude each other");
         }
         var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
+        // Every recipient of every message, DSNs included; a suppressed one is recorded, not queued.
+        var suppressed = Suppressions is null ? new Dictionary<EmailAddress, Suppression.SuppressionMatch>() : await Suppressions.CheckAsync(sender, recipients, cancellationToken);
 
         var now = clock.GetUtcNow();
         var messageId = Guid.CreateVersion7(now).ToString("N");
         using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
-        var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
-        var (signature, inline) = await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
+        var singleDomain = recipients.Where(r => !suppressed.ContainsKey(r)).Select(r => r.Domain).Distinct().Count() == 1;
+        var (signature, inline) = suppressed.Count == recipients.Length ? await ReadBodyOnlyAsync(body, cancellationToken) : await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
         var storedLength = body.StoredLength + signature.Length;
@@ -170,8 +179,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
         var tags = request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
-        foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
+        foreach (var domain in recipients.OrderBy(suppressed.ContainsKey).GroupBy(r => r.Domain.ToString()))
         {
+            // Queued recipients first: the first record (.0000) holds an inline body, and should be one that needs it.
             var records = domain.Select((recipient, index) => new RecipientRecord
             {
                 PartitionKey = domain.Key,
@@ -192,11 +202,21 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),
             }).ToList();
+            foreach (var (record, recipient) in records.Zip(domain))
+            {
+                if (suppressed.TryGetValue(recipient, out var match))
+                {
+                    Suppression.BounceSuppression.MarkSuppressed(record, match, now);
+                }
+            }
             // Submissions to the same domain arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
             await storage.RecipientWrites.WriteAsync(domain.Key, records.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)).ToList(), EstimatedBytes(records, inline));
-            submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
-            await WakeForSubmissionAsync(domain.Key, cancellationToken);
+            submitted.AddRange(records.Zip(domain, (r, recipient) => suppressed.TryGetValue(recipient, out var match) ? new SubmittedRecipient(r.Recipient, r.Id, RecipientState.Suppressed, match.Reason) : new SubmittedRecipient(r.Recipient, r.Id)));
+            if (records.Any(r => r.State == RecipientState.Queued))
+            {
+                await WakeForSubmissionAsync(domain.Key, cancellationToken);
+            }
         }
         return new SubmissionResult(messageId, storedLength, submitted);
     }
@@ -267,6 +287,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         {
             ArrayPool<byte>.Shared.Return(head);
         }
+    }
+
+    /// <summary>Reads a message no recipient will be sent (all suppressed) to its end, checking it as <see cref="StoreBodyAsync"/> does, and stores nothing.</summary>
+    private static async Task<(byte[] Signature, byte[]? Inline)> ReadBodyOnlyAsync(SubmissionStream body, CancellationToken cancellationToken)
+    {
+        await body.CopyToAsync(Stream.Null, cancellationToken);
+        return body.StoredLength <= 2 ? throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty") : ([], null);
     }
 
     /// <summary>Name of the body blob's metadata entry holding its message's submission time (our clock), for the purge.</summary>

@@ -74,6 +74,9 @@ public sealed class OutboundStorageOptions
     /// <summary>Table of cached MTA-STS policies (partition = recipient domain).</summary>
     public string MtaStsTable { get; set; } = "cdmtasts";
 
+    /// <summary>Table of the suppression list (partition = scope: "global" or a sender domain; see Suppression/SuppressionList).</summary>
+    public string SuppressionsTable { get; set; } = "cdsuppressions";
+
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
 
@@ -186,6 +189,7 @@ public sealed class OutboundStorage
             Recipients = new TableClient(table, options.RecipientsTable, credential, tableOptions);
             TlsReports = new TableClient(table, options.TlsReportsTable, credential, tableOptions);
             MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
+            Suppressions = new TableClient(table, options.SuppressionsTable, credential, tableOptions);
         }
         else
         {
@@ -196,6 +200,7 @@ public sealed class OutboundStorage
             UndecodedWakeUps = new QueueClient(options.ConnectionString, options.WakeUpQueue, undecodedQueueOptions);
             MtaStsPolicies = new TableClient(options.ConnectionString, options.MtaStsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
+            Suppressions = new TableClient(options.ConnectionString, options.SuppressionsTable, tableOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
@@ -251,6 +256,9 @@ public sealed class OutboundStorage
 
     public QueueClient Poison { get; }
 
+    /// <summary>The suppression list (see Suppression/SuppressionList).</summary>
+    public TableClient Suppressions { get; }
+
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
@@ -260,5 +268,6 @@ public sealed class OutboundStorage
         await WakeUps.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await Poison.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
+        await Suppressions.CreateIfNotExistsAsync(cancellationToken);
     }
 }

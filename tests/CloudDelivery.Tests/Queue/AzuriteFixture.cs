@@ -30,6 +30,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
             WakeUpQueue = $"wakeups{suffix}",
             PoisonQueue = $"poison{suffix}",
             MtaStsTable = $"mtasts{suffix}".Replace("x", "X", StringComparison.Ordinal),
+            SuppressionsTable = $"suppressions{suffix}".Replace("x", "X", StringComparison.Ordinal),
         });
         await storage.EnsureCreatedAsync(CancellationToken.None);
         return storage;
