@@ -34,6 +34,7 @@ public static class CliApplication
             QueueCommand.Create(output),
             TlsRptCommand.Create(output),
             PolicyCommand.Create(output),
+            SuppressionCommand.Create(output),
         };
         // Configuration mistakes and unreachable storage are the operator's to fix: one clear line, no stack trace.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };

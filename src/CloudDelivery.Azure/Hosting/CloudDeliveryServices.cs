@@ -3,6 +3,7 @@ using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.Suppression;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
@@ -38,7 +39,11 @@ public static class CloudDeliveryServices
             p.GetRequiredService<OutboundStorage>(),
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Queue,
             p.GetRequiredService<TimeProvider>(),
-            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>())));
+            p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>()))
+        {
+            Suppressions = p.GetRequiredService<SuppressionList>(),
+        });
+        services.AddSuppressionList();
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
@@ -81,6 +86,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<TlsRptReportSender>(),
             p.GetRequiredService<MtaStsPolicyRefresher>(),
             p.GetRequiredService<ServiceHealth>(),
+            p.GetRequiredService<SuppressionList>(),
             p.GetRequiredService<TimeProvider>(),
             p.GetService<ILoggerFactory>()));
         // Health: storage reachability and background loop liveness (serve's /healthz, the Functions Health function).

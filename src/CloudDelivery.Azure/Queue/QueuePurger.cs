@@ -89,6 +89,11 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
                 bodies += deleted.Value ? 1 : 0;
             }
         }
+        // Removed and long-expired suppression entries (see SuppressionList.PurgeAsync).
+        if (queue.Suppressions is { } suppressions)
+        {
+            await suppressions.PurgeAsync(cancellationToken);
+        }
         if (records > 0 || bodies > 0)
         {
             log.LogInformation("Purged {Records} final records (final for over {Retention}) and {Bodies} bodies no recipient needs", records, queue.Options.Retention, bodies);

@@ -22,6 +22,9 @@ public sealed class SuppressionList(TableClient table, SuppressionOptions option
     /// <summary>How far back before the newest change seen a refresh looks again: writes commit out of timestamp order, and a refresh racing a local write heals at the next.</summary>
     public static readonly TimeSpan RefreshMargin = TimeSpan.FromMinutes(2);
 
+    /// <summary>The name of serve's refresh loop in health reports.</summary>
+    public const string RefreshLoopName = "suppression-refresh";
+
     /// <summary>How long tombstones and expired entries stay before the purge deletes them.</summary>
     public static readonly TimeSpan TombstoneLifetime = TimeSpan.FromDays(1);
 
