@@ -115,13 +115,22 @@ public sealed class SuppressionList(TableClient table, SuppressionOptions option
         var filter = current is null || newestChange is not { } newest ? null : TableClient.CreateQueryFilter($"Timestamp ge {newest - RefreshMargin}");
         var seen = newestChange;
         var now = clock.GetUtcNow();
-        await foreach (var entity in table.QueryAsync<SuppressionEntity>(filter, maxPerPage: 1000, select: SnapshotColumns, cancellationToken: cancellationToken))
+        try
         {
-            Apply(target, entity, now);
-            if (entity.Timestamp > seen || seen is null)
+            await foreach (var entity in table.QueryAsync<SuppressionEntity>(filter, maxPerPage: 1000, select: SnapshotColumns, cancellationToken: cancellationToken))
             {
-                seen = entity.Timestamp;
+                Apply(target, entity, now);
+                if (entity.Timestamp > seen || seen is null)
+                {
+                    seen = entity.Timestamp;
+                }
             }
+        }
+        catch (RequestFailedException e) when (e.Status == 404 && current is null)
+        {
+            // No table (a host that never ran EnsureCreatedAsync): nothing is suppressed, and mail flows.
+            // Later refreshes find entries once the table exists.
+            log.LogWarning("The suppression table {Table} does not exist; nothing is suppressed until it does", table.Name);
         }
         newestChange = seen;
         nextRefresh = clock.GetUtcNow() + options.RefreshInterval;

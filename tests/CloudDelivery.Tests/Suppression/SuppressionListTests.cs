@@ -56,6 +56,16 @@ public class SuppressionListTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_missing_table_suppresses_nothing_rather_than_refusing_mail()
+    {
+        var storage = await azurite.NewStorageAsync();
+        await storage.Suppressions.DeleteAsync();
+        using var list = new SuppressionList(storage.Suppressions, new SuppressionOptions());
+
+        Assert.Empty(await list.CheckAsync(null, [Address("anyone@dest.example")], CancellationToken.None));
+    }
+
+    [Fact]
     public async Task The_purge_deletes_tombstones_after_a_day_and_keeps_live_entries()
     {
         var storage = await azurite.NewStorageAsync();
