@@ -35,6 +35,7 @@ public static class CliApplication
             TlsRptCommand.Create(output),
             PolicyCommand.Create(output),
             EventCommand.Create(output),
+            SuppressionCommand.Create(output),
         };
         // Configuration mistakes and unreachable storage are the operator's to fix: one clear line, no stack trace.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };

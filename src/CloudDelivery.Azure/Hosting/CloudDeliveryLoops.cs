@@ -21,6 +21,7 @@ public sealed class CloudDeliveryLoops(
     TlsRptReportSender reports,
     MtaStsPolicyRefresher refresher,
     ServiceHealth health,
+    Suppression.SuppressionList suppressions,
     TimeProvider time,
     ILoggerFactory? loggers = null)
 {
@@ -49,6 +50,8 @@ public sealed class CloudDeliveryLoops(
             Periodic("purge", _ => worker.Options.PurgeInterval, purger.PurgeAsync, retryAfterFailure: TimeSpan.FromMinutes(15)),
             Periodic("tlsrpt-reports", now => TlsRptReportSender.NextRun(now) - now, reports.RunAsync),
             RefreshLoop(),
+            // Keeps the suppression snapshot fresh so that no submission waits for a refresh; a failed round keeps the last one.
+            Periodic(Suppression.SuppressionList.RefreshLoopName, _ => suppressions.Options.RefreshInterval, suppressions.RefreshAsync),
         };
         if (Events is { HasSinks: true } events)
         {

@@ -45,4 +45,7 @@ public sealed class CloudDeliveryOptions
 
     /// <summary>The MTA-STS policy refresher (the cache itself is Storage:MtaStsTable).</summary>
     public MtaStsRefreshOptions MtaSts { get; set; } = new();
+
+    /// <summary>The suppression list: automatic additions from bounces and the check at submission.</summary>
+    public Suppression.SuppressionOptions Suppression { get; set; } = new();
 }

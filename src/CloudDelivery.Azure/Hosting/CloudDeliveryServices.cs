@@ -4,6 +4,7 @@ using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.Suppression;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
@@ -43,8 +44,10 @@ public static class CloudDeliveryServices
             p.GetRequiredService<IOptions<DkimOptions>>().Value.CreateSigner(p.GetRequiredService<TimeProvider>()))
         {
             Events = EventDispatchServices.OutboxOf(p),
+            Suppressions = p.GetRequiredService<SuppressionList>(),
         });
         services.AddEventDispatch(configuration);
+        services.AddSuppressionList();
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);
@@ -88,6 +91,7 @@ public static class CloudDeliveryServices
             p.GetRequiredService<TlsRptReportSender>(),
             p.GetRequiredService<MtaStsPolicyRefresher>(),
             p.GetRequiredService<ServiceHealth>(),
+            p.GetRequiredService<SuppressionList>(),
             p.GetRequiredService<TimeProvider>(),
             p.GetService<ILoggerFactory>())
         {

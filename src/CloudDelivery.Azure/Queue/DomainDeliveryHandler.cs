@@ -152,6 +152,8 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 {
                     Report(record, result, now);
                 }
+                // Only after the save: an address is suppressed for an outcome that is recorded.
+                await Suppression.BounceSuppression.AddBouncesAsync(queue.Suppressions, tallied.Outcomes, log, token);
                 if (AfterResultsSaved is not null)
                 {
                     await AfterResultsSaved();

@@ -81,7 +81,11 @@ public sealed record ResumedSubmission(IReadOnlySet<string> StoredDomains, Recip
 public sealed record SubmissionResult(string MessageId, long Size, IReadOnlyList<SubmittedRecipient> Recipients);
 
 /// <summary>A stored recipient; <see cref="Id"/> is what status and queue commands take.</summary>
-public sealed record SubmittedRecipient(string Recipient, string Id);
+/// <param name="Recipient">The address as stored.</param>
+/// <param name="Id">The recipient id.</param>
+/// <param name="Status">"queued", or "suppressed" when the suppression list kept it from being queued.</param>
+/// <param name="Reason">Why it is suppressed; null when queued.</param>
+public sealed record SubmittedRecipient(string Recipient, string Id, string Status = RecipientState.Queued, string? Reason = null);
 
 /// <summary>Limits and behaviour of the queue.</summary>
 public sealed class OutboundQueueOptions
@@ -165,6 +169,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>The DKIM signer applied at submission; null when nothing is signed.</summary>
     public DkimMessageSigner? Dkim => dkim;
 
+    /// <summary>The suppression list every submission is checked against, and bounces are added to; null: none. Set once, when the services are composed.</summary>
+    public Suppression.SuppressionList? Suppressions { get; set; }
+
     /// <summary>
     /// Validates and stores a message: the body once (inline in the first record when small, else in Blob
     /// Storage), one record per recipient in the recipient's domain partition (one insert or transaction
@@ -187,14 +194,18 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             throw new SubmissionException(SubmissionError.ConflictingTlsOptions, "REQUIRETLS and TLS-Required: No exclude each other");
         }
         var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
+        // Every recipient of every message, DSNs included; a suppressed one is recorded, not queued.
+        var suppressed = Suppressions is null ? new Dictionary<EmailAddress, Suppression.SuppressionMatch>() : await Suppressions.CheckAsync(sender, recipients, cancellationToken);
 
         var now = clock.GetUtcNow();
         var messageId = request.MessageId ?? Guid.CreateVersion7(now).ToString("N");
         using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
-        var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
+        var singleDomain = recipients.Where(r => !suppressed.ContainsKey(r)).Select(r => r.Domain).Distinct().Count() == 1;
         // Resuming: the body is stored already, with records referencing it; it is not read or uploaded again.
         var stored = request.Resume?.StoredRecord;
-        var (signature, inline) = stored is null ? await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken) : ([], null);
+        var (signature, inline) = stored is not null ? ([], null)
+            : suppressed.Count == recipients.Length ? await ReadBodyOnlyAsync(body, cancellationToken)
+            : await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
         // to the submitted message; our own signature may take it a few hundred bytes beyond.
         var storedLength = stored?.BodySize ?? body.StoredLength + signature.Length;
@@ -203,8 +214,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var smtpUtf8 = stored?.SmtpUtf8 ?? (body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false));
         var tags = stored is not null ? stored.Tags : request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
-        foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
+        foreach (var domain in recipients.OrderBy(suppressed.ContainsKey).GroupBy(r => r.Domain.ToString()))
         {
+            // Queued recipients first: the first record (.0000) holds an inline body, and should be one that needs it.
             var records = domain.Select((recipient, index) => new RecipientRecord
             {
                 PartitionKey = domain.Key,
@@ -225,7 +237,14 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 NextAttemptAt = now,
                 Events = JsonSerializer.Serialize(new[] { new DeliveryEvent(now, "queued", $"accepted {storedLength} bytes") }),
             }).ToList();
-            submitted.AddRange(records.Select(r => new SubmittedRecipient(r.Recipient, r.Id)));
+            foreach (var (record, recipient) in records.Zip(domain))
+            {
+                if (suppressed.TryGetValue(recipient, out var match))
+                {
+                    Suppression.BounceSuppression.MarkSuppressed(record, match, now);
+                }
+            }
+            submitted.AddRange(records.Zip(domain, (r, recipient) => suppressed.TryGetValue(recipient, out var match) ? new SubmittedRecipient(r.Recipient, r.Id, RecipientState.Suppressed, match.Reason) : new SubmittedRecipient(r.Recipient, r.Id)));
             if (request.Resume?.StoredDomains.Contains(domain.Key) == true)
             {
                 continue;
@@ -235,7 +254,10 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             var write = EventOutbox.Prepare(Events, records, r => new TableTransactionAction(TableTransactionActionType.Add, r));
             await storage.RecipientWrites.WriteAsync(domain.Key, write.Actions, EstimatedBytes(records, inline) + write.EventBytes);
             Events?.Written(write);
-            await WakeForSubmissionAsync(domain.Key, cancellationToken);
+            if (records.Any(r => r.State == RecipientState.Queued))
+            {
+                await WakeForSubmissionAsync(domain.Key, cancellationToken);
+            }
         }
         return new SubmissionResult(messageId, storedLength, submitted);
     }
@@ -306,6 +328,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         {
             ArrayPool<byte>.Shared.Return(head);
         }
+    }
+
+    /// <summary>Reads a message no recipient will be sent (all suppressed) to its end, checking it as <see cref="StoreBodyAsync"/> does, and stores nothing.</summary>
+    private static async Task<(byte[] Signature, byte[]? Inline)> ReadBodyOnlyAsync(SubmissionStream body, CancellationToken cancellationToken)
+    {
+        await body.CopyToAsync(Stream.Null, cancellationToken);
+        return body.StoredLength <= 2 ? throw new SubmissionException(SubmissionError.EmptyMessage, "the message is empty") : ([], null);
     }
 
     /// <summary>Name of the body blob's metadata entry holding its message's submission time (our clock), for the purge.</summary>

@@ -91,6 +91,11 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
             }
         }
         var keys = await Submission.IdempotencyStore.PurgeExpiredAsync(storage.Idempotency, now, cancellationToken);
+        // Removed and long-expired suppression entries (see SuppressionList.PurgeAsync).
+        if (queue.Suppressions is { } suppressions)
+        {
+            await suppressions.PurgeAsync(cancellationToken);
+        }
         if (records > 0 || bodies > 0 || keys > 0)
         {
             log.LogInformation("Purged {Records} final records (final for over {Retention}), {Bodies} bodies no recipient needs and {Keys} expired idempotency keys", records, queue.Options.Retention, bodies, keys);

@@ -21,6 +21,9 @@ public static class RecipientState
     public const string Expired = "expired";
 
     public const string Dropped = "dropped";
+
+    /// <summary>Not queued at submission: the address is suppressed (see Suppression/SuppressionList).</summary>
+    public const string Suppressed = "suppressed";
 }
 
 /// <summary>
@@ -80,6 +83,7 @@ public static class RecipientRecordMapping
         RecipientState.Failed => QueuedRecipientState.Failed,
         RecipientState.Expired => QueuedRecipientState.Expired,
         RecipientState.Dropped => QueuedRecipientState.Dropped,
+        RecipientState.Suppressed => QueuedRecipientState.Suppressed,
         _ => QueuedRecipientState.Queued,
     };
 
@@ -89,6 +93,7 @@ public static class RecipientRecordMapping
         QueuedRecipientState.Failed => RecipientState.Failed,
         QueuedRecipientState.Expired => RecipientState.Expired,
         QueuedRecipientState.Dropped => RecipientState.Dropped,
+        QueuedRecipientState.Suppressed => RecipientState.Suppressed,
         _ => RecipientState.Queued,
     };
 

@@ -78,6 +78,8 @@ public sealed class OutboundStorageOptions
     public string ParkedEventsTable { get; set; } = "cdeventsparked";
     /// <summary>Table of idempotency keys of submissions (see Submission/IdempotentSubmission), until they expire.</summary>
     public string IdempotencyTable { get; set; } = "cdidempotency";
+    /// <summary>Table of the suppression list (partition = scope: "global" or a sender domain; see Suppression/SuppressionList).</summary>
+    public string SuppressionsTable { get; set; } = "cdsuppressions";
 
     /// <summary>Queue of per-domain wake-ups.</summary>
     public string WakeUpQueue { get; set; } = "cd-wakeups";
@@ -193,6 +195,7 @@ public sealed class OutboundStorage
             MtaStsPolicies = new TableClient(table, options.MtaStsTable, credential, tableOptions);
             ParkedEvents = new TableClient(table, options.ParkedEventsTable, credential, tableOptions);
             Idempotency = new TableClient(table, options.IdempotencyTable, credential, tableOptions);
+            Suppressions = new TableClient(table, options.SuppressionsTable, credential, tableOptions);
         }
         else
         {
@@ -205,6 +208,7 @@ public sealed class OutboundStorage
             ParkedEvents = new TableClient(options.ConnectionString, options.ParkedEventsTable, tableOptions);
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
             Idempotency = new TableClient(options.ConnectionString, options.IdempotencyTable, tableOptions);
+            Suppressions = new TableClient(options.ConnectionString, options.SuppressionsTable, tableOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
@@ -264,6 +268,8 @@ public sealed class OutboundStorage
     public TableClient ParkedEvents { get; }
     /// <summary>Idempotency keys of submissions (see Submission/IdempotencyStore).</summary>
     public TableClient Idempotency { get; }
+    /// <summary>The suppression list (see Suppression/SuppressionList).</summary>
+    public TableClient Suppressions { get; }
 
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
@@ -276,5 +282,6 @@ public sealed class OutboundStorage
         await MtaStsPolicies.CreateIfNotExistsAsync(cancellationToken);
         await ParkedEvents.CreateIfNotExistsAsync(cancellationToken);
         await Idempotency.CreateIfNotExistsAsync(cancellationToken);
+        await Suppressions.CreateIfNotExistsAsync(cancellationToken);
     }
 }

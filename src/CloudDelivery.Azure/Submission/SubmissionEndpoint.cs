@@ -76,7 +76,7 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
         {
             messageId = result.MessageId,
             size = result.Size,
-            recipients = result.Recipients.Select(r => new { recipient = r.Recipient, id = r.Id }),
+            recipients = result.Recipients.Select(r => new { recipient = r.Recipient, id = r.Id, status = r.Status, reason = r.Reason }),
         }, Json));
 
     /// <summary>The 503 for storage trouble: the client should retry after <see cref="RetryAfterSeconds"/>.</summary>

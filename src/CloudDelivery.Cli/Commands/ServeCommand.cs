@@ -3,6 +3,7 @@ using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
+using CloudDelivery.Azure.Suppression;
 using CloudDelivery.Azure.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -115,6 +116,12 @@ internal static class ServeCommand
                 return SubmissionHttpApi.ToResult(SubmissionEndpoint.StorageUnavailable());
             }
         });
+        // The suppression list's API: the same handlers as the Functions app's triggers (SuppressionFunctions).
+        app.MapGet("/api/suppressions", (HttpRequest request, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.ListAsync(request, list, ct));
+        app.MapPost("/api/suppressions", (HttpRequest request, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.AddAsync(request, null, list, ct));
+        app.MapGet("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.LookupAsync(request, address, list, ct));
+        app.MapPut("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.AddAsync(request, address, list, ct));
+        app.MapDelete("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.RemoveAsync(request, address, list, ct));
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
         // rounds), 503 when storage does not answer or a loop died; the body says which and why.
         app.MapHealthChecks("/healthz", new HealthCheckOptions

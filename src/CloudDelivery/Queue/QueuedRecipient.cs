@@ -18,6 +18,9 @@ public enum QueuedRecipientState
 
     /// <summary>Removed by an operator.</summary>
     Dropped,
+
+    /// <summary>Never queued: the address is on the suppression list; no attempt, no DSN.</summary>
+    Suppressed,
 }
 
 /// <summary>

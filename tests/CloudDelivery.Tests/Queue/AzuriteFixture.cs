@@ -31,6 +31,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
             PoisonQueue = $"poison{suffix}",
             MtaStsTable = $"mtasts{suffix}".Replace("x", "X", StringComparison.Ordinal),
             IdempotencyTable = $"idempotency{suffix}".Replace("x", "X", StringComparison.Ordinal),
+            SuppressionsTable = $"suppressions{suffix}".Replace("x", "X", StringComparison.Ordinal),
         });
         await storage.EnsureCreatedAsync(CancellationToken.None);
         return storage;
