@@ -23,6 +23,7 @@ public enum SubmissionError
     EmptyMessage,
     TooLarge,
     ConflictingTlsOptions,
+    InvalidTags,
 }
 
 /// <summary>A submission the caller got wrong; nothing was stored.</summary>
@@ -156,10 +157,11 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             throw new SubmissionException(SubmissionError.ConflictingTlsOptions, "REQUIRETLS and TLS-Required: No exclude each other");
         }
         var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
+        MessageTags.Validate(request.Tags);
 
         var now = clock.GetUtcNow();
         var messageId = Guid.CreateVersion7(now).ToString("N");
-        using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
+        using var body = new SubmissionStream(request.Message, options.MaxMessageBytes, request.Tags);
         var singleDomain = recipients.Select(r => r.Domain).Distinct().Count() == 1;
         var (signature, inline) = await StoreBodyAsync(body, messageId, now, singleDomain, cancellationToken);
         // What is stored, signature included: the length the body is read and sent with. The limit applies
@@ -168,7 +170,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var requirement = RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
         var smtpUtf8 = body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false);
-        var tags = request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
+        var tags = body.Tags is { Count: > 0 } ? JsonSerializer.Serialize(body.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.GroupBy(r => r.Domain.ToString()))
         {

@@ -17,7 +17,8 @@ internal static class SendCommand
         var messageFile = new Option<FileInfo>("--message") { Description = "File with the RFC 5322 message.", Required = true };
         var requireTls = new Option<bool>("--require-tls") { Description = "REQUIRETLS (RFC 8689)." };
         var tlsRequiredNo = new Option<bool>("--tls-required-no") { Description = "As a \"TLS-Required: No\" header." };
-        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo };
+        var tag = new Option<string[]>("--tag") { Description = "A tag key=value stored with the message and shown by status; repeat for more (wins over the message's X-CloudDelivery-Tags on the same key)." };
+        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo, tag };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -35,6 +36,7 @@ internal static class SendCommand
                     Message = message,
                     RequireTls = parse.GetValue(requireTls),
                     TlsRequiredNo = parse.GetValue(tlsRequiredNo),
+                    Tags = TagOptions.Parse(parse.GetValue(tag)),
                 }, cancellationToken);
                 await output.WriteLineAsync($"message {result.MessageId} ({result.Size} bytes)");
                 foreach (var recipient in result.Recipients)
@@ -96,6 +98,10 @@ internal static class StatusCommand
             foreach (var record in records)
             {
                 await output.WriteLineAsync($"{record.Recipient} [{record.Id}]: {record.State}, {record.Attempts} attempt(s){(record.State == RecipientState.Queued ? $", next {record.NextAttemptAt:u}" : string.Empty)}");
+                if (record.Tags is not null)
+                {
+                    await output.WriteLineAsync($"  tags: {string.Join("; ", record.TagMap.Select(t => $"{t.Key}={t.Value}"))}");
+                }
                 if (record.LastAttemptAt is not null)
                 {
                     await output.WriteLineAsync($"  last: {record.LastCode} {record.LastEnhancedCode} {record.LastText} ({record.LastHost ?? "-"})");
@@ -117,6 +123,7 @@ internal static class StatusCommand
         messageId = r.MessageId,
         sender = r.Sender,
         recipient = r.Recipient,
+        tags = r.TagMap,
         state = r.State,
         attempts = r.Attempts,
         nextAttemptAt = r.State == RecipientState.Queued ? r.NextAttemptAt : (DateTimeOffset?)null,
