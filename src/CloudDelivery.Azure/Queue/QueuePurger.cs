@@ -57,7 +57,7 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
 
         // Final records: Timestamp is the service's time of the last change, i.e. when the record became final.
         var finalBefore = now - queue.Options.Retention;
-        var expired = TableClient.CreateQueryFilter($"State ne {RecipientState.Queued} and RowKey ne {RecipientRecord.LeaseRowKey} and Timestamp lt {finalBefore}");
+        var expired = TableClient.CreateQueryFilter($"State ne {RecipientState.Queued} and RowKey ne {RecipientRecord.LeaseRowKey} and RowKey ne {Domains.RecipientDomainTlsStore.RowKey} and Timestamp lt {finalBefore}");
         var byPartition = new Dictionary<string, List<TableEntity>>(StringComparer.Ordinal);
         await foreach (var entity in storage.Recipients.QueryAsync<TableEntity>(expired, select: ["PartitionKey", "RowKey", "MessageId"], cancellationToken: cancellationToken))
         {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.WakeUps;
 using Microsoft.Extensions.DependencyInjection;
@@ -65,17 +66,22 @@ internal static class StatusCommand
         var service = new ServiceOptions();
         var id = new Argument<string?>("id") { Description = "A message id, or a recipient id (domain/row). Without: counts per state.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("status", "Show what happened to a message or recipient.") { id, json };
+        var domain = new Option<string?>("--domain") { Description = "Instead: what this recipient domain's MX was last seen to support (STARTTLS, REQUIRETLS, verification), as GET /api/domains/{domain}." };
+        var command = new Command("status", "Show what happened to a message or recipient.") { id, json, domain };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             await using var provider = service.Build(parse);
             var queue = provider.GetRequiredService<OutboundQueue>();
+            if (parse.GetValue(domain) is { } recipientDomain)
+            {
+                return await DomainStatus.WriteAsync(queue, recipientDomain, parse.GetValue(json), output, cancellationToken);
+            }
             var wanted = parse.GetValue(id);
             if (wanted is null)
             {
                 var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
-                await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey != RecipientRecord.LeaseRowKey, select: ["State"], cancellationToken: cancellationToken))
+                await foreach (var record in queue.Storage.Recipients.QueryAsync<RecipientRecord>(r => r.RowKey != RecipientRecord.LeaseRowKey && r.RowKey != RecipientDomainTlsStore.RowKey, select: ["State"], cancellationToken: cancellationToken))
                 {
                     counts[record.State] = counts.GetValueOrDefault(record.State) + 1;
                 }

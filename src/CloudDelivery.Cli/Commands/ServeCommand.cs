@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
 using CloudDelivery.Azure.Storage;
@@ -115,6 +116,8 @@ internal static class ServeCommand
                 return SubmissionHttpApi.ToResult(SubmissionEndpoint.StorageUnavailable());
             }
         });
+        app.MapGet("/api/domains/{domain}", (string? domain, OutboundQueue queue, CancellationToken cancellationToken) =>
+            RecipientDomainTlsHttpApi.GetAsync(domain, queue, cancellationToken));
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
         // rounds), 503 when storage does not answer or a loop died; the body says which and why.
         app.MapHealthChecks("/healthz", new HealthCheckOptions
