@@ -106,7 +106,7 @@ internal static class StatusCommand
                 await output.WriteLineAsync($"{record.Recipient} [{record.Id}]: {record.State}, {record.Attempts} attempt(s){(record.State == RecipientState.Queued ? $", next {record.NextAttemptAt:u}" : string.Empty)}");
                 if (record.Tags is not null)
                 {
-                    await output.WriteLineAsync($"  tags: {string.Join("; ", record.TagMap.Select(t => $"{t.Key}={t.Value}"))}");
+                    await output.WriteLineAsync($"  tags: {string.Join("; ", record.TagMap.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
                 }
                 if (record.LastAttemptAt is not null)
                 {
