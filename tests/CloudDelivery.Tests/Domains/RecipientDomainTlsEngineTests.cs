@@ -73,6 +73,23 @@ public class RecipientDomainTlsEngineTests
     }
 
     [Fact]
+    public async Task Probe_states_what_delivery_would_record_in_the_same_words()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("sts.example", 10, "mx.sts.example");
+        world.PublishMtaSts("sts.example", "enforce", ["mx.sts.example"]);
+        await world.AddMxServerAsync("mx.sts.example", o => o.AdvertiseRequireTls = true);
+        using var engine = world.CreateEngine();
+
+        var probe = await new DestinationProbe(engine).ProbeAsync(CloudDelivery.Addressing.Domain.Parse("sts.example"), CancellationToken.None);
+        var delivered = (await DeliverAsync(world, "sts.example")).DomainTls!;
+
+        var seen = Assert.Single(probe.Hosts).DomainTls!;
+        Assert.True(seen.SameSupport(delivered));
+        Assert.Equal("startTls yes, requireTls yes, verified mta-sts", seen.Describe());
+    }
+
+    [Fact]
     public async Task No_session_past_ehlo_reports_nothing()
     {
         await using var world = await LoopbackWorld.StartAsync();
