@@ -45,6 +45,9 @@ public static class ParserTargets
         new("submission-json", Inputs(
             ["{\"from\":\"s@sender.example\",\"to\":[\"r@example.com\"],\"message\":\"U3ViamVjdDogeA0KDQpoaQ0K\"}", "{\"from\":\"<>\",\"to\":[\"a@x.example\",\"b@y.example\"],\"message\":\"aGk=\",\"requireTls\":true,\"tlsRequiredNo\":false}", "{\"to\":[null],\"message\":\"\\u0041\\/\"}"],
             ["{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\u00e9", "\\ud800", "null", "true", "false", "0", "-1e999", "\"from\":", "\"to\":", "\"message\":", "\"requireTls\":", "==", "+/", "\u00ff", "\u00c3"]), CheckSubmissionJson),
+        new("tags-header", Inputs(
+            ["From: <s@sender.example>\r\nX-CloudDelivery-Tags: campaign=spring; tenant=t-1\r\nSubject: hi\r\n\r\nbody\r\n", "x-clouddelivery-tags : a=1;\r\n\tb=2\nTo: r@example.com\n\nX-CloudDelivery-Tags: not=stripped\n", "Subject: x\r\nX-CloudDelivery-Tags: k.1=\r\n\r\n"],
+            ["X-CloudDelivery-Tags:", "x-clouddelivery-tags :", "X-CloudDelivery-Tags-Other: 1", "X-CloudDelivery-Tag", "Subject: s", "\r\n", "\n", "\r", "\r\n\r\n", " ", "\t", ";", "=", "k=v", "a_b.c-d=value with spaces", "=v", "k=", "\u00e9", "\0", new string('k', 65), ":"]), CheckTagsHeader),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -207,6 +210,107 @@ public static class ParserTargets
             Promise(e.Status is >= 400 and < 500, $"refused with {e.Status}");
             return false;
         }
+    }
+
+    /// <summary>
+    /// The submission stream's stripping of X-CloudDelivery-Tags (the string stands for bytes, Latin-1):
+    /// read in uneven pieces, it refuses only with invalid-tags, and what it passes on is exactly the
+    /// normalised message without the tag fields of its header section, folded lines included.
+    /// </summary>
+    private static bool CheckTagsHeader(string text)
+    {
+        var bytes = System.Text.Encoding.Latin1.GetBytes(text);
+        using var stream = new Azure.Submission.SubmissionStream(new UnevenReads(bytes), 1 << 24);
+        var output = new MemoryStream();
+        try
+        {
+            stream.CopyTo(output);
+        }
+        catch (Azure.Queue.SubmissionException e)
+        {
+            Promise(e.Error == Azure.Queue.SubmissionError.InvalidTags, $"refused with {e.Error}");
+            return false;
+        }
+        var expected = StripTagFields(text);
+        var actual = System.Text.Encoding.Latin1.GetString(output.ToArray());
+        Promise(actual == expected, $"passed on {Escape(actual)} instead of {Escape(expected)}");
+        Promise(stream.StoredLength == output.Length, "StoredLength differs from what was passed on");
+        Promise(stream.Tags is null or { Count: > 0 and <= Azure.Submission.MessageTags.MaxTags }, "an empty or oversized tag map");
+        return true;
+    }
+
+    /// <summary>The reference: normalise line endings, drop the header section's tag fields and their continuation lines, end with CRLF.</summary>
+    private static string StripTagFields(string text)
+    {
+        var lines = System.Text.RegularExpressions.Regex.Replace(text, "(?<!\r)\n", "\r\n").Split("\r\n");
+        var kept = new List<string>();
+        var inHeaders = true;
+        var inTagField = false;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i];
+            var last = i == lines.Length - 1;
+            if (inHeaders && !last && line.Trim('\r').Length == 0)
+            {
+                inHeaders = false;
+            }
+            else if (inHeaders && line.Length > 0 && line[0] is ' ' or '\t')
+            {
+                if (inTagField)
+                {
+                    continue;
+                }
+            }
+            else if (inHeaders)
+            {
+                inTagField = System.Text.RegularExpressions.Regex.IsMatch(line, "^(?i:x-clouddelivery-tags)[ \t]{0,16}:");
+                if (inTagField)
+                {
+                    continue;
+                }
+            }
+            kept.Add(last ? line : line + "\r\n");
+        }
+        var joined = string.Concat(kept);
+        return joined.EndsWith("\r\n", StringComparison.Ordinal) ? joined : joined + "\r\n";
+    }
+
+    private static string Escape(string text) => text.Length > 200 ? text[..200].ReplaceLineEndings("|") + "…" : text.Replace("\r", "\\r", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+
+    /// <summary>Returns its bytes in pieces of changing size, so a field name or a CRLF falls across reads.</summary>
+    private sealed class UnevenReads(byte[] bytes) : Stream
+    {
+        private int position;
+        private int next = 1;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => bytes.Length;
+
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = Math.Min(Math.Min(count, next), bytes.Length - position);
+            bytes.AsSpan(position, n).CopyTo(buffer.AsSpan(offset));
+            position += n;
+            next = (next * 5 % 31) + 1;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static void Promise(bool holds, string what)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using CloudDelivery.Addressing;
+using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
@@ -32,6 +33,9 @@ public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, in
 public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine engine, string reportingMta, ILogger<DomainDeliveryHandler>? logger = null, SmarthostOptions? smarthost = null, TlsRptResultStore? tlsResults = null, QueueMetrics? metrics = null)
 {
     private readonly ILogger log = (ILogger?)logger ?? NullLogger.Instance;
+
+    /// <summary>What each recipient domain supports, written only when it changed (see <see cref="RecipientDomainTlsStore"/>).</summary>
+    private readonly RecipientDomainTlsStore domainTls = new(queue.Storage.Recipients, logger);
 
     /// <summary>Test hook: runs right after outcomes are saved, to simulate a crash at the worst moment.</summary>
     internal Func<Task>? AfterResultsSaved { get; set; }
@@ -180,6 +184,10 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             {
                 var outcome = await engine.DeliverAsync(request, cancellationToken);
                 await RecordTlsResultsAsync(lease.Domain, outcome, direct.All(m => reportIds.Contains(m.Id)), cancellationToken);
+                if (outcome.DomainTls is { } seen)
+                {
+                    await domainTls.RecordAsync(lease.Domain, seen, cancellationToken);
+                }
             }
             finished = true;
         }

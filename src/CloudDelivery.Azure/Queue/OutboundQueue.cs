@@ -25,6 +25,7 @@ public enum SubmissionError
     EmptyMessage,
     TooLarge,
     ConflictingTlsOptions,
+    InvalidTags,
 }
 
 /// <summary>A submission the caller got wrong; nothing was stored.</summary>
@@ -194,12 +195,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             throw new SubmissionException(SubmissionError.ConflictingTlsOptions, "REQUIRETLS and TLS-Required: No exclude each other");
         }
         var recipients = request.Recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().ToArray();
+        MessageTags.Validate(request.Tags);
         // Every recipient of every message, DSNs included; a suppressed one is recorded, not queued.
         var suppressed = Suppressions is null ? new Dictionary<EmailAddress, Suppression.SuppressionMatch>() : await Suppressions.CheckAsync(sender, recipients, cancellationToken);
 
         var now = clock.GetUtcNow();
         var messageId = request.MessageId ?? Guid.CreateVersion7(now).ToString("N");
-        using var body = new SubmissionStream(request.Message, options.MaxMessageBytes);
+        using var body = new SubmissionStream(request.Message, options.MaxMessageBytes, request.Tags);
         var singleDomain = recipients.Where(r => !suppressed.ContainsKey(r)).Select(r => r.Domain).Distinct().Count() == 1;
         // Resuming: the body is stored already, with records referencing it; it is not read or uploaded again.
         var stored = request.Resume?.StoredRecord;
@@ -212,7 +214,8 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
 
         var requirement = stored?.TlsRequirement ?? RecipientRecordMapping.TlsRequirementColumn(request.RequireTls ? TlsRequirement.RequireTls : request.TlsRequiredNo || body.TlsRequiredNo ? TlsRequirement.TlsRequiredNo : TlsRequirement.Default);
         var smtpUtf8 = stored?.SmtpUtf8 ?? (body.HeadersHave8Bit || recipients.Any(r => r.IsInternational) || (sender?.IsInternational ?? false));
-        var tags = stored is not null ? stored.Tags : request.Tags is { Count: > 0 } ? JsonSerializer.Serialize(request.Tags) : null;
+        // A resumed submission does not read the body: its tags are those the stored record has.
+        var tags = stored is not null ? stored.Tags : body.Tags is { Count: > 0 } ? JsonSerializer.Serialize(body.Tags) : null;
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.OrderBy(suppressed.ContainsKey).GroupBy(r => r.Domain.ToString()))
         {

@@ -21,7 +21,7 @@ public sealed record HttpSubmissionResponse(int Status, string Json, int? RetryA
 /// <item>a raw RFC 5322 message as the body (message/rfc822, text/plain or application/octet-stream), the
 /// envelope in the query (from, to — repeated or comma-separated —, requiretls, tlsrequiredno) or in the
 /// headers X-Envelope-From / X-Envelope-To;</item>
-/// <item>JSON: {"from": "...", "to": ["..."], "message": "base64", "requireTls": false, "tlsRequiredNo": false},
+/// <item>JSON: {"from": "...", "to": ["..."], "message": "base64", "requireTls": false, "tlsRequiredNo": false, "tags": {"key": "value"}},
 /// for messages up to <see cref="OutboundQueueOptions.MaxJsonMessageBytes"/>.</item>
 /// </list>
 /// Answers 202 with the message id and an id per recipient. Client mistakes get a 4xx with an error code and
@@ -192,6 +192,7 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
             var requireTls = false;
             var tlsRequiredNo = false;
             string? idempotencyKey = null;
+            Dictionary<string, string>? tags = null;
             (int Start, int Length, bool Escaped)? message = null;
             try
             {
@@ -226,6 +227,9 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                         case "idempotencyKey":
                             idempotencyKey = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("idempotencyKey must be a string");
                             break;
+                        case "tags":
+                            tags = Tags(ref reader);
+                            break;
                         default:
                             reader.Skip();
                             break;
@@ -253,8 +257,43 @@ public sealed class SubmissionEndpoint(OutboundQueue queue)
                 RequireTls = requireTls,
                 TlsRequiredNo = tlsRequiredNo,
                 IdempotencyKey = idempotencyKey,
+                Tags = tags,
             };
         }
+
+        /// <summary>The tags object: string values only, each key once, no more than ten; the queue checks keys and values (<see cref="MessageTags.Validate"/>).</summary>
+        private static Dictionary<string, string>? Tags(ref Utf8JsonReader reader)
+        {
+            if (reader.TokenType == JsonTokenType.Null)
+            {
+                return null;
+            }
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw InvalidTags("tags must be an object of strings: {\"key\": \"value\"}");
+            }
+            var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var key = reader.GetString()!;
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String)
+                {
+                    throw InvalidTags($"tag \"{(key.Length > MessageTags.MaxKeyLength ? key[..MessageTags.MaxKeyLength] : key)}\": the value must be a string, not {reader.TokenType}");
+                }
+                if (!tags.TryAdd(key, reader.GetString()!))
+                {
+                    throw InvalidTags("a tag is given twice in tags");
+                }
+                if (tags.Count > MessageTags.MaxTags)
+                {
+                    throw InvalidTags($"more than {MessageTags.MaxTags} tags: at most {MessageTags.MaxTags} are taken");
+                }
+            }
+            return tags;
+        }
+
+        private static BadRequestException InvalidTags(string message) => new(400, "invalid-tags", message);
 
         private static List<string> Addresses(ref Utf8JsonReader reader)
         {

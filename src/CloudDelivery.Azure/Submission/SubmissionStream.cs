@@ -4,10 +4,14 @@ namespace CloudDelivery.Azure.Submission;
 /// <summary>
 /// Passes a submitted message through while it is stored, so it is read once and never held in memory:
 /// bare LF line endings become CRLF (RFC 5321 §2.3.8), a final CRLF is added when missing, and on the way
-/// it notes 8-bit bytes, UTF-8 in the header section and a "TLS-Required: No" header. Exceeding the size
-/// limit fails the read, which fails the upload.
+/// it notes 8-bit bytes, UTF-8 in the header section and a "TLS-Required: No" header, and takes the
+/// <c>X-CloudDelivery-Tags</c> fields out of the header section (see <see cref="MessageTags"/>). Exceeding
+/// the size limit, or tags out of bounds, fails the read, which fails the upload.
 /// </summary>
-internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyForwardStream
+/// <param name="inner">The submitted message.</param>
+/// <param name="maxBytes">The largest message stored.</param>
+/// <param name="requestTags">The request's own tags (JSON or CLI), merged with the header's when the header section ends.</param>
+internal sealed class SubmissionStream(Stream inner, long maxBytes, IReadOnlyDictionary<string, string>? requestTags = null) : ReadOnlyForwardStream
 {
     private const int MaxHeaderLine = 8192;
     private const int ReadSize = 64 * 1024;
@@ -28,6 +32,8 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
     private bool trailerWritten;
     private bool inHeaders = true;
     private bool lineIsEmpty = true;
+    private byte previousInput;
+    private readonly TagHeaderFilter tagFilter = new();
 
     public long StoredLength { get; private set; }
 
@@ -36,6 +42,12 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
     public bool HeadersHave8Bit { get; private set; }
 
     public bool TlsRequiredNo { get; private set; }
+
+    /// <summary>
+    /// The message's tags, the request's merged with the header's (<see cref="MessageTags.Merge"/>); set
+    /// once the header section has been read, which is before the first read returns its end.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Tags { get; private set; } = requestTags is { Count: > 0 } ? requestTags : null;
 
     public override long Position { get => StoredLength; set => throw new NotSupportedException(); }
 
@@ -62,6 +74,19 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
             if (read == 0)
             {
                 innerDone = true;
+                // A message that ends inside the header section: what was held back of a field name goes
+                // out, and the header's tags are complete.
+                pending = transformed;
+                pendingLength = 0;
+                pendingOffset = 0;
+                if (inHeaders)
+                {
+                    foreach (var held in tagFilter.Flush())
+                    {
+                        Emit(ref pendingLength, held);
+                    }
+                    FinishHeaders();
+                }
                 continue;
             }
             pending = transformed;
@@ -83,11 +108,12 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
         var length = 0;
         foreach (var b in input)
         {
-            if (b == '\n' && previous != '\r')
+            if (b == '\n' && previousInput != '\r')
             {
-                Emit(ref length, (byte)'\r');
+                Accept(ref length, (byte)'\r');
             }
-            Emit(ref length, b);
+            Accept(ref length, b);
+            previousInput = b;
         }
         if (StoredLength > maxBytes)
         {
@@ -95,6 +121,23 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
         }
         return length;
     }
+
+    /// <summary>A normalised byte: in the header section through the tag filter, which drops the tag fields' bytes.</summary>
+    private void Accept(ref int length, byte b)
+    {
+        if (!inHeaders)
+        {
+            Emit(ref length, b);
+            return;
+        }
+        foreach (var passed in tagFilter.Accept(b))
+        {
+            Emit(ref length, passed);
+        }
+    }
+
+    /// <summary>The header section is over: the tags are the request's and the header's, within bounds, or the read fails.</summary>
+    private void FinishHeaders() => Tags = MessageTags.Merge(requestTags, MessageTags.ParseHeader(tagFilter.FieldValues));
 
     private void Emit(ref int length, byte b)
     {
@@ -112,6 +155,7 @@ internal sealed class SubmissionStream(Stream inner, long maxBytes) : ReadOnlyFo
                 if (lineIsEmpty)
                 {
                     inHeaders = false;
+                    FinishHeaders();
                 }
                 else if (IsTlsRequiredNo(headerLine.ToString()))
                 {

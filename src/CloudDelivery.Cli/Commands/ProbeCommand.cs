@@ -89,6 +89,11 @@ internal static class ProbeCommand
                     ? $"    TLS {host.TlsVersion}, certificate {host.CertificateSubject}, verification {DeliveryReport.VerificationName(host.Verification)}{(host.PkixError is null ? string.Empty : $" (WebPKI: {host.PkixError})")}"
                     : "    no TLS");
             }
+            if (host.DomainTls is { } supports)
+            {
+                // The words of GET /api/domains/{domain} and status --domain: what delivery would record.
+                await output.WriteLineAsync($"    supports: {supports.Describe()}");
+            }
             if (host.Verdict != TlsVerdict.Unknown)
             {
                 // As posttls-finger: one word for what delivery would make of the host, then why.

@@ -17,7 +17,8 @@ internal static class SendCommand
         var messageFile = new Option<FileInfo>("--message") { Description = "File with the RFC 5322 message.", Required = true };
         var requireTls = new Option<bool>("--require-tls") { Description = "REQUIRETLS (RFC 8689)." };
         var tlsRequiredNo = new Option<bool>("--tls-required-no") { Description = "As a \"TLS-Required: No\" header." };
-        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo };
+        var tag = new Option<string[]>("--tag") { Description = "A tag key=value stored with the message and shown by status; repeat for more (wins over the message's X-CloudDelivery-Tags on the same key)." };
+        var command = new Command("send", "Submit a message to the durable queue; prints the message id and an id per recipient.") { from, to, messageFile, requireTls, tlsRequiredNo, tag };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -35,6 +36,7 @@ internal static class SendCommand
                     Message = message,
                     RequireTls = parse.GetValue(requireTls),
                     TlsRequiredNo = parse.GetValue(tlsRequiredNo),
+                    Tags = TagOptions.Parse(parse.GetValue(tag)),
                 }, cancellationToken);
                 await output.WriteLineAsync($"message {result.MessageId} ({result.Size} bytes)");
                 foreach (var recipient in result.Recipients)
@@ -63,12 +65,17 @@ internal static class StatusCommand
         var service = new ServiceOptions();
         var id = new Argument<string?>("id") { Description = "A message id, or a recipient id (domain/row). Without: counts per state.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("status", "Show what happened to a message or recipient.") { id, json };
+        var domain = new Option<string?>("--domain") { Description = "Instead: what this recipient domain's MX was last seen to support (STARTTLS, REQUIRETLS, verification), as GET /api/domains/{domain}." };
+        var command = new Command("status", "Show what happened to a message or recipient.") { id, json, domain };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             await using var provider = service.Build(parse);
             var queue = provider.GetRequiredService<OutboundQueue>();
+            if (parse.GetValue(domain) is { } recipientDomain)
+            {
+                return await DomainStatus.WriteAsync(queue, recipientDomain, parse.GetValue(json), output, cancellationToken);
+            }
             var wanted = parse.GetValue(id);
             if (wanted is null)
             {
@@ -96,6 +103,10 @@ internal static class StatusCommand
             foreach (var record in records)
             {
                 await output.WriteLineAsync($"{record.Recipient} [{record.Id}]: {record.State}, {record.Attempts} attempt(s){(record.State == RecipientState.Queued ? $", next {record.NextAttemptAt:u}" : string.Empty)}");
+                if (record.Tags is not null)
+                {
+                    await output.WriteLineAsync($"  tags: {string.Join("; ", record.TagMap.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
+                }
                 if (record.LastAttemptAt is not null)
                 {
                     await output.WriteLineAsync($"  last: {record.LastCode} {record.LastEnhancedCode} {record.LastText} ({record.LastHost ?? "-"})");
@@ -117,6 +128,7 @@ internal static class StatusCommand
         messageId = r.MessageId,
         sender = r.Sender,
         recipient = r.Recipient,
+        tags = r.TagMap,
         state = r.State,
         attempts = r.Attempts,
         nextAttemptAt = r.State == RecipientState.Queued ? r.NextAttemptAt : (DateTimeOffset?)null,

@@ -56,6 +56,24 @@ internal sealed class AttemptState(DeliveryRequest request)
 
     private List<ConnectionReport> Connections { get; } = [];
 
+    /// <summary>What the recipient domain's MX supports, from the session that delivered, else the last one past EHLO.</summary>
+    private RecipientDomainTls? DomainTls { get; set; }
+
+    private bool domainTlsFromDelivery;
+
+    /// <summary>Notes what a session saw; one that delivered outranks one that did not (as mox keeps its hint from successful deliveries).</summary>
+    public void NoteDomainTls(RecipientDomainTls seen, bool delivered)
+    {
+        lock (gate)
+        {
+            if (delivered || !domainTlsFromDelivery)
+            {
+                DomainTls = seen;
+                domainTlsFromDelivery |= delivered;
+            }
+        }
+    }
+
     /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, what no session concluded).</summary>
     private Outbox Main => main ??= new Outbox(this);
 
@@ -142,5 +160,6 @@ internal sealed class AttemptState(DeliveryRequest request)
         RecipientDomainResult = RecipientDomainResult,
         HostResults = HostResults,
         Connections = Connections,
+        DomainTls = DomainTls,
     };
 }

@@ -352,7 +352,10 @@ public sealed partial class DeliveryEngine : IDisposable
         }
         await using (session)
         {
+            // Taken while the session is fresh: after a lost connection the client no longer says it ran TLS.
+            var seen = RecipientDomainTls.Of(session, VerifiedBy(PostureOf(session, target.EnforceMtaSts)), time.GetUtcNow());
             var (stillPending, sharedError, delivered, failed) = await RunSessionsAsync(state, target, session, pending, domainResult, hostTlsResult, cancellationToken);
+            state.NoteDomainTls(seen, delivered > 0);
             attempt.StillPending = stillPending;
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
             if (stillPending.Count > 0)
@@ -513,6 +516,13 @@ public sealed partial class DeliveryEngine : IDisposable
         CertificateVerification.DaneEe or CertificateVerification.DaneTa => TlsPosture.Dane,
         CertificateVerification.Pkix when enforceMtaSts => TlsPosture.MtaSts,
         _ => session.IsTls ? TlsPosture.Opportunistic : TlsPosture.Plaintext,
+    };
+
+    private static TlsVerifiedBy VerifiedBy(TlsPosture posture) => posture switch
+    {
+        TlsPosture.Dane => TlsVerifiedBy.Dane,
+        TlsPosture.MtaSts => TlsVerifiedBy.MtaSts,
+        _ => TlsVerifiedBy.None,
     };
 
     /// <summary>

@@ -132,4 +132,7 @@ public sealed class DeliveryOutcome
     public required IReadOnlyList<TlsRptResult> HostResults { get; init; }
 
     public required IReadOnlyList<ConnectionReport> Connections { get; init; }
+
+    /// <summary>What the recipient domain's MX supports (STARTTLS, REQUIRETLS, verification); null when no session got past EHLO or the smarthost was used.</summary>
+    public RecipientDomainTls? DomainTls { get; init; }
 }

@@ -68,6 +68,13 @@ public sealed record HostProbe
     public string? VerdictDetail { get; init; }
 
     public string? Error { get; init; }
+
+    /// <summary>
+    /// What delivery would record of the recipient domain from this host (<see cref="RecipientDomainTls"/>):
+    /// STARTTLS offered, REQUIRETLS offered over TLS, and how TLS would be verified, in the words of
+    /// GET /api/domains/{domain}, so an application can compare.
+    /// </summary>
+    public RecipientDomainTls? DomainTls { get; init; }
 }
 
 /// <summary>A probe's verdict per host, in the manner of posttls-finger's "Verified" and "Untrusted".</summary>
@@ -229,6 +236,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
                     PkixError = session.PkixError,
                     Verdict = verdict,
                     VerdictDetail = detail,
+                    DomainTls = RecipientDomainTls.Of(session, WouldVerifyBy(verdict, session), TimeProvider.System.GetUtcNow()),
                     Error = null,
                 };
             }
@@ -239,6 +247,11 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         }
         return probe;
     }
+
+    /// <summary>How delivery would count the session's TLS: only a verified one counts, by DANE when a TLSA record matched, else by the enforced MTA-STS policy.</summary>
+    private static TlsVerifiedBy WouldVerifyBy(TlsVerdict verdict, SmtpSession session) => verdict != TlsVerdict.Verified
+        ? TlsVerifiedBy.None
+        : session.Verification is CertificateVerification.DaneEe or CertificateVerification.DaneTa ? TlsVerifiedBy.Dane : TlsVerifiedBy.MtaSts;
 
     /// <summary>What the probe reports of a failed dial: the policy's refusal as is, anything else with its address.</summary>
     private static string DialError(IPAddress address, DialFailure? failure) =>

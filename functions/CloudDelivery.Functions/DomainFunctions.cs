@@ -1,0 +1,14 @@
+using CloudDelivery.Azure.Domains;
+using CloudDelivery.Azure.Queue;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Azure.Functions.Worker;
+
+namespace CloudDelivery.Functions;
+
+/// <summary>GET /api/domains/{domain}: what a recipient domain's MX was last seen to support, as <c>serve</c> answers it (<see cref="RecipientDomainTlsHttpApi"/>).</summary>
+public sealed class DomainFunctions(OutboundQueue queue)
+{
+    [Function(nameof(RecipientDomainTls))]
+    public Task<IResult> RecipientDomainTls([HttpTrigger(AuthorizationLevel.Function, "get", Route = "domains/{domain}")] HttpRequest request, string domain, CancellationToken cancellationToken) =>
+        RecipientDomainTlsHttpApi.GetAsync(domain, queue, cancellationToken);
+}
