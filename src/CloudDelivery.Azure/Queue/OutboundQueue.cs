@@ -255,7 +255,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             // Submissions to the same domain arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
             var write = EventOutbox.Prepare(Events, records, r => new TableTransactionAction(TableTransactionActionType.Add, r));
-            await storage.RecipientWrites.WriteAsync(domain.Key, write.Actions, EstimatedBytes(records, inline) + write.EventBytes);
+            await WriteNewRecordsAsync(domain.Key, records, write.Actions, EstimatedBytes(records, inline) + write.EventBytes, cancellationToken);
             Events?.Written(write);
             if (records.Any(r => r.State == RecipientState.Queued))
             {
@@ -263,6 +263,44 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
             }
         }
         return new SubmissionResult(messageId, storedLength, submitted);
+    }
+
+    /// <summary>
+    /// Writes a submission's new records. When the storage client retried a transaction whose first try
+    /// had committed but whose reply was lost (a timeout, a broken connection), the retry finds the records
+    /// there and fails with 409 EntityAlreadyExists; the submitter would be told "failed" for a stored
+    /// message and send it again. Row keys carry this submission's message id, fresh or reserved for it, so
+    /// records under them can only be its own: when all of them are there, the write did succeed.
+    /// </summary>
+    private async Task WriteNewRecordsAsync(string partition, List<RecipientRecord> records, IReadOnlyList<TableTransactionAction> actions, int estimatedBytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await storage.RecipientWrites.WriteAsync(partition, actions, estimatedBytes);
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            if (!await AllStoredAsync(partition, records, cancellationToken))
+            {
+                throw;
+            }
+        }
+    }
+
+    private async Task<bool> AllStoredAsync(string partition, List<RecipientRecord> records, CancellationToken cancellationToken)
+    {
+        var messageId = records[0].MessageId;
+        var expected = records.Select(r => r.RowKey).ToHashSet(StringComparer.Ordinal);
+        // One query over the message's row-key range in this partition ("{messageId}.0000" … "{messageId}.9999").
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {messageId + "."} and RowKey lt {messageId + "/"}");
+        await foreach (var entity in storage.Recipients.QueryAsync<TableEntity>(filter, select: ["RowKey", "MessageId"], cancellationToken: cancellationToken))
+        {
+            if (entity.GetString("MessageId") == messageId)
+            {
+                expected.Remove(entity.RowKey);
+            }
+        }
+        return expected.Count == 0;
     }
 
     /// <summary>

@@ -17,12 +17,14 @@ public sealed class AzuriteFixture : IAsyncLifetime
     public async Task InitializeAsync() => azurite = await AzuriteProcess.StartAsync();
 
     /// <summary>Storage with names no other test uses, created.</summary>
-    public async Task<OutboundStorage> NewStorageAsync()
+    /// <param name="transport">The storage clients' HTTP transport (tests that disturb requests); the SDK's default when null.</param>
+    public async Task<OutboundStorage> NewStorageAsync(global::Azure.Core.Pipeline.HttpPipelineTransport? transport = null)
     {
         var n = Interlocked.Increment(ref nextName);
         var suffix = $"{Environment.ProcessId % 10000}x{n}";
-        var storage = new OutboundStorage(new OutboundStorageOptions
-        {
+        var storage = new OutboundStorage(
+            new OutboundStorageOptions
+            {
             ConnectionString = ConnectionString,
             BodiesContainer = $"bodies{suffix}",
             RecipientsTable = $"recipients{suffix}".Replace("x", "X", StringComparison.Ordinal),
@@ -32,7 +34,10 @@ public sealed class AzuriteFixture : IAsyncLifetime
             MtaStsTable = $"mtasts{suffix}".Replace("x", "X", StringComparison.Ordinal),
             IdempotencyTable = $"idempotency{suffix}".Replace("x", "X", StringComparison.Ordinal),
             SuppressionsTable = $"suppressions{suffix}".Replace("x", "X", StringComparison.Ordinal),
-        });
+            },
+            counter: null,
+            credential: null,
+            transport);
         await storage.EnsureCreatedAsync(CancellationToken.None);
         return storage;
     }
