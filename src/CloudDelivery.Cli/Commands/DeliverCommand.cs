@@ -20,13 +20,16 @@ internal static class DeliverCommand
         var common = new CommonOptions();
         var from = new Option<string>("--from") { Description = "Envelope sender (MAIL FROM); \"<>\" for the null sender.", Required = true };
         var to = new Option<string[]>("--to") { Description = "Recipient (RCPT TO); repeat for more.", Required = true };
-        var messageFile = new Option<FileInfo>("--message") { Description = "File with the RFC 5322 message, sent byte for byte (bare LF line endings become CRLF).", Required = true };
+        var messageFile = new Option<FileInfo?>("--message") { Description = "File with the RFC 5322 message, sent byte for byte (bare LF line endings become CRLF). Without it a test message is composed from --subject, --header and --body." };
+        var subject = new Option<string?>("--subject") { Description = $"Subject of the composed test message (default \"{TestMessageComposer.DefaultSubject}\")." };
+        var header = new Option<string[]>("--header") { Description = "An extra header field of the composed message, \"Name: value\"; repeat for more." };
+        var body = new Option<string?>("--body") { Description = "Plain-text body of the composed message." };
         var requireTls = new Option<bool>("--require-tls") { Description = "REQUIRETLS (RFC 8689): deliver only with DANE or enforced MTA-STS to servers supporting REQUIRETLS." };
         var tlsRequiredNo = new Option<bool>("--tls-required-no") { Description = "As with a \"TLS-Required: No\" header: ignore MTA-STS, DANE and certificate failures." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (stable shape, for scripts)." };
         var command = new Command("deliver", "Deliver a message directly to the recipients' MX hosts now, without storage; exit 0 delivered, 75 temporary failure, 69 permanent failure.")
         {
-            from, to, messageFile, requireTls, tlsRequiredNo, json,
+            from, to, messageFile, subject, header, body, requireTls, tlsRequiredNo, json,
         };
         common.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
@@ -39,7 +42,8 @@ internal static class DeliverCommand
                 {
                     throw new UsageException("--require-tls and --tls-required-no exclude each other");
                 }
-                var request = BuildMessage(parse.GetValue(from)!, parse.GetValue(to)!, parse.GetValue(messageFile)!, parse.GetValue(requireTls), parse.GetValue(tlsRequiredNo));
+                var composed = new ComposedMessage(parse.GetValue(subject), parse.GetValue(header) ?? [], parse.GetValue(body), parse.GetValue(common.Ehlo)!);
+                var request = BuildMessage(parse.GetValue(from)!, parse.GetValue(to)!, parse.GetValue(messageFile), composed, parse.GetValue(requireTls), parse.GetValue(tlsRequiredNo));
                 var outcomes = await Task.WhenAll(request.ByDomain.Select(group => engine.DeliverAsync(
                     new DeliveryRequest
                     {
@@ -76,7 +80,10 @@ internal static class DeliverCommand
         return command;
     }
 
-    private static ParsedDelivery BuildMessage(string from, string[] to, FileInfo file, bool requireTls, bool tlsRequiredNo)
+    /// <summary>The flags a test message is composed from when no file is given.</summary>
+    private sealed record ComposedMessage(string? Subject, IReadOnlyList<string> Headers, string? Body, string Hostname);
+
+    private static ParsedDelivery BuildMessage(string from, string[] to, FileInfo? file, ComposedMessage composed, bool requireTls, bool tlsRequiredNo)
     {
         EmailAddress? sender = null;
         if (from is not ("<>" or ""))
@@ -95,6 +102,19 @@ internal static class DeliverCommand
             }
             recipients.Add(recipient);
         }
+        var compose = TestMessageComposer.Requested(composed.Subject, composed.Headers, composed.Body);
+        if (file is not null && compose)
+        {
+            throw new UsageException("--message sends a file as it is; --subject, --header and --body compose a message instead: give one or the other");
+        }
+        var bytes = file is null
+            ? TestMessageComposer.Compose(sender, recipients, composed.Subject, composed.Headers, composed.Body, composed.Hostname)
+            : ReadMessageFile(file);
+        return Parsed(sender, recipients, bytes, requireTls, tlsRequiredNo);
+    }
+
+    private static byte[] ReadMessageFile(FileInfo file)
+    {
         byte[] bytes;
         try
         {
@@ -108,6 +128,11 @@ internal static class DeliverCommand
         {
             throw new UsageException($"--message {file}: the file is empty");
         }
+        return bytes;
+    }
+
+    private static ParsedDelivery Parsed(EmailAddress? sender, List<EmailAddress> recipients, byte[] bytes, bool requireTls, bool tlsRequiredNo)
+    {
         var properties = MessageInspection.Inspect(bytes);
         if (properties.HasBareLineFeeds)
         {

@@ -62,6 +62,39 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Deliver_without_a_file_composes_a_test_message_from_subject_header_and_body()
+    {
+        world.Zone.AddMx("compose.example", 10, "mx.compose.example");
+        var mx = await world.AddMxServerAsync("mx.compose.example");
+
+        var (exit, output) = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "r@compose.example", "--subject", "Grüße from the CLI", "--header", "X-Campaign: launch", "--body", "line one\nline two", .. Common]);
+
+        Assert.True(exit == 0, output);
+        var received = Assert.Single(mx.Messages);
+        var message = MimeKit.MimeMessage.Load(new MemoryStream(received.Data));
+        Assert.Equal("Grüße from the CLI", message.Subject);
+        Assert.Equal("launch", message.Headers["X-Campaign"]);
+        Assert.Equal("s@sender.example", Assert.Single(message.From.Mailboxes).Address);
+        Assert.Equal("r@compose.example", Assert.Single(message.To.Mailboxes).Address);
+        Assert.False(string.IsNullOrEmpty(message.MessageId));
+        Assert.Equal("line one\nline two\n", message.TextBody?.ReplaceLineEndings("\n"));
+        // On the wire every line ends in CRLF (RFC 5322 §2.1): no bare LF.
+        Assert.All(Enumerable.Range(0, received.Data.Length).Where(i => received.Data[i] == '\n'), i => Assert.Equal((byte)'\r', received.Data[i - 1]));
+    }
+
+    [Fact]
+    public async Task Deliver_refuses_a_file_together_with_composing_flags_and_a_malformed_header()
+    {
+        var both = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "r@cli.example", "--message", messageFile, "--subject", "x", .. Common]);
+        var malformed = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "r@cli.example", "--header", "no colon here", .. Common]);
+
+        Assert.Equal(CliApplication.ExitUsage, both.Exit);
+        Assert.Contains("one or the other", both.Output, StringComparison.Ordinal);
+        Assert.Equal(CliApplication.ExitUsage, malformed.Exit);
+        Assert.Contains("--header no colon here", malformed.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Deliver_exit_code_is_69_for_permanent_only_and_75_when_anything_is_temporary()
     {
         var permanent = await RunAsync(["deliver", "--from", "s@sender.example", "--to", "gone@cli.example", "--to", "r@cli.example", "--message", messageFile, .. Common]);
