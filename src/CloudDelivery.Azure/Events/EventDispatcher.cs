@@ -240,11 +240,21 @@ public sealed class EventDispatcher
         }
     }
 
-    private TimeSpan Backoff(int failures)
+    private TimeSpan Backoff(int failures) => BackoffAfter(failures, options.InitialBackoff, options.MaxBackoff);
+
+    /// <summary>
+    /// The wait after <paramref name="failures"/> failures in a row: <paramref name="initial"/>, doubling,
+    /// capped at <paramref name="max"/>. Doubled step by step up to the cap, never by a power that could
+    /// overflow TimeSpan (a long initial wait times 2^30 would, and throw in the lane's error path).
+    /// </summary>
+    internal static TimeSpan BackoffAfter(int failures, TimeSpan initial, TimeSpan max)
     {
-        var exponent = Math.Min(failures - 1, 30);
-        var wait = options.InitialBackoff * Math.Pow(2, exponent);
-        return wait > options.MaxBackoff ? options.MaxBackoff : wait;
+        var wait = initial;
+        for (var i = 1; i < failures && wait < max; i++)
+        {
+            wait = wait > max / 2 ? max : wait * 2;
+        }
+        return wait > max ? max : wait;
     }
 
     /// <summary>An event in hand and the sinks it still waits for.</summary>
