@@ -1,4 +1,3 @@
-using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Dialing;
 using CloudDelivery.Dns;
@@ -20,20 +19,12 @@ internal static class EventSinkHttp
     public static SocketsHttpHandler CreateHandler(string host, DnsResolver resolver, AddressPolicy addressPolicy, X509Certificate2Collection? extraTrustRoots, TimeProvider time)
     {
         var connector = new ResolvingConnector(resolver, addressPolicy);
-        var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            // Pooled connections are reused between batches, but not forever: a DNS change is picked up.
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, new ConnectAttempt(), token),
-            MaxResponseHeadersLength = MaxResponseHeadersKiB,
-        };
-        handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
-            PkixVerifier.VerifyPresented(certificate, chain, host, extraTrustRoots, time.GetUtcNow()).Valid;
+        var handler = HardenedHttpsHandler.Create(
+            (context, token) => connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, new ConnectAttempt(), token),
+            (certificate, chain) => PkixVerifier.VerifyPresented(certificate, chain, host, extraTrustRoots, time.GetUtcNow()).Valid,
+            MaxResponseHeadersKiB);
+        // Pooled connections are reused between batches, but not forever: a DNS change is picked up.
+        handler.PooledConnectionLifetime = TimeSpan.FromMinutes(5);
         return handler;
     }
 

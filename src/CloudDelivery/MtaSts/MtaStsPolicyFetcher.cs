@@ -81,17 +81,10 @@ public sealed class MtaStsPolicyFetcher
         // A client per fetch: fetches are rare (once per domain and max_age), and the connect and
         // certificate callbacks then see exactly this fetch's state.
         var context = new FetchContext($"mta-sts.{domain.Ascii}");
-        using var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            ConnectCallback = (connect, token) => ConnectAsync(context, connect, token),
-            MaxResponseHeadersLength = 16,
-        };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, _) => ValidateCertificate(context, certificate, chain);
-        handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
+        using var handler = HardenedHttpsHandler.Create(
+            (connect, token) => ConnectAsync(context, connect, token),
+            (certificate, chain) => ValidateCertificate(context, certificate, chain),
+            maxResponseHeadersKiB: 16);
         using var client = new HttpClient(handler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.Timeout);

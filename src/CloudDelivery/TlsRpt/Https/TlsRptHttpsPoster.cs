@@ -25,23 +25,17 @@ public sealed class TlsRptHttpsPoster(DnsResolver resolver, AddressPolicy addres
     {
         var attempt = new ConnectAttempt();
         string? certificateError = null;
-        using var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, attempt, token),
-            // The receiver is chosen by whoever publishes the record: its headers are capped (in KiB) and
-            // its body is never read, since only the status matters (RFC 8460 §5.4).
-            MaxResponseHeadersLength = 64,
-        };
-        handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
-        {
-            var verification = PkixVerifier.VerifyPresented(certificate, chain, destination.IdnHost, extraTrustRoots, clock.GetUtcNow());
-            certificateError = verification.Valid ? null : verification.Error;
-            return verification.Valid;
-        };
+        // The receiver is chosen by whoever publishes the record: its headers are capped (in KiB) and its
+        // body is never read, since only the status matters (RFC 8460 §5.4).
+        using var handler = HardenedHttpsHandler.Create(
+            (context, token) => connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, attempt, token),
+            (certificate, chain) =>
+            {
+                var verification = PkixVerifier.VerifyPresented(certificate, chain, destination.IdnHost, extraTrustRoots, clock.GetUtcNow());
+                certificateError = verification.Valid ? null : verification.Error;
+                return verification.Valid;
+            },
+            maxResponseHeadersKiB: 64);
         using var client = new HttpClient(handler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(Timeout);
