@@ -31,9 +31,19 @@ public static class DeliveryServices
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.Hostname,
             policyStore: p.GetService<IMtaStsPolicyStore>(),
             time: p.GetRequiredService<TimeProvider>(),
-            loggerFactory: p.GetService<ILoggerFactory>()));
+            loggerFactory: p.GetService<ILoggerFactory>(),
+            rules: RulesOf(p)));
         return services;
     }
+
+    /// <summary>
+    /// The operator's rule sets, each registered as a singleton by its own AddX from its own section (the
+    /// shipped defaults where none is registered).
+    /// </summary>
+    private static DeliveryRules RulesOf(IServiceProvider services) => new(
+        services.GetService<BounceClassifier>() ?? BounceClassifier.Default,
+        services.GetService<Shaping.TrafficShapingRules>() ?? Shaping.TrafficShapingRules.Default,
+        services.GetService<Tls.OperatorTlsPolicies>() ?? Tls.OperatorTlsPolicies.None);
 
     /// <summary><see cref="SmarthostOptions"/> bound from <paramref name="smarthost"/>; an empty Host means direct delivery.</summary>
     public static IServiceCollection AddSmarthost(this IServiceCollection services, IConfigurationSection smarthost)

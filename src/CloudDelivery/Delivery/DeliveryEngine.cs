@@ -56,13 +56,13 @@ public sealed partial class DeliveryEngine : IDisposable
     /// <summary>
     /// Wires an engine from its bound settings (<see cref="DeliveryOptions"/>, checked at start-up) and the
     /// host's name for EHLO: the one resolver, the MTA-STS fetcher and policy cache (in memory unless a
-    /// store is given), and the delivery options.
+    /// store is given), the delivery options and the operator's rules (shipped defaults when null).
     /// </summary>
     /// <exception cref="FormatException">The resolver or a trust file is unusable.</exception>
-    public static DeliveryEngine Create(DeliveryOptions settings, string ehloHostname, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null)
+    public static DeliveryEngine Create(DeliveryOptions settings, string ehloHostname, IMtaStsPolicyStore? policyStore = null, TimeProvider? time = null, DeliveryMetrics? metrics = null, ILoggerFactory? loggerFactory = null, DeliveryRules? rules = null)
     {
         var roots = settings.LoadTrustRoots();
-        return Create(settings.ToEngineOptions(ehloHostname, roots), settings.ToDnsResolverOptions(), settings.ToMtaStsFetchOptions(roots), policyStore, time, metrics, loggerFactory);
+        return Create(settings.ToEngineOptions(ehloHostname, roots, rules), settings.ToDnsResolverOptions(), settings.ToMtaStsFetchOptions(roots), policyStore, time, metrics, loggerFactory);
     }
 
     /// <summary>

@@ -1,5 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Dialing;
+using CloudDelivery.Shaping;
+using CloudDelivery.Tls;
 
 namespace CloudDelivery.Delivery;
 
@@ -39,4 +41,13 @@ public sealed class DeliveryEngineOptions
     /// <see cref="DeliveryEngine.MessagesPerExtraSession"/>); 1 sends everything over one connection.
     /// </summary>
     public int MaxSessionsPerHost { get; init; } = 4;
+
+    /// <summary>How failing replies are classified (throttling among them).</summary>
+    public BounceClassifier Classifier { get; init; } = BounceClassifier.Default;
+
+    /// <summary>Per-destination connection and rate budgets.</summary>
+    public TrafficShapingRules Shaping { get; init; } = TrafficShapingRules.Default;
+
+    /// <summary>The operator's TLS floors per destination and sender domain.</summary>
+    public OperatorTlsPolicies TlsPolicies { get; init; } = OperatorTlsPolicies.None;
 }

@@ -120,9 +120,15 @@ public sealed class DeliveryOptions
         return roots;
     }
 
-    /// <summary>The engine's resolved form of these settings, with <paramref name="ehloHostname"/> (the host's name, configured apart).</summary>
-    public DeliveryEngineOptions ToEngineOptions(string ehloHostname, X509Certificate2Collection? roots) => new()
+    /// <summary>
+    /// The engine's resolved form of these settings, with <paramref name="ehloHostname"/> (the host's name,
+    /// configured apart) and the operator's <paramref name="rules"/> (each from its own section; defaults when null).
+    /// </summary>
+    public DeliveryEngineOptions ToEngineOptions(string ehloHostname, X509Certificate2Collection? roots, DeliveryRules? rules = null) => new()
     {
+        Classifier = (rules ?? DeliveryRules.Default).Classifier,
+        Shaping = (rules ?? DeliveryRules.Default).Shaping,
+        TlsPolicies = (rules ?? DeliveryRules.Default).TlsPolicies,
         EhloHostname = ehloHostname,
         SmtpPort = SmtpPort,
         AddressPolicy = Policy,
