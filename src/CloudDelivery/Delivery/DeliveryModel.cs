@@ -17,6 +17,12 @@ public enum RecipientStatus
 
     /// <summary>Will not be delivered; the sender should get a DSN.</summary>
     Permanent,
+
+    /// <summary>
+    /// Not attempted now, or refused by a receiver asking us to slow down: traffic shaping holds it back until
+    /// <see cref="RecipientResult.RetryAfter"/>. It does not spend the recipient's retry budget.
+    /// </summary>
+    Deferred,
 }
 
 /// <summary>
@@ -83,7 +89,11 @@ public sealed record RecipientResult(
     IPAddress? Address,
     SmtpReply Reply,
     TlsPosture Tls = TlsPosture.None,
-    LocalFailure LocalFailure = LocalFailure.None);
+    LocalFailure LocalFailure = LocalFailure.None)
+{
+    /// <summary>For <see cref="RecipientStatus.Deferred"/>: how long traffic shaping holds the recipient back.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+}
 
 /// <summary>One SMTP connection the attempt made: where, how TLS went, and why it ended if it failed.</summary>
 public sealed record ConnectionReport(
