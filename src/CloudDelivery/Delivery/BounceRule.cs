@@ -38,7 +38,7 @@ public sealed record BounceRule(BounceCategory Category, string? Code = null, st
         {
             try
             {
-                return pattern.IsMatch(BoundedText(reply.Text));
+                return pattern.IsMatch(reply.Text);
             }
             catch (RegexMatchTimeoutException)
             {
@@ -71,9 +71,6 @@ public sealed record BounceRule(BounceCategory Category, string? Code = null, st
         actual is not null && (expected.StartsWith("X.", StringComparison.OrdinalIgnoreCase)
             ? actual.Length > 1 && actual.AsSpan(1).Equals(expected.AsSpan(1), StringComparison.Ordinal)
             : string.Equals(expected, actual, StringComparison.Ordinal));
-
-    // Replies are already capped by the session; this keeps a rule's work bounded even for made-up replies.
-    private static string BoundedText(string text) => text.Length <= BounceRules.MaxMatchedTextLength ? text : text[..BounceRules.MaxMatchedTextLength];
 }
 
 /// <summary>
@@ -87,12 +84,9 @@ public static class BounceRules
     /// <summary>
     /// The time one rule's regular expression may spend on one reply. Rules compile with
     /// <see cref="RegexOptions.NonBacktracking"/>, which runs in time linear in the text; the timeout is the
-    /// second bound, for a reply that somehow gets past the length cap.
+    /// second bound. A reply that exhausts it does not match that rule.
     /// </summary>
     public static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(100);
-
-    /// <summary>The part of a reply's text a regular expression sees: more than any real reply line carries.</summary>
-    public const int MaxMatchedTextLength = 4096;
 
     private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip, MaxDepth = 8 };
 
