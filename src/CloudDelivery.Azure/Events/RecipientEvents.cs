@@ -126,8 +126,8 @@ public sealed class RecipientEvents(EventOptions options, string hostname)
             }
             if (transition.Type is "failed" or "expired" or "delayed")
             {
-                var category = result is not null ? BounceClassification.Of(result) : BounceClassification.Of(reply);
-                json.WriteString("category", BounceClassification.Name(category));
+                // The category Apply stored, by the configured classifier; older records compute it from their reply.
+                json.WriteString("category", record.LastCategory ?? BounceClassification.Name(result is not null ? BounceClassification.Of(result) : BounceClassification.Of(reply)));
             }
         }
         if (transition.Type == "delayed")

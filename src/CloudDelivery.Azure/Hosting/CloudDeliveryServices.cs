@@ -49,6 +49,7 @@ public static class CloudDeliveryServices
         services.AddEventDispatch(configuration);
         services.AddSuppressionList();
         services.AddTrafficShaping(configuration.GetSection(Shaping.TrafficShapingOptions.SectionPath));
+        services.AddBounceClassification(configuration.GetSection(BounceOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);

@@ -113,7 +113,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
     {
         var outcome = RecipientOutcome.Of(record, result, now);
         metrics?.Record(outcome);
-        RecipientResultLog.RecipientResult(log, record.MessageId, record.PartitionKey, result.Host ?? string.Empty, record.Attempts, outcome.Result, outcome.Reason, outcome.Tls);
+        RecipientResultLog.RecipientResult(log, record.MessageId, record.PartitionKey, result.Host ?? string.Empty, record.Attempts, outcome.Result, outcome.Reason, outcome.Tls, outcome.Category);
     }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
@@ -137,7 +137,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var (messages, byKey) = await BuildMessagesAsync(records, nextHop, cancellationToken);
         var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
         var dialled = MergeDialled(records);
-        var tally = new DomainRunTally(byKey, dialled, queue.Options.Retry);
+        var tally = new DomainRunTally(byKey, dialled, queue.Options.Retry, engine.Options.Classifier);
         using var renewal = new CancellationTokenSource();
         var renewing = RenewWhileDeliveringAsync(lease, renewal.Token);
         var finished = false;
@@ -157,7 +157,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     Report(record, result, now);
                 }
                 // Only after the save: an address is suppressed for an outcome that is recorded.
-                await Suppression.BounceSuppression.AddBouncesAsync(queue.Suppressions, tallied.Outcomes, log, token);
+                await Suppression.BounceSuppression.AddBouncesAsync(queue.Suppressions, tallied.Outcomes, log, token, engine.Options.Classifier);
                 if (AfterResultsSaved is not null)
                 {
                     await AfterResultsSaved();
@@ -273,7 +273,8 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     f.Result.Reply,
                     f.Result.Host,
                     f.Record.LastAttemptAt ?? now,
-                    f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null)).ToArray();
+                    f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null,
+                    engine.Options.Classifier.Classify(f.Result))).ToArray();
                 await using var original = (await queue.BodyOfAsync(first, message.Select(f => f.Record), cancellationToken)).OpenRead();
                 var (dsn, _) = DsnComposer.Compose(reportingMta, sender, original, first.SubmittedAt, entries, now);
                 await queue.SubmitAsync(new SubmissionRequest

@@ -15,7 +15,7 @@ internal sealed record TalliedResults(List<RecipientRecord> Changed, List<(Recip
 /// session reports it, counts the outcomes, and keeps the DSNs owed by saved outcomes. Parallel sessions to
 /// a host report concurrently, each for its own transaction.
 /// </summary>
-internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipient), RecipientRecord> byKey, Dictionary<string, List<IPAddress>> dialled, RetrySchedule retry)
+internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipient), RecipientRecord> byKey, Dictionary<string, List<IPAddress>> dialled, RetrySchedule retry, BounceClassifier? classifier = null)
 {
     private readonly Lock gate = new();
     private readonly List<OwedDsn> owed = [];
@@ -69,7 +69,7 @@ internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipi
                     continue;
                 }
                 var transition = RecipientTransition.Of(record.ToQueued(), result, now, retry);
-                record.Apply(transition, result, now, dialled);
+                record.Apply(transition, result, now, dialled, classifier);
                 tallied.Changed.Add(record);
                 tallied.Outcomes.Add((record, result));
                 if (transition.State == QueuedRecipientState.Delivered)

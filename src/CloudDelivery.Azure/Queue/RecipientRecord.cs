@@ -2,6 +2,8 @@ using System.Runtime.Serialization;
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
+using CloudDelivery.Delivery;
+using CloudDelivery.Smtp;
 
 namespace CloudDelivery.Azure.Queue;
 
@@ -90,6 +92,17 @@ public sealed class RecipientRecord : ITableEntity
 
     public string? LastHost { get; set => field = string.IsNullOrEmpty(value) ? null : value; }
 
+    /// <summary>The last attempt's bounce category ("throttled", "bad-mailbox", …) as the configured classifier saw it.</summary>
+    public string? LastCategory { get; set => field = string.IsNullOrEmpty(value) ? null : value; }
+
+    /// <summary>
+    /// The category status, the API and events show: the stored one, or for a record written before the
+    /// column existed, the shipped rules' reading of its stored reply; "none" when delivered or never attempted.
+    /// </summary>
+    [IgnoreDataMember]
+    public string Category => State == RecipientState.Delivered || LastAttemptAt is null ? BounceClassification.Name(BounceCategory.None)
+        : LastCategory ?? BounceClassification.Name(BounceClassification.Of(new SmtpReply(LastCode, LastEnhancedCode, LastText ?? string.Empty)));
+
     public bool DelayDsnSent { get; set; }
 
     /// <summary>JSON: host → addresses dialled, for the family preference of the next attempt.</summary>
@@ -121,6 +134,7 @@ public sealed class RecipientRecord : ITableEntity
             [nameof(LastEnhancedCode)] = LastEnhancedCode ?? string.Empty,
             [nameof(LastText)] = LastText ?? string.Empty,
             [nameof(LastHost)] = LastHost ?? string.Empty,
+            [nameof(LastCategory)] = LastCategory ?? string.Empty,
             [nameof(DelayDsnSent)] = DelayDsnSent,
             [nameof(Events)] = Events,
         };

@@ -60,9 +60,10 @@ public static class RecipientRecordMapping
 
     /// <summary>
     /// Writes <paramref name="transition"/> for <paramref name="result"/> attempted at <paramref name="now"/>
-    /// into <paramref name="record"/>, with the addresses dialled for the next attempt's family preference.
+    /// into <paramref name="record"/>, with the addresses dialled for the next attempt's family preference and
+    /// the result's category by <paramref name="classifier"/> (the engine's; the shipped rules when null).
     /// </summary>
-    public static void Apply(this RecipientRecord record, RecipientTransition transition, RecipientResult result, DateTimeOffset now, IReadOnlyDictionary<string, List<IPAddress>> dialled)
+    public static void Apply(this RecipientRecord record, RecipientTransition transition, RecipientResult result, DateTimeOffset now, IReadOnlyDictionary<string, List<IPAddress>> dialled, BounceClassifier? classifier = null)
     {
         record.State = StateColumn(transition.State);
         record.Attempts = transition.Attempts;
@@ -73,6 +74,7 @@ public static class RecipientRecordMapping
         record.LastEnhancedCode = result.Reply.EnhancedCode;
         record.LastText = result.Reply.Text;
         record.LastHost = result.Host;
+        record.LastCategory = BounceClassification.Name((classifier ?? BounceClassifier.Default).Classify(result));
         record.DialledAddresses = JsonSerializer.Serialize(dialled.ToDictionary(p => p.Key, p => p.Value.Select(a => a.ToString()).ToArray()));
         record.AddEvent(now, transition.EventType, transition.EventDetail);
     }

@@ -16,25 +16,27 @@ public static class BounceSuppression
 
     /// <summary>
     /// Adds the recipient of every saved outcome whose failure says the address or its domain does not
-    /// exist (<see cref="BounceClassification.SuppressesAddress"/>), in the sender's domain scope or the
+    /// exist (<see cref="BounceClassifier.SuppressesAddress"/>), in the sender's domain scope or the
     /// global one (<see cref="SuppressionOptions.Scope"/>). Messages of the null sender (DSNs) add nothing:
     /// they have no sender domain, and a bounce of a bounce says little about the address. Never throws: a
-    /// failed write is logged, it does not fail or repeat the delivery.
+    /// failed write is logged, it does not fail or repeat the delivery. <paramref name="classifier"/> is the
+    /// engine's (the shipped rules when null), so the operator's rules decide here as they do in events.
     /// </summary>
-    public static async Task AddBouncesAsync(SuppressionList? list, IEnumerable<(RecipientRecord Record, RecipientResult Result)> outcomes, ILogger log, CancellationToken cancellationToken)
+    public static async Task AddBouncesAsync(SuppressionList? list, IEnumerable<(RecipientRecord Record, RecipientResult Result)> outcomes, ILogger log, CancellationToken cancellationToken, BounceClassifier? classifier = null)
     {
+        classifier ??= BounceClassifier.Default;
         if (list is null || !list.Options.Enabled)
         {
             return;
         }
         foreach (var (record, result) in outcomes)
         {
-            if (!BounceClassification.SuppressesAddress(result) || record.Sender.Length == 0
+            if (!classifier.SuppressesAddress(result) || record.Sender.Length == 0
                 || !EmailAddress.TryParse(record.Sender, out var sender, out _) || !EmailAddress.TryParse(record.Recipient, out var recipient, out _))
             {
                 continue;
             }
-            var category = BounceClassification.Name(BounceClassification.Of(result));
+            var category = BounceClassification.Name(classifier.Classify(result));
             var scope = list.Options.BouncesAreGlobal ? SuppressionKeys.Global : SuppressionKeys.ScopeOf(sender);
             var expires = list.Options.BounceExpiry is { } expiry ? list.Time.GetUtcNow() + expiry : (DateTimeOffset?)null;
             try

@@ -20,7 +20,7 @@ public sealed class QueueMetrics : IDisposable
     public QueueMetrics(IMeterFactory? factory = null)
     {
         meter = factory?.Create(MeterName) ?? new Meter(MeterName);
-        Recipients = meter.CreateCounter<long>("clouddelivery.recipients", description: "Recipient attempt outcomes; tags result (delivered, deferred, failed, expired), tls (dane, mtasts, opportunistic, plaintext, none) and reason (enhanced status class.subject or dns, connection, timeout, tls, policy).");
+        Recipients = meter.CreateCounter<long>("clouddelivery.recipients", description: "Recipient attempt outcomes; tags result (delivered, deferred, failed, expired), tls (dane, mtasts, opportunistic, plaintext, none) reason (enhanced status class.subject or dns, connection, timeout, tls, policy) and, unless delivered, category (bad-mailbox, throttled, …).");
         RecipientLatency = meter.CreateHistogram<double>("clouddelivery.recipient.latency", unit: "s", description: "Time from submission to a final result; tag result (delivered, failed, expired).");
         TlsRptReports = meter.CreateCounter<long>("clouddelivery.tlsrpt.reports", description: "TLSRPT reports handed over; tags transport (mailto, https) and result (sent, failed).");
         meter.CreateObservableGauge("clouddelivery.queue.records", ObserveRecords, description: "Recipient records not yet final, from the latest sample (a lower bound when the sample was capped); tag state (queued: never attempted, deferred: waiting to retry).");
@@ -62,7 +62,7 @@ public sealed class QueueMetrics : IDisposable
         }
         else
         {
-            Recipients.Add(1, new KeyValuePair<string, object?>("result", outcome.Result), new KeyValuePair<string, object?>("tls", outcome.Tls), new KeyValuePair<string, object?>("reason", outcome.Reason));
+            Recipients.Add(1, new KeyValuePair<string, object?>("result", outcome.Result), new KeyValuePair<string, object?>("tls", outcome.Tls), new KeyValuePair<string, object?>("reason", outcome.Reason), new KeyValuePair<string, object?>("category", outcome.Category));
         }
         if (outcome.Latency is { } latency)
         {
@@ -133,6 +133,9 @@ public sealed record QueueSnapshot(
 /// <param name="Latency">Submission to the final result; null while the recipient is deferred.</param>
 public sealed record RecipientOutcome(string Result, string Tls, string Reason, TimeSpan? Latency)
 {
+    /// <summary>Empty when delivered; else the bounce category ("throttled", "bad-mailbox", …; README "Bounce classification").</summary>
+    public string Category { get; init; } = string.Empty;
+
     /// <summary>The outcome of <paramref name="result"/> after it was applied to <paramref name="record"/> at <paramref name="now"/>.</summary>
     public static RecipientOutcome Of(RecipientRecord record, RecipientResult result, DateTimeOffset now)
     {
@@ -148,7 +151,11 @@ public sealed record RecipientOutcome(string Result, string Tls, string Reason, 
             outcome,
             TlsName(result.Tls),
             outcome == "delivered" ? string.Empty : ReasonOf(result),
-            final ? now - record.SubmittedAt : null);
+            final ? now - record.SubmittedAt : null)
+        {
+            // The category Apply stored with the configured classifier; the shipped rules' reading otherwise.
+            Category = outcome == "delivered" ? string.Empty : record.LastCategory ?? BounceClassification.Name(BounceClassification.Of(result)),
+        };
     }
 
     public static string TlsName(TlsPosture posture) => posture switch

@@ -15,6 +15,6 @@ public static partial class RecipientResultLog
         EventId = EventIdValue,
         EventName = "RecipientResult",
         Level = LogLevel.Information,
-        Message = "Recipient of message {MessageId} at {RecipientDomain}: {Result} via {MxHost} on attempt {Attempt} (reason {Reason}, TLS {TlsPosture})")]
-    public static partial void RecipientResult(ILogger logger, string messageId, string recipientDomain, string mxHost, int attempt, string result, string reason, string tlsPosture);
+        Message = "Recipient of message {MessageId} at {RecipientDomain}: {Result} via {MxHost} on attempt {Attempt} (reason {Reason}, category {Category}, TLS {TlsPosture})")]
+    public static partial void RecipientResult(ILogger logger, string messageId, string recipientDomain, string mxHost, int attempt, string result, string reason, string tlsPosture, string category);
 }

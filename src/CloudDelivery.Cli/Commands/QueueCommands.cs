@@ -109,7 +109,7 @@ internal static class StatusCommand
                 }
                 if (record.LastAttemptAt is not null)
                 {
-                    await output.WriteLineAsync($"  last: {record.LastCode} {record.LastEnhancedCode} {record.LastText} ({record.LastHost ?? "-"})");
+                    await output.WriteLineAsync($"  last: {record.LastCode} {record.LastEnhancedCode} {record.LastText} ({record.LastHost ?? "-"}, {record.Category})");
                 }
                 foreach (var e in record.EventList)
                 {
@@ -134,6 +134,7 @@ internal static class StatusCommand
         nextAttemptAt = r.State == RecipientState.Queued ? r.NextAttemptAt : (DateTimeOffset?)null,
         lastAttemptAt = r.LastAttemptAt,
         lastResult = r.LastAttemptAt is null ? null : new { code = r.LastCode, enhancedCode = r.LastEnhancedCode, text = r.LastText, host = r.LastHost },
+        category = r.Category,
         events = r.EventList,
     }), Json);
 }

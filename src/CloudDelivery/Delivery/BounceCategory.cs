@@ -4,8 +4,9 @@ namespace CloudDelivery.Delivery;
 
 /// <summary>
 /// What kind of failure (or delay) a recipient's result is, in terms a sender acts on: events, status and
-/// the suppression list use it. Decided from the enhanced status code (RFC 3463) where there is one, from
-/// the engine's own <see cref="LocalFailure"/> where the engine decided, and from the basic code otherwise.
+/// the suppression list use it. Decided from the engine's own <see cref="LocalFailure"/> where the engine
+/// decided, else by the first matching receiver-text rule (<see cref="BounceClassifier"/>), else from the
+/// enhanced status code (RFC 3463) where there is one and from the basic code otherwise.
 /// </summary>
 public enum BounceCategory
 {
@@ -49,25 +50,30 @@ public enum BounceCategory
 /// <summary>Classifies recipient results into <see cref="BounceCategory"/> and says which ones suppress an address.</summary>
 public static class BounceClassification
 {
-    /// <summary>The category of <paramref name="result"/>: <see cref="BounceCategory.None"/> when it was delivered.</summary>
-    public static BounceCategory Of(RecipientResult result) =>
-        result.Status == RecipientStatus.Delivered ? BounceCategory.None : Of(result.Reply, result.LocalFailure);
+    /// <summary>
+    /// The category of <paramref name="result"/> by the shipped rules (<see cref="BounceClassifier.Default"/>):
+    /// for code without a configured classifier. <see cref="BounceCategory.None"/> when it was delivered.
+    /// </summary>
+    public static BounceCategory Of(RecipientResult result) => BounceClassifier.Default.Classify(result);
 
-    /// <summary>The category of a failing <paramref name="reply"/>, decided locally or by a server.</summary>
-    public static BounceCategory Of(SmtpReply reply, LocalFailure localFailure = LocalFailure.None)
+    /// <summary>The category of a failing <paramref name="reply"/> by the shipped rules, decided locally or by a server.</summary>
+    public static BounceCategory Of(SmtpReply reply, LocalFailure localFailure = LocalFailure.None) => BounceClassifier.Default.Classify(reply, localFailure);
+
+    /// <summary>
+    /// What the engine decided without a server (its <see cref="LocalFailure"/>), if that settles the
+    /// category: receiver rules never apply to the engine's own failures.
+    /// </summary>
+    internal static BounceCategory? OfLocalFailure(SmtpReply reply, LocalFailure localFailure) => localFailure switch
     {
-        switch (localFailure)
-        {
-            case LocalFailure.Dns or LocalFailure.Connection or LocalFailure.Timeout:
-                // A permanent DNS answer (NXDOMAIN, null MX) carries its X.1.2 / X.1.10 code: classified below.
-                if (!reply.IsPermanent)
-                {
-                    return BounceCategory.Network;
-                }
-                break;
-            case LocalFailure.Tls or LocalFailure.Policy:
-                return BounceCategory.TlsPolicy;
-        }
+        // A permanent DNS answer (NXDOMAIN, null MX) carries its X.1.2 / X.1.10 code: classified by code.
+        LocalFailure.Dns or LocalFailure.Connection or LocalFailure.Timeout => reply.IsPermanent ? null : BounceCategory.Network,
+        LocalFailure.Tls or LocalFailure.Policy => BounceCategory.TlsPolicy,
+        _ => null,
+    };
+
+    /// <summary>The category by the codes alone: the enhanced code (RFC 3463) where there is one, else the basic code.</summary>
+    public static BounceCategory OfCodes(SmtpReply reply)
+    {
         if (reply.IsPositive)
         {
             return BounceCategory.None;
@@ -82,8 +88,28 @@ public static class BounceClassification
     /// address suppressed. Policy, TLS, content and rate failures never suppress — the same address may
     /// well take the next message.
     /// </summary>
-    public static bool SuppressesAddress(RecipientResult result) =>
-        result.Status == RecipientStatus.Permanent && Of(result) is BounceCategory.BadMailbox or BounceCategory.BadDomain;
+    public static bool SuppressesAddress(RecipientResult result) => BounceClassifier.Default.SuppressesAddress(result);
+
+    /// <summary>Whether a permanent failure of <paramref name="category"/> suppresses the address (see <see cref="SuppressesAddress"/>).</summary>
+    public static bool Suppresses(BounceCategory category) => category is BounceCategory.BadMailbox or BounceCategory.BadDomain;
+
+    /// <summary>Every category, in declaration order.</summary>
+    public static IReadOnlyList<BounceCategory> Categories { get; } = Enum.GetValues<BounceCategory>();
+
+    /// <summary>The category named <paramref name="name"/> (<see cref="Name"/>'s spelling, ignoring case).</summary>
+    public static bool TryParseName(string? name, out BounceCategory category)
+    {
+        foreach (var candidate in Categories)
+        {
+            if (string.Equals(Name(candidate), name, StringComparison.OrdinalIgnoreCase))
+            {
+                category = candidate;
+                return true;
+            }
+        }
+        category = BounceCategory.Other;
+        return false;
+    }
 
     /// <summary>The category's name in events, status and telemetry: "bad-mailbox", "tls-policy", ….</summary>
     public static string Name(BounceCategory category) => category switch

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using CloudDelivery.Addressing;
+using CloudDelivery.Delivery;
 using CloudDelivery.Smtp;
 using MimeKit;
 
@@ -20,7 +21,8 @@ namespace CloudDelivery.Dsn;
 /// <param name="RemoteMta">The host that gave the reply, if any.</param>
 /// <param name="LastAttempt">When delivery was last attempted.</param>
 /// <param name="RetryUntil">For delayed: until when we keep trying.</param>
-public sealed record DsnRecipient(EmailAddress Recipient, bool Delayed, SmtpReply Reply, string? RemoteMta, DateTimeOffset LastAttempt, DateTimeOffset? RetryUntil = null);
+/// <param name="Category">What kind of failure it is (<see cref="BounceClassifier"/>): a sentence the sender understands, and an X- field.</param>
+public sealed record DsnRecipient(EmailAddress Recipient, bool Delayed, SmtpReply Reply, string? RemoteMta, DateTimeOffset LastAttempt, DateTimeOffset? RetryUntil = null, BounceCategory Category = BounceCategory.None);
 
 /// <summary>Composes DSN messages with MimeKit.</summary>
 public static class DsnComposer
@@ -87,6 +89,11 @@ public static class DsnComposer
             {
                 status.Append(CultureInfo.InvariantCulture, $"Will-Retry-Until: {MimeKit.Utils.DateUtils.FormatDate(until)}\r\n");
             }
+            if (recipient.Category != BounceCategory.None)
+            {
+                // RFC 3464 §7: "X-" fields are for private extensions; bounce processors can read the category.
+                status.Append(CultureInfo.InvariantCulture, $"{CategoryField}: {BounceClassification.Name(recipient.Category)}\r\n");
+            }
         }
         var statusPart = new MimePart("message", international ? "global-delivery-status" : "delivery-status")
         {
@@ -129,9 +136,32 @@ public static class DsnComposer
         foreach (var recipient in recipients)
         {
             text.Append(CultureInfo.InvariantCulture, $"<{recipient.Recipient}>: {OneLine(recipient.Reply.ToString())}{(recipient.RemoteMta is null ? string.Empty : $" (from {recipient.RemoteMta})")}\r\n");
+            if (Explanation(recipient.Category, recipient.Delayed) is { } explanation)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"    {explanation}\r\n");
+            }
         }
         return text.ToString();
     }
+
+    /// <summary>The per-recipient field of the delivery-status part that names the bounce category.</summary>
+    public const string CategoryField = "X-CloudDelivery-Category";
+
+    /// <summary>What <paramref name="category"/> means, in words a sender acts on; null when the reply says no more than its code.</summary>
+    public static string? Explanation(BounceCategory category, bool delayed) => category switch
+    {
+        BounceCategory.BadMailbox => "The address does not exist or no longer takes mail: check it for typing errors.",
+        BounceCategory.BadDomain => "The recipient's domain does not exist or does not take mail: check the part after the @.",
+        BounceCategory.MailboxFull => delayed ? "The recipient's mailbox is full; we keep trying in case space is freed." : "The recipient's mailbox is full.",
+        BounceCategory.PolicyBlock => "The receiving server refused the message under its policy or spam filter.",
+        BounceCategory.Authentication => "The receiving server could not confirm the message comes from your domain (SPF, DKIM or DMARC): your domain's mail settings need attention.",
+        BounceCategory.TlsPolicy => "The message could not be sent with the encryption it requires.",
+        BounceCategory.Throttled => delayed ? "The receiving server limits how fast it accepts mail; we keep trying." : "The receiving server limits how fast it accepts mail and did not take the message in time.",
+        BounceCategory.ContentRejected => "The receiving server refused the message's content.",
+        BounceCategory.MessageTooBig => "The message is larger than the receiving server accepts: send it with smaller attachments or a link.",
+        BounceCategory.Network => delayed ? "The receiving server could not be reached or was busy; we keep trying." : "The receiving server could not be reached or was busy until we gave up.",
+        _ => null,
+    };
 
     private static string OneLine(string text) => text.Replace("\r", " ", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal);
 

@@ -52,7 +52,7 @@ public sealed class QueueTelemetryTests(AzuriteFixture azurite)
         Assert.Equal(LogLevel.Information, logged.Level);
         Assert.Equal(RecipientResultLog.EventIdValue, logged.EventId.Id);
         Assert.Equal(
-            ["Attempt", "MessageId", "MxHost", "Reason", "RecipientDomain", "Result", "TlsPosture", "{OriginalFormat}"],
+            ["Attempt", "Category", "MessageId", "MxHost", "Reason", "RecipientDomain", "Result", "TlsPosture", "{OriginalFormat}"],
             logged.Properties.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(submitted.MessageId, logged.Properties["MessageId"]);
         Assert.Equal("telemetry.example", logged.Properties["RecipientDomain"]);
@@ -61,6 +61,7 @@ public sealed class QueueTelemetryTests(AzuriteFixture azurite)
         Assert.Equal("delivered", logged.Properties["Result"]);
         Assert.Equal(string.Empty, logged.Properties["Reason"]);
         Assert.Equal("opportunistic", logged.Properties["TlsPosture"]);
+        Assert.Equal(string.Empty, logged.Properties["Category"]);
         AssertPrivate(logs, "alice@telemetry.example", body);
     }
 
@@ -87,16 +88,16 @@ public sealed class QueueTelemetryTests(AzuriteFixture azurite)
         // fails at once (5.1.2, found in DNS) rather than being deferred.
         var counted = capture.Of(Recipients);
         Assert.Equal(4, counted.Count);
-        Assert.Single(counted, m => m.Tag("result") == "failed" && m.Tag("reason") == "5.1" && m.Tag("tls") == "opportunistic");
-        Assert.Single(counted, m => m.Tag("result") == "deferred" && m.Tag("reason") == "4.3" && m.Tag("tls") == "opportunistic");
-        Assert.Single(counted, m => m.Tag("result") == "deferred" && m.Tag("reason") == "dns" && m.Tag("tls") == "none");
-        Assert.Single(counted, m => m.Tag("result") == "failed" && m.Tag("reason") == "dns" && m.Tag("tls") == "none");
+        Assert.Single(counted, m => m.Tag("result") == "failed" && m.Tag("reason") == "5.1" && m.Tag("tls") == "opportunistic" && m.Tag("category") == "bad-mailbox");
+        Assert.Single(counted, m => m.Tag("result") == "deferred" && m.Tag("reason") == "4.3" && m.Tag("tls") == "opportunistic" && m.Tag("category") == "network");
+        Assert.Single(counted, m => m.Tag("result") == "deferred" && m.Tag("reason") == "dns" && m.Tag("tls") == "none" && m.Tag("category") == "network");
+        Assert.Single(counted, m => m.Tag("result") == "failed" && m.Tag("reason") == "dns" && m.Tag("tls") == "none" && m.Tag("category") == "bad-domain");
         // Only final results have a latency.
         Assert.All(capture.Of(Latency), m => Assert.Equal("failed", m.Tag("result")));
         Assert.Equal(2, capture.Of(Latency).Count);
         var events = logs.Entries.Where(e => e.EventId.Name == "RecipientResult").ToList();
         Assert.Contains(events, e => e.Properties["RecipientDomain"] == "unresolved.example" && e.Properties["Reason"] == "dns" && e.Properties["TlsPosture"] == "none" && e.Properties["MxHost"] == "mx.unresolved.example");
-        Assert.Contains(events, e => e.Properties["RecipientDomain"] == "refuses.example" && e.Properties["Result"] == "failed" && e.Properties["Reason"] == "5.1");
+        Assert.Contains(events, e => e.Properties["RecipientDomain"] == "refuses.example" && e.Properties["Result"] == "failed" && e.Properties["Reason"] == "5.1" && e.Properties["Category"] == "bad-mailbox");
         AssertPrivate(logs, "bob@refuses.example", "carol@busy.example", "dave@unresolved.example");
     }
 

@@ -23,7 +23,7 @@ public class RecipientOutcomeTests
     {
         var outcome = Outcome(RecipientState.Expired, new SmtpReply(451, "4.2.2", "mailbox full"));
 
-        Assert.Equal(new RecipientOutcome("expired", "opportunistic", "4.2", TimeSpan.FromHours(16)), outcome);
+        Assert.Equal(new RecipientOutcome("expired", "opportunistic", "4.2", TimeSpan.FromHours(16)) { Category = "mailbox-full" }, outcome);
     }
 
     [Fact]
@@ -31,7 +31,7 @@ public class RecipientOutcomeTests
     {
         var outcome = Outcome(RecipientState.Queued, new SmtpReply(0, null, "TLS handshake failed"), TlsPosture.None, LocalFailure.Tls);
 
-        Assert.Equal(new RecipientOutcome("deferred", "none", "tls", null), outcome);
+        Assert.Equal(new RecipientOutcome("deferred", "none", "tls", null) { Category = "tls-policy" }, outcome);
     }
 
     [Theory]
