@@ -58,6 +58,7 @@ public class ConfigurationReferenceTests
         (typeof(CloudDelivery.Delivery.DeliveryOptions), CloudDeliveryOptions.DeliverySection),
         (typeof(CloudDelivery.Delivery.SmarthostOptions), CloudDeliveryOptions.SmarthostSection),
         (typeof(DkimOptions), DkimOptions.SectionPath),
+        (typeof(CloudDelivery.Tls.OperatorTlsPolicyOptions), CloudDelivery.Tls.OperatorTlsPolicyOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventSinkOptions), CloudDelivery.Azure.Events.EventSinkOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventOptions), CloudDelivery.Azure.Events.EventOptions.SectionPath),
         // Bound by the exporters on their own, before the container exists.
