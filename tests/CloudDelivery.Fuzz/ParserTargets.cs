@@ -48,6 +48,9 @@ public static class ParserTargets
         new("tags-header", Inputs(
             ["From: <s@sender.example>\r\nX-CloudDelivery-Tags: campaign=spring; tenant=t-1\r\nSubject: hi\r\n\r\nbody\r\n", "x-clouddelivery-tags : a=1;\r\n\tb=2\nTo: r@example.com\n\nX-CloudDelivery-Tags: not=stripped\n", "Subject: x\r\nX-CloudDelivery-Tags: k.1=\r\n\r\n"],
             ["X-CloudDelivery-Tags:", "x-clouddelivery-tags :", "X-CloudDelivery-Tags-Other: 1", "X-CloudDelivery-Tag", "Subject: s", "\r\n", "\n", "\r", "\r\n\r\n", " ", "\t", ";", "=", "k=v", "a_b.c-d=value with spaces", "=v", "k=", "\u00e9", "\0", new string('k', 65), ":"]), CheckTagsHeader),
+        new("tls-policy-map", Inputs(
+            ["example.com encrypt\n.example.com verify match=mx.example.net:.example.org # comment\n", "mx:.mail.protection.outlook.com verify\nsender:bank.example dane-only\n\n# only a comment\nbroken.example none\n", "b\u00fccher.example may\r\nsender:.b\u00fccher.example encrypt\r\n"],
+            ["mx:", "sender:", ".", " ", "\t", "\n", "\r\n", "#", ";", "none", "may", "encrypt", "verify", "dane-only", "secure", "match=", "match=:", ":", ".example", "example.com", "xn--", "-", "..", "\u00e9", "\0", new string('a', 64), "="]), CheckTlsPolicyMap),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -87,6 +90,23 @@ public static class ParserTargets
             return text;
         });
         return Gen.Frequency((1, mutated), (1, soup));
+    }
+
+    private static bool CheckTlsPolicyMap(string text)
+    {
+        // The operator's file is not untrusted, but a typo must be an error line, never a crash at start-up.
+        var (policies, problems) = CloudDelivery.Tls.OperatorTlsPolicies.ParseFile(text, "generated");
+        if (policies is null)
+        {
+            Promise(problems.Count > 0 && problems.All(p => p.StartsWith("line ", StringComparison.Ordinal)), "refused without a line-numbered problem");
+            return false;
+        }
+        Promise(problems.Count == 0, "accepted with problems");
+        // What was accepted reads back the same when written out again.
+        var written = string.Join("\n", policies.Entries.Select(e => e.ToString()));
+        var (again, _) = CloudDelivery.Tls.OperatorTlsPolicies.ParseFile(written, "generated");
+        Promise(again is not null && again.Entries.Select(e => e.ToString()).SequenceEqual(policies.Entries.Select(e => e.ToString())), $"entries do not round-trip: {written}");
+        return policies.Entries.Count > 0;
     }
 
     private static bool CheckMtaStsRecord(string text)

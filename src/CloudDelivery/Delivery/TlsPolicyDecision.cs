@@ -226,7 +226,13 @@ public static class TlsPolicyDecision
             PlaintextFallbackAllowed = (!enforce && !dane) || tlsRequiredNo,
             OverriddenByTlsRequiredNo = overridden,
         };
-        return facts.Operator is { } entry ? WithOperatorPolicy(verdict, entry, facts) : verdict;
+        if (facts.Operator is not { } entry)
+        {
+            return verdict;
+        }
+        var withOperator = WithOperatorPolicy(verdict, entry, facts);
+        // A host REQUIRETLS refuses is never dialled: that refusal is the message's, not the operator's.
+        return withOperator.Failure?.Kind == DeliveryFailureKind.RequireTlsUnsatisfiableHost ? withOperator with { OperatorDecisive = false } : withOperator;
     }
 
     /// <summary>
