@@ -164,6 +164,28 @@ public class OperatorTlsPolicyDeliveryTests
         Assert.Equal(["news@shop.example"], mx.Messages.Select(m => m.MailFrom));
     }
 
+    [Fact]
+    public async Task Probe_shows_which_operator_entry_applied_to_each_host_and_what_it_did()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        world.Zone.AddMx("partner.example", 10, "mx1.partner.example");
+        world.Zone.AddMx("partner.example", 20, "mx2.hoster.example");
+        await world.AddMxServerAsync("mx1.partner.example", o => o.AdvertiseStartTls = false);
+        await world.AddMxServerAsync("mx2.hoster.example");
+        using var engine = world.CreateEngine(tlsPolicies: Policies("partner.example encrypt; mx:.hoster.example verify"));
+
+        var probe = await new DestinationProbe(engine).ProbeAsync(Domain.Parse("partner.example"), CancellationToken.None);
+
+        var first = probe.Hosts.Single(h => h.Host == "mx1.partner.example");
+        var second = probe.Hosts.Single(h => h.Host == "mx2.hoster.example");
+        Assert.Equal("partner.example encrypt (entry 1 of test): STARTTLS required, any certificate", first.OperatorPolicy);
+        // Without STARTTLS the host is refused, as delivery would refuse it.
+        Assert.Equal(TlsVerdict.Refused, first.Verdict);
+        // The stricter MX host entry wins over the recipient domain's for the hoster's MX.
+        Assert.Equal("mx:.hoster.example verify (entry 2 of test): WebPKI required for mx2.hoster.example", second.OperatorPolicy);
+        Assert.Equal(TlsVerdict.Verified, second.Verdict);
+    }
+
     private static OutboundMessage Outbound(string id, string sender, string recipient)
     {
         var bytes = Message(sender, recipient);
