@@ -51,6 +51,9 @@ public static class ParserTargets
         new("traffic-shaping-rules", Inputs(
             ["{}", "{\"rules\":[]}", "{\"default\":{\"connections\":3}}", "{\"rules\":[{\"name\":\"g\",\"mxSuffixes\":[\"google.com\"],\"messagesPerMinute\":5}]}", "{\"throttling\":{\"initialPause\":\"00:01:00\",\"maxPause\":\"00:10:00\"}}", "/* c */ {\"rules\":[{\"domains\":[\"*.example.com\",\"example.org\"],\"connections\":1,},]}"],
             ["{", "}", "[", "]", ",", ":", "\"", "\\", "/*", "*/", "//", "null", "true", "0", "-1", "1e9", "2147483648", "\"rules\":", "\"default\":", "\"throttling\":", "\"name\":", "\"domains\":", "\"mxSuffixes\":", "\"connections\":", "\"messagesPerHour\":", "\"recoveryPerCleanMessage\":", "\"maxPause\":", "\"99:99:99\"", "\"-00:00:01\"", "\"*.\"", "\"a..b\"", "\u00e9", "\0"]), CheckTrafficShapingRules),
+        new("tls-policy-map", Inputs(
+            ["example.com encrypt\n.example.com verify match=mx.example.net:.example.org # comment\n", "mx:.mail.protection.outlook.com verify\nsender:bank.example dane-only\n\n# only a comment\nbroken.example none\n", "b\u00fccher.example may\r\nsender:.b\u00fccher.example encrypt\r\n"],
+            ["mx:", "sender:", ".", " ", "\t", "\n", "\r\n", "#", ";", "none", "may", "encrypt", "verify", "dane-only", "secure", "match=", "match=:", ":", ".example", "example.com", "xn--", "-", "..", "\u00e9", "\0", new string('a', 64), "="]), CheckTlsPolicyMap),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -90,6 +93,23 @@ public static class ParserTargets
             return text;
         });
         return Gen.Frequency((1, mutated), (1, soup));
+    }
+
+    private static bool CheckTlsPolicyMap(string text)
+    {
+        // The operator's file is not untrusted, but a typo must be an error line, never a crash at start-up.
+        var (policies, problems) = CloudDelivery.Tls.OperatorTlsPolicies.ParseFile(text, "generated");
+        if (policies is null)
+        {
+            Promise(problems.Count > 0 && problems.All(p => p.StartsWith("line ", StringComparison.Ordinal)), "refused without a line-numbered problem");
+            return false;
+        }
+        Promise(problems.Count == 0, "accepted with problems");
+        // What was accepted reads back the same when written out again.
+        var written = string.Join("\n", policies.Entries.Select(e => e.ToString()));
+        var (again, _) = CloudDelivery.Tls.OperatorTlsPolicies.ParseFile(written, "generated");
+        Promise(again is not null && again.Entries.Select(e => e.ToString()).SequenceEqual(policies.Entries.Select(e => e.ToString())), $"entries do not round-trip: {written}");
+        return policies.Entries.Count > 0;
     }
 
     private static bool CheckMtaStsRecord(string text)

@@ -50,6 +50,7 @@ public static class CloudDeliveryServices
         services.AddSuppressionList();
         services.AddTrafficShaping(configuration.GetSection(Shaping.TrafficShapingOptions.SectionPath));
         services.AddBounceClassification(configuration.GetSection(BounceOptions.SectionPath));
+        services.AddOperatorTlsPolicies(configuration.GetSection(Tls.OperatorTlsPolicyOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);

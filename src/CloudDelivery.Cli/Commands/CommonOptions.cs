@@ -28,6 +28,8 @@ internal sealed class CommonOptions
 
     public Option<int> MtaStsPort { get; } = new("--mta-sts-port") { Description = "HTTPS port of MTA-STS policy hosts (tests only).", DefaultValueFactory = _ => 443, Hidden = true };
 
+    public Option<string[]> TlsPolicy { get; } = new("--tls-policy") { Description = "An operator TLS policy entry to try, e.g. \"example.com verify\" (repeatable; README, Operator TLS policy)." };
+
     public Option<int> TimeoutSeconds { get; } = new("--timeout") { Description = "Seconds allowed for each TCP connect and for each complete SMTP reply (a deadline for the whole reply, not an idle timeout).", DefaultValueFactory = _ => DefaultTimeoutSeconds };
 
     public void AddTo(Command command)
@@ -39,6 +41,7 @@ internal sealed class CommonOptions
         command.Options.Add(SmtpPort);
         command.Options.Add(MtaStsPort);
         command.Options.Add(TimeoutSeconds);
+        command.Options.Add(TlsPolicy);
     }
 
     /// <summary>The command line's own defaults where they differ from the hosts': one timeout for connect and each reply.</summary>
@@ -84,6 +87,10 @@ internal sealed class CommonOptions
             overrides[ConfigurationFlags.ConnectTimeoutSeconds] = seconds;
             overrides[ConfigurationFlags.CommandTimeoutSeconds] = seconds;
         }
+        if (parse.GetValue(TlsPolicy) is { Length: > 0 } entries)
+        {
+            overrides[ConfigurationFlags.TlsPolicies] = string.Join(';', entries);
+        }
         return overrides;
     }
 
@@ -93,6 +100,7 @@ internal sealed class CommonOptions
         var configuration = ConfigurationFlags.Build(Defaults(), Overrides(parse));
         var services = new ServiceCollection();
         services.AddOptions<CloudDeliveryOptions>().Configure(options => options.Hostname = configuration[ConfigurationFlags.Hostname] ?? options.Hostname);
+        services.AddOperatorTlsPolicies(configuration.GetSection(Tls.OperatorTlsPolicyOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         return services.BuildServiceProvider();
     }
@@ -105,7 +113,7 @@ internal sealed class CommonOptions
         {
             return services.GetRequiredService<DeliveryEngine>();
         }
-        catch (OptionsValidationException e) when (e.OptionsType == typeof(DeliveryOptions))
+        catch (OptionsValidationException e) when (e.OptionsType == typeof(DeliveryOptions) || e.OptionsType == typeof(Tls.OperatorTlsPolicyOptions))
         {
             throw new UsageException(ConfigurationFlags.InFlagTerms(e, Overrides(parse).Keys.ToHashSet(StringComparer.OrdinalIgnoreCase)));
         }

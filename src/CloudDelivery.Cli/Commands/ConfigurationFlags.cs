@@ -24,6 +24,7 @@ internal static class ConfigurationFlags
     public const string StorageConnectionString = CloudDeliveryOptions.SectionName + ":Storage:ConnectionString";
     public const string StorageAccountName = CloudDeliveryOptions.SectionName + ":Storage:AccountName";
     public const string TelemetryExporter = TelemetryOptions.SectionName + ":Exporter";
+    public const string TlsPolicies = CloudDelivery.Tls.OperatorTlsPolicyOptions.SectionPath + ":" + nameof(CloudDelivery.Tls.OperatorTlsPolicyOptions.Policies);
 
     /// <summary>Every flag that writes a key, and the key; a test checks each against the README and the binding.</summary>
     public static IReadOnlyList<FlagKey> All { get; } =
@@ -39,6 +40,7 @@ internal static class ConfigurationFlags
         new("--storage", StorageConnectionString),
         new("--storage", StorageAccountName),
         new("--telemetry", TelemetryExporter),
+        new("--tls-policy", TlsPolicies),
     ];
 
     /// <summary>

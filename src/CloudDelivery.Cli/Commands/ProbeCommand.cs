@@ -94,6 +94,10 @@ internal static class ProbeCommand
                 // The words of GET /api/domains/{domain} and status --domain: what delivery would record.
                 await output.WriteLineAsync($"    supports: {supports.Describe()}");
             }
+            if (host.OperatorPolicy is not null)
+            {
+                await output.WriteLineAsync($"    operator TLS policy: {host.OperatorPolicy}");
+            }
             if (host.Verdict != TlsVerdict.Unknown)
             {
                 // As posttls-finger: one word for what delivery would make of the host, then why.

@@ -142,10 +142,11 @@ public sealed partial class DeliveryEngine : IDisposable
             state.RecipientDomainResult = policyLookup.Result;
         }
 
-        // Messages with different TLS requirements cannot share the decisions below; each group runs the host loop.
-        foreach (var group in state.Pending.GroupBy(p => p.Message.TlsRequirement).ToArray())
+        // Messages with different TLS requirements, or whose senders' domains have different operator TLS
+        // floors, cannot share the decisions below; each group runs the host loop.
+        foreach (var group in state.Pending.GroupBy(p => (p.Message.TlsRequirement, SenderFloor: options.TlsPolicies.ForSender(p.Message.Sender?.Domain.Name))).ToArray())
         {
-            await DeliverGroupAsync(state, destinationSet, policyLookup, group.Key, group.ToList(), cancellationToken);
+            await DeliverGroupAsync(state, destinationSet, policyLookup, group.Key.TlsRequirement, group.ToList(), cancellationToken);
         }
         await state.PublishAsync(cancellationToken);
         return state.ToOutcome();
@@ -308,7 +309,8 @@ public sealed partial class DeliveryEngine : IDisposable
         metrics.Destinations.Add(1);
         state.Request.DialledAddresses.TryGetValue(host.Display, out var previous);
         var addresses = await destinations.GatherAddressesAsync(host, previous, cancellationToken);
-        var tls = await DecideHostTlsAsync(state, destinationSet, host, addresses, mtaStsFacts, plaintextRetry, requirement, domainResult, cancellationToken);
+        var senderFloor = options.TlsPolicies.ForSender(pending[0].Message.Sender?.Domain.Name);
+        var tls = await DecideHostTlsAsync(state, destinationSet, host, addresses, mtaStsFacts, plaintextRetry, requirement, senderFloor, domainResult, cancellationToken);
         var verdict = tls.Verdict;
         var mode = verdict.Mode;
         attempt.PlaintextFallbackAllowed = verdict.PlaintextFallbackAllowed;
@@ -317,6 +319,10 @@ public sealed partial class DeliveryEngine : IDisposable
         if (tls.Error is null && RequireTlsRefusal(verdict) is { } requireTls)
         {
             return attempt.Failed(requireTls);
+        }
+        if (tls.Error is null && verdict.Failure is { Kind: DeliveryFailureKind.OperatorTlsPolicy } operatorRefusal)
+        {
+            return attempt.Failed(operatorRefusal);
         }
         if (tls.Error is { } error)
         {
@@ -352,7 +358,7 @@ public sealed partial class DeliveryEngine : IDisposable
         if (session is null)
         {
             RecordDuration(started, mode, "error");
-            return attempt.Failed(refused!);
+            return attempt.Failed(TlsPolicyDecision.ExplainFailure(verdict, refused!));
         }
         await using (session)
         {
@@ -399,9 +405,14 @@ public sealed partial class DeliveryEngine : IDisposable
     /// (<see cref="TlsPolicyDecision.ForConnection"/>) for the mode, verification plan, names and TLSRPT result.
     /// </summary>
     private async Task<HostTlsDecision> DecideHostTlsAsync(
-        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, MtaStsFacts mtaStsFacts, bool plaintextRetry, TlsRequirement requirement, TlsRptResult domainResult, CancellationToken cancellationToken)
+        AttemptState state, DestinationSet destinationSet, DeliveryHost host, HostAddresses addresses, MtaStsFacts mtaStsFacts, bool plaintextRetry, TlsRequirement requirement, Tls.OperatorTlsPolicy? senderFloor, TlsRptResult domainResult, CancellationToken cancellationToken)
     {
-        var facts = TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaStsFacts, requirement) with { PlaintextRetry = plaintextRetry, ExtraTrustRoots = options.ExtraTrustRoots };
+        var facts = TlsPolicyFacts.For(state.Request.Destination, destinationSet, host, addresses, mtaStsFacts, requirement) with
+        {
+            PlaintextRetry = plaintextRetry,
+            ExtraTrustRoots = options.ExtraTrustRoots,
+            Operator = options.TlsPolicies.For(state.Request.Destination.Name, host.Name, senderFloor),
+        };
         if (facts.DaneMayApply)
         {
             metrics.DestinationsAuthentic.Add(1);

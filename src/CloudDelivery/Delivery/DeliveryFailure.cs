@@ -87,6 +87,13 @@ public enum DeliveryFailureKind
     /// <summary>The server refused STARTTLS; its own reply is kept.</summary>
     StartTlsRefused,
 
+    /// <summary>
+    /// The operator's TLS policy for the destination or the sender (encrypt, verify, dane-only) was not met:
+    /// 451 4.7.10 (X.7.10 encryption needed, RFC 5248 registry), temporary as Postfix defers, so the
+    /// receiver can fix its TLS within the retry period and the sender hears of it by a delay DSN.
+    /// </summary>
+    OperatorTlsPolicy,
+
     /// <summary>The server refused the session at greeting or EHLO (RFC 5321 §3.1); its own reply is kept.</summary>
     ServerRefused,
 
@@ -144,6 +151,9 @@ public sealed record DeliveryFailure
 
     /// <summary>How the session was protected; <see cref="TlsPosture.None"/> unless the failure happened in a session that reached MAIL FROM.</summary>
     public TlsPosture Tls { get; init; }
+
+    /// <summary>What the session reported, for a failure that came from one; null otherwise.</summary>
+    public SmtpSessionFailure? SessionFailure { get; init; }
 
     /// <summary>Telemetry's reason: what failed outside SMTP, if anything.</summary>
     public LocalFailure Local => LocalFailureOf(Kind);
@@ -204,7 +214,7 @@ public sealed record DeliveryFailure
             SmtpSessionFailure.LoginFailed => DeliveryFailureKind.SmarthostLoginFailed,
             _ => throw new ArgumentOutOfRangeException(nameof(e), e.Failure, "unknown session failure"),
         };
-        return e.ServerReply is { } reply ? Refusal(kind, reply) : Of(kind, e.Detail);
+        return (e.ServerReply is { } reply ? Refusal(kind, reply) : Of(kind, e.Detail)) with { SessionFailure = e.Failure };
     }
 
     /// <summary>
@@ -232,6 +242,7 @@ public sealed record DeliveryFailure
         DeliveryFailureKind.DestinationPermanent or DeliveryFailureKind.NullMx => (550, "5.1.10", true),
         DeliveryFailureKind.NoMxOrAddress => (550, "5.1.2", true),
         DeliveryFailureKind.MtaStsUnavailable or DeliveryFailureKind.MxNotInPolicy => (451, "4.7.5", false),
+        DeliveryFailureKind.OperatorTlsPolicy => (451, "4.7.10", false),
         DeliveryFailureKind.RequireTlsUnsatisfiableHost or DeliveryFailureKind.RequireTlsUnsupportedByServer => (554, "5.7.30", false),
         DeliveryFailureKind.RequireTlsUnsatisfiableDomain => (554, "5.7.30", true),
         DeliveryFailureKind.HostDnsFailed => (451, "4.4.4", false),
@@ -261,7 +272,7 @@ public sealed record DeliveryFailure
             or DeliveryFailureKind.PeerOversteppedLimit or DeliveryFailureKind.SmarthostDialFailed or DeliveryFailureKind.SmarthostConnectionLost => LocalFailure.Connection,
         DeliveryFailureKind.ConnectTimeout or DeliveryFailureKind.SessionTimedOut or DeliveryFailureKind.PeerMissedDeadline
             or DeliveryFailureKind.SmarthostConnectTimeout => LocalFailure.Timeout,
-        DeliveryFailureKind.TlsFailed => LocalFailure.Tls,
+        DeliveryFailureKind.TlsFailed or DeliveryFailureKind.OperatorTlsPolicy => LocalFailure.Tls,
         _ => LocalFailure.None,
     };
 }

@@ -64,6 +64,13 @@ public sealed record HostProbe
     /// <summary>What delivery would make of this host, from the TLS-policy decision and what the connection showed.</summary>
     public TlsVerdict Verdict { get; init; }
 
+    /// <summary>
+    /// The operator's TLS policy entry that applies to this host and what it does here ("partner.example
+    /// encrypt (line 2 of /etc/tls-policy): STARTTLS required, any certificate"); null when none applies.
+    /// Sender-domain entries are not shown: the probe sends no mail.
+    /// </summary>
+    public string? OperatorPolicy { get; init; }
+
     /// <summary>Why, in words: which check passed or failed, or which rule refuses the host.</summary>
     public string? VerdictDetail { get; init; }
 
@@ -176,7 +183,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
         // The same facts and the same decision as delivery, for a message without a TLS requirement.
         var facts = TlsPolicyFacts.For(NextHop.FromDomain(domain), destinations, host, addresses, MtaStsFacts.From(policyLookup, host.Name), TlsRequirement.Default)
             with
-        { ExtraTrustRoots = engine.Options.ExtraTrustRoots };
+        { ExtraTrustRoots = engine.Options.ExtraTrustRoots, Operator = engine.Options.TlsPolicies.For(domain, host.Name, null) };
         if (facts.DaneMayApply)
         {
             facts = facts with { Tlsa = await new TlsaGatherer(engine.Resolver).GatherAsync(host.Name!, destinations.ExpandedNextHopAuthentic && addresses.ExpandedAuthentic, addresses.ExpandedHost, cancellationToken) };
@@ -195,6 +202,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             TlsaAuthentic = facts.DaneMayApply,
             TlsaError = tlsa?.Error?.Message,
             Error = addresses.Error?.Message,
+            OperatorPolicy = decision.Operator is { } entry ? $"{entry.Policy} ({entry.Policy.Origin}): {decision.OperatorEffect}" : null,
         };
         if (addresses.Error is not null)
         {
@@ -268,6 +276,7 @@ public sealed class DestinationProbe(DeliveryEngine engine)
             DaneRecords = decision.Plan.DaneRecords,
             DaneAllowedNames = decision.Plan.DaneAllowedNames,
             RequirePkix = decision.Plan.RequirePkix,
+            PkixAllowedNames = decision.Plan.PkixAllowedNames,
             IgnoreVerificationErrors = true,
             ExtraTrustRoots = decision.Plan.ExtraTrustRoots,
         };

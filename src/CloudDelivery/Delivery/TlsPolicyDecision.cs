@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using CloudDelivery.Dane;
 using CloudDelivery.Messages;
 using CloudDelivery.Smtp;
+using CloudDelivery.Tls;
 using CloudDelivery.TlsRpt;
 
 namespace CloudDelivery.Delivery;
@@ -75,6 +76,21 @@ public sealed record TlsPolicyVerdict
 
     /// <summary>The policy's refusal counts as one failed session for the recipient domain (RFC 8460 §4.2).</summary>
     public bool DomainFailedSession { get; init; }
+
+    /// <summary>The operator's policy entry for this host, whether or not it changed anything; null when none applies.</summary>
+    public OperatorTlsMatch? Operator { get; init; }
+
+    /// <summary>What the operator's entry did here, in words for probe ("raised to encrypt", "ignored: DANE applies").</summary>
+    public string? OperatorEffect { get; init; }
+
+    /// <summary>
+    /// TLS (or its verification) is required only because of the operator's entry: a TLS failure on this
+    /// connection is then the operator's policy failing, and says so (<see cref="TlsPolicyDecision.ExplainFailure"/>).
+    /// </summary>
+    public bool OperatorDecisive { get; init; }
+
+    /// <summary>The names a WebPKI certificate must carry when it is verified: the operator's match= names, else the TLS name.</summary>
+    public IReadOnlyList<string> ExpectedNames => Plan.PkixAllowedNames.Count > 0 ? Plan.PkixAllowedNames : [TlsName];
 
     /// <summary>What the session does when the server does not offer STARTTLS.</summary>
     public WithoutStartTls WithoutStartTls => Mode == TlsMode.RequiredStartTls ? WithoutStartTls.Fail : WithoutStartTls.ContinuePlaintext;
@@ -197,7 +213,7 @@ public static class TlsPolicyDecision
             // RFC 8689 §4.2.1: REQUIRETLS needs a verified TLS connection: DANE or an enforced MTA-STS policy.
             failure = DeliveryFailure.Of(DeliveryFailureKind.RequireTlsUnsatisfiableHost, $"REQUIRETLS: {facts.HostDisplay} has neither DANE nor an enforced MTA-STS policy");
         }
-        return new TlsPolicyVerdict
+        var verdict = new TlsPolicyVerdict
         {
             Mode = mode,
             Plan = Plan(daneRecords, names, requirePkix: enforce, tlsRequiredNo, facts.ExtraTrustRoots),
@@ -210,7 +226,123 @@ public static class TlsPolicyDecision
             PlaintextFallbackAllowed = (!enforce && !dane) || tlsRequiredNo,
             OverriddenByTlsRequiredNo = overridden,
         };
+        if (facts.Operator is not { } entry)
+        {
+            return verdict;
+        }
+        var withOperator = WithOperatorPolicy(verdict, entry, facts);
+        // A host REQUIRETLS refuses is never dialled: that refusal is the message's, not the operator's.
+        return withOperator.Failure?.Kind == DeliveryFailureKind.RequireTlsUnsatisfiableHost ? withOperator with { OperatorDecisive = false } : withOperator;
     }
+
+    /// <summary>
+    /// The operator's level over what the published policies decided, as Postfix's smtp_tls_policy_maps:
+    /// it raises the floor and never lowers it. "none" skips STARTTLS only where neither DANE, an enforced
+    /// MTA-STS policy nor REQUIRETLS asks for TLS. TLS-Required: No (RFC 8689 §5) lets the sender set aside
+    /// the recipient domain's published policies, not this service's own: an operator's encrypt, verify or
+    /// dane-only for a destination is a contract with that receiver (or, for a sender domain, with that
+    /// customer), so it still holds.
+    /// </summary>
+    private static TlsPolicyVerdict WithOperatorPolicy(TlsPolicyVerdict verdict, OperatorTlsMatch entry, TlsPolicyFacts facts)
+    {
+        var tlsRequiredNo = facts.Requirement == TlsRequirement.TlsRequiredNo;
+        var usableDane = verdict.Plan.DaneRecords is { Count: > 0 };
+        // TLS is already mandatory, or verified, for reasons of the recipient domain's own.
+        var tlsRequired = verdict.Mode == TlsMode.RequiredStartTls && !tlsRequiredNo;
+        var verified = (usableDane || verdict.EnforcedMtaSts) && !tlsRequiredNo;
+        verdict = verdict with { Operator = entry };
+        if (verdict.Failure is not null && verdict.Failure.Kind != DeliveryFailureKind.RequireTlsUnsatisfiableHost)
+        {
+            return verdict with { OperatorEffect = "not reached: " + verdict.Failure.Reply.Text };
+        }
+        switch (entry.Level)
+        {
+            case OperatorTlsLevel.None:
+                if (verdict.Dane || verdict.EnforcedMtaSts || facts.Requirement == TlsRequirement.RequireTls)
+                {
+                    var why = verdict.Dane ? "DANE applies" : verdict.EnforcedMtaSts ? "MTA-STS is enforced" : "the message requires TLS (REQUIRETLS)";
+                    return verdict with { OperatorEffect = $"ignored: {why}" };
+                }
+                return verdict with
+                {
+                    Mode = TlsMode.Skip,
+                    Plan = Plan(null, [], requirePkix: false, ignoreErrors: false, facts.ExtraTrustRoots),
+                    PlaintextFallbackAllowed = false,
+                    OperatorEffect = "STARTTLS not used",
+                };
+            case OperatorTlsLevel.May:
+                return verdict with { OperatorEffect = "opportunistic, as without a policy" };
+            case OperatorTlsLevel.Encrypt:
+                return verdict with
+                {
+                    Mode = TlsMode.RequiredStartTls,
+                    PlaintextFallbackAllowed = false,
+                    OperatorDecisive = !tlsRequired,
+                    OperatorEffect = tlsRequired ? "already required by the domain's policy" : "STARTTLS required, any certificate",
+                };
+            case OperatorTlsLevel.Verify when usableDane:
+                return verdict with
+                {
+                    Mode = TlsMode.RequiredStartTls,
+                    Plan = verdict.Plan.WithErrorsEnforced(),
+                    PlaintextFallbackAllowed = false,
+                    OperatorDecisive = !verified,
+                    OperatorEffect = verified ? "already verified by DANE" : "verified by DANE",
+                };
+            case OperatorTlsLevel.Verify:
+                // WebPKI for the expected names; an enforced MTA-STS policy keeps the MX host name it requires (RFC 8461 §4.2).
+                var expected = entry.Policy.MatchNames.Count > 0 && !verdict.EnforcedMtaSts ? entry.Policy.MatchNames : [];
+                return verdict with
+                {
+                    Mode = TlsMode.RequiredStartTls,
+                    Plan = verdict.Plan.WithPkixRequired(expected),
+                    PlaintextFallbackAllowed = false,
+                    OperatorDecisive = !verified,
+                    OperatorEffect = verified ? "already verified by MTA-STS" : $"WebPKI required for {string.Join(", ", expected.Count > 0 ? expected : [verdict.TlsName])}",
+                };
+            default:
+                if (!usableDane)
+                {
+                    var failure = verdict.Failure ?? DeliveryFailure.Of(DeliveryFailureKind.OperatorTlsPolicy, $"{Preamble(entry)}: {facts.HostDisplay} has no usable DANE TLSA records");
+                    return verdict with { Failure = failure, OperatorDecisive = true, OperatorEffect = "host not used: no usable DANE TLSA records" };
+                }
+                return verdict with
+                {
+                    Mode = TlsMode.RequiredStartTls,
+                    Plan = verdict.Plan.WithErrorsEnforced(),
+                    PlaintextFallbackAllowed = false,
+                    OperatorDecisive = !verified,
+                    OperatorEffect = "verified by DANE",
+                };
+        }
+    }
+
+    /// <summary>
+    /// A session's TLS failure on a connection where only the operator's policy required TLS, in words a
+    /// sender understands ("TLS required by this service's policy for example.com (encrypt): mx.example.com
+    /// did not offer STARTTLS"); any other failure is returned unchanged.
+    /// </summary>
+    public static DeliveryFailure ExplainFailure(TlsPolicyVerdict verdict, DeliveryFailure failure)
+    {
+        if (!verdict.OperatorDecisive || verdict.Operator is not { } entry || !failure.IsTlsFailure)
+        {
+            return failure;
+        }
+        var host = verdict.TlsName;
+        var reason = failure.Reply.Text.StartsWith(HandshakePrefix, StringComparison.Ordinal) ? failure.Reply.Text[HandshakePrefix.Length..] : failure.Reply.Text;
+        var what = failure.SessionFailure switch
+        {
+            SmtpSessionFailure.StartTlsNotOffered => $"{host} did not offer STARTTLS",
+            SmtpSessionFailure.StartTlsRefused => $"{host} refused STARTTLS: {failure.Reply}",
+            _ when entry.Level >= OperatorTlsLevel.Verify => $"the certificate of {host} is not valid for {string.Join(", ", verdict.ExpectedNames)}: {reason}",
+            _ => $"TLS with {host} failed: {reason}",
+        };
+        return DeliveryFailure.Of(DeliveryFailureKind.OperatorTlsPolicy, $"{Preamble(entry)}: {what}") with { Tls = failure.Tls, SessionFailure = failure.SessionFailure };
+    }
+
+    private const string HandshakePrefix = "TLS handshake failed: ";
+
+    private static string Preamble(OperatorTlsMatch entry) => $"TLS required by this service's policy for {entry.AppliesTo} ({entry.LevelName})";
 
     /// <summary>
     /// The smarthost's rule: the relay is the operator's choice, so STARTTLS with a WebPKI-verified

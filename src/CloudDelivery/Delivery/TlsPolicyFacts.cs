@@ -114,6 +114,9 @@ public sealed record TlsPolicyFacts
 
     public TlsRequirement Requirement { get; init; }
 
+    /// <summary>The operator's strictest TLS policy entry for this host and the message's sender; null when none applies.</summary>
+    public Tls.OperatorTlsMatch? Operator { get; init; }
+
     /// <summary>This connection is the plaintext retry after a TLS failure (RFC 7435 §6).</summary>
     public bool PlaintextRetry { get; init; }
 

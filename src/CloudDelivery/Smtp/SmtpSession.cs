@@ -61,11 +61,36 @@ public sealed class TlsVerificationPlan
     /// <summary>WebPKI verification must pass (an enforced MTA-STS policy, RFC 8461 §4.2).</summary>
     public bool RequirePkix { get; init; }
 
+    /// <summary>Names (or ".suffix" patterns) WebPKI accepts instead of the host name: the operator's verify match=; empty for the host name.</summary>
+    public IReadOnlyList<string> PkixAllowedNames { get; init; } = [];
+
     /// <summary>Verification failures are reported but do not end the connection (TLS-Required: No).</summary>
     public bool IgnoreVerificationErrors { get; init; }
 
     /// <summary>Roots trusted in addition to the system store.</summary>
     public X509Certificate2Collection? ExtraTrustRoots { get; init; }
+
+    /// <summary>This plan with verification failures ending the connection.</summary>
+    public TlsVerificationPlan WithErrorsEnforced() => new()
+    {
+        DaneRecords = DaneRecords,
+        DaneAllowedNames = DaneAllowedNames,
+        RequirePkix = RequirePkix,
+        PkixAllowedNames = PkixAllowedNames,
+        IgnoreVerificationErrors = false,
+        ExtraTrustRoots = ExtraTrustRoots,
+    };
+
+    /// <summary>This plan with WebPKI required and enforced, for <paramref name="allowedNames"/> (empty: the host name).</summary>
+    public TlsVerificationPlan WithPkixRequired(IReadOnlyList<string> allowedNames) => new()
+    {
+        DaneRecords = DaneRecords,
+        DaneAllowedNames = DaneAllowedNames,
+        RequirePkix = true,
+        PkixAllowedNames = allowedNames,
+        IgnoreVerificationErrors = false,
+        ExtraTrustRoots = ExtraTrustRoots,
+    };
 }
 
 /// <summary>The outcome of one SMTP transaction: a reply per recipient, in the order given.</summary>
@@ -540,7 +565,9 @@ public sealed class SmtpSession : IAsyncDisposable
                 }
             }
 
-            var pkix = Tls.PkixVerifier.Verify(leaf, presented, session.RemoteHostName, plan.ExtraTrustRoots, now);
+            var pkix = plan.PkixAllowedNames.Count > 0
+                ? Tls.PkixVerifier.VerifyForAny(leaf, presented, plan.PkixAllowedNames, plan.ExtraTrustRoots, now)
+                : Tls.PkixVerifier.Verify(leaf, presented, session.RemoteHostName, plan.ExtraTrustRoots, now);
             if (pkix.Valid)
             {
                 if (session.Verification is CertificateVerification.None or CertificateVerification.Unverified)

@@ -59,6 +59,51 @@ public static class PkixVerifier
         return PkixVerification.Success;
     }
 
+    /// <summary>
+    /// Verifies <paramref name="leaf"/> like <see cref="Verify"/>, for any of <paramref name="expectedNames"/>
+    /// rather than one host name: the operator's verify policy with match= (as Postfix's "match"
+    /// attribute). A name is matched as RFC 6125 §6.4 says; a ".suffix" pattern accepts any DNS-ID (or,
+    /// without SANs, the CN) under the suffix.
+    /// </summary>
+    public static PkixVerification VerifyForAny(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> presented, IReadOnlyList<string> expectedNames, X509Certificate2Collection? extraRoots, DateTimeOffset now)
+    {
+        var chainResult = BuildChain(leaf, presented, now, extraRoots: null);
+        if (!chainResult.Valid && extraRoots is { Count: > 0 })
+        {
+            chainResult = BuildChain(leaf, presented, now, extraRoots);
+        }
+        if (!chainResult.Valid)
+        {
+            return chainResult;
+        }
+        var certificateNames = CertificateDnsNames(leaf);
+        foreach (var expected in expectedNames)
+        {
+            var matches = expected.StartsWith('.')
+                ? certificateNames.Any(n => n.Length > expected.Length && n.EndsWith(expected, StringComparison.OrdinalIgnoreCase))
+                : leaf.MatchesHostname(expected, allowWildcards: true, allowCommonName: true);
+            if (matches)
+            {
+                return PkixVerification.Success;
+            }
+        }
+        return new PkixVerification(false, TlsRptResultType.CertificateHostMismatch, string.Empty, $"certificate is not for {string.Join(" or ", expectedNames)} (subject {leaf.Subject})");
+    }
+
+    /// <summary>The certificate's DNS-IDs, or its CN when it has no subjectAltName (RFC 6125 §6.4.4).</summary>
+    private static IReadOnlyList<string> CertificateDnsNames(X509Certificate2 leaf)
+    {
+        foreach (var extension in leaf.Extensions)
+        {
+            if (extension is X509SubjectAlternativeNameExtension san)
+            {
+                return [.. san.EnumerateDnsNames()];
+            }
+        }
+        var commonName = leaf.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        return string.IsNullOrEmpty(commonName) ? [] : [commonName];
+    }
+
     private static PkixVerification BuildChain(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> presented, DateTimeOffset now, X509Certificate2Collection? extraRoots)
     {
         using var chain = new X509Chain();

@@ -29,6 +29,7 @@ public class ConfigurationFlagTests
         { ["--storage", "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://127.0.0.1"], ConfigurationFlags.StorageConnectionString, "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://127.0.0.1" },
         { ["--storage", "UseDevelopmentStorage=true"], ConfigurationFlags.StorageAccountName, string.Empty },
         { ["--telemetry", "console"], ConfigurationFlags.TelemetryExporter, "console" },
+        { ["--tls-policy", "example.com verify"], ConfigurationFlags.TlsPolicies, "example.com verify" },
     };
 
     [Theory]
@@ -78,6 +79,18 @@ public class ConfigurationFlagTests
     }
 
     [Fact]
+    public async Task Repeated_tls_policy_flags_become_the_engines_operator_policies()
+    {
+        var common = new CommonOptions();
+        var parse = Parse(common, "--tls-policy", "example.com encrypt", "--tls-policy", "sender:bank.example verify");
+
+        await using var services = common.BuildServices(parse);
+        var engine = common.Engine(services, parse);
+
+        Assert.Equal(["example.com encrypt", "sender:bank.example verify"], engine.Options.TlsPolicies.Entries.Select(e => e.ToString()));
+    }
+
+    [Fact]
     public async Task Without_timeout_the_command_line_keeps_its_own_default_of_sixty_seconds()
     {
         var common = new CommonOptions();
@@ -117,6 +130,7 @@ public class ConfigurationFlagTests
     [InlineData("--resolver", "resolver.example:53", "--resolver resolver.example:53: expected an IP address and port, e.g. 127.0.0.1:53")]
     [InlineData("--smtp-port", "70000", "--smtp-port 70000: expected a port from 1 to 65535")]
     [InlineData("--trust-ca", "/nonexistent/roots.pem", "--trust-ca /nonexistent/roots.pem: ")]
+    [InlineData("--tls-policy", "example.com verfy", "--tls-policy entry 1: unknown level \"verfy\"")]
     public async Task A_bad_flag_is_a_usage_error_in_the_flags_words(string flag, string value, string expected)
     {
         using var output = new StringWriter();

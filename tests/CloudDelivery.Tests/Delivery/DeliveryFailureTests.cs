@@ -16,6 +16,7 @@ public class DeliveryFailureTests
     [InlineData(DeliveryFailureKind.NoMxOrAddress, 550, "5.1.2", true, LocalFailure.Dns)]
     [InlineData(DeliveryFailureKind.MtaStsUnavailable, 451, "4.7.5", false, LocalFailure.Policy)]
     [InlineData(DeliveryFailureKind.MxNotInPolicy, 451, "4.7.5", false, LocalFailure.Policy)]
+    [InlineData(DeliveryFailureKind.OperatorTlsPolicy, 451, "4.7.10", false, LocalFailure.Tls)]
     [InlineData(DeliveryFailureKind.RequireTlsUnsatisfiableHost, 554, "5.7.30", false, LocalFailure.Policy)]
     [InlineData(DeliveryFailureKind.RequireTlsUnsatisfiableDomain, 554, "5.7.30", true, LocalFailure.Policy)]
     [InlineData(DeliveryFailureKind.RequireTlsUnsupportedByServer, 554, "5.7.30", false, LocalFailure.None)]

@@ -60,6 +60,7 @@ public class ConfigurationReferenceTests
         (typeof(DkimOptions), DkimOptions.SectionPath),
         (typeof(CloudDelivery.Shaping.TrafficShapingOptions), CloudDelivery.Shaping.TrafficShapingOptions.SectionPath),
         (typeof(BounceOptions), BounceOptions.SectionPath),
+        (typeof(CloudDelivery.Tls.OperatorTlsPolicyOptions), CloudDelivery.Tls.OperatorTlsPolicyOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventSinkOptions), CloudDelivery.Azure.Events.EventSinkOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventOptions), CloudDelivery.Azure.Events.EventOptions.SectionPath),
         // Bound by the exporters on their own, before the container exists.
