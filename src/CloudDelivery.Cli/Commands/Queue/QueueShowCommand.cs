@@ -132,7 +132,8 @@ internal static class QueueShowCommand
         try
         {
             var headers = HeaderList.Load(new MemoryStream(section.ToArray()), cancellationToken);
-            return headers.Select(h => (h.Field, h.Value.Trim())).ToList();
+            // MimeKit unfolds values; a line without a field name (": x") is not a header field and is left out.
+            return headers.Where(h => h.Field.Length > 0).Select(h => (h.Field, h.Value.Trim())).ToList();
         }
         catch (FormatException)
         {
