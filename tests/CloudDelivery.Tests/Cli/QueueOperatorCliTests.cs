@@ -31,6 +31,8 @@ public sealed class QueueOperatorCliTests(AzuriteFixture azurite)
             "--set", $"CloudDelivery:Storage:RecipientsTable={world.Storage.Options.RecipientsTable}",
             "--set", $"CloudDelivery:Storage:BodiesContainer={world.Storage.Options.BodiesContainer}",
             "--set", $"CloudDelivery:Storage:WakeUpQueue={world.Storage.Options.WakeUpQueue}",
+            "--set", $"CloudDelivery:Storage:PoisonQueue={world.Storage.Options.PoisonQueue}",
+            "--set", $"CloudDelivery:Storage:SuppressionsTable={world.Storage.Options.SuppressionsTable}",
             "--set", "CloudDelivery:Hostname=mta.cli.test",
         ];
         var exit = await CliApplication.RunAsync([.. args, .. service], output, error, input, () => raw);
@@ -279,5 +281,27 @@ public sealed class QueueOperatorCliTests(AzuriteFixture azurite)
         {
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public async Task Poison_and_suppression_changes_print_json_too()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        await world.Storage.Poison.SendMessageAsync(new Azure.WakeUps.WakeUp("stuck.example").ToJson());
+
+        var poison = await RunAsync(world, ["queue", "poison", "--json"]);
+        Assert.Equal(1, poison.Json.GetProperty("count").GetInt32());
+        Assert.Equal("wake-up for stuck.example", poison.Json.GetProperty("oldest")[0].GetProperty("description").GetString());
+        var requeued = await RunAsync(world, ["queue", "poison", "--requeue", "--json"]);
+        Assert.Equal(1, requeued.Json.GetProperty("requeued").GetInt32());
+
+        var added = await RunAsync(world, ["suppressions", "add", "gone@json.example", "--reason", "test", "--json"]);
+        Assert.Equal(0, added.Exit);
+        Assert.Equal(JsonValueKind.Object, added.Json.ValueKind);
+        var removed = await RunAsync(world, ["suppressions", "remove", "gone@json.example", "--json"]);
+        Assert.True(removed.Json.GetProperty("removed").GetBoolean());
+        var again = await RunAsync(world, ["suppressions", "remove", "gone@json.example", "--json"]);
+        Assert.Equal(1, again.Exit);
+        Assert.False(again.Json.GetProperty("removed").GetBoolean());
     }
 }

@@ -13,23 +13,30 @@ internal static class QueuePoisonCommand
         var service = new ServiceOptions();
         var requeue = new Option<bool>("--requeue") { Description = "Move wake-ups that name a valid domain back to the wake-up queue." };
         var clear = new Option<bool>("--clear") { Description = "Delete every poison message (records are unaffected; the sweeper wakes due domains anyway)." };
-        var poison = new Command("poison", "Show the poison queue: wake-ups that failed repeatedly or could not be parsed.") { requeue, clear };
+        var json = new Option<bool>("--json") { Description = "Print {count, oldest: [{insertedOn, description}]}, or {requeued, deleted, kept}." };
+        var poison = new Command("poison", "Show the poison queue: wake-ups that failed repeatedly or could not be parsed.") { requeue, clear, json };
         service.AddTo(poison);
         poison.SetAction(async (parse, cancellationToken) =>
         {
             await using var provider = service.Build(parse);
             var queue = provider.GetRequiredService<OutboundQueue>();
-            return await PoisonAsync(queue, parse.GetValue(requeue), parse.GetValue(clear), output, cancellationToken);
+            return await PoisonAsync(queue, parse.GetValue(requeue), parse.GetValue(clear), parse.GetValue(json), output, cancellationToken);
         });
         return poison;
     }
 
-    private static async Task<int> PoisonAsync(OutboundQueue queue, bool requeue, bool clear, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<int> PoisonAsync(OutboundQueue queue, bool requeue, bool clear, bool json, TextWriter output, CancellationToken cancellationToken)
     {
         var poison = queue.Storage.Poison;
         if (!requeue && !clear)
         {
             var count = (await poison.GetPropertiesAsync(cancellationToken)).Value.ApproximateMessagesCount;
+            if (json)
+            {
+                var oldest = (await poison.PeekMessagesAsync(32, cancellationToken)).Value.Select(m => new { insertedOn = m.InsertedOn, description = Describe(m.Body.ToString()) });
+                await output.WriteLineAsync(System.Text.Json.JsonSerializer.Serialize(new { count, oldest }, QueueJson.Indented));
+                return 0;
+            }
             await output.WriteLineAsync($"{count} message(s) in {poison.Name}{(count > 32 ? "; the oldest 32:" : string.Empty)}");
             foreach (var message in (await poison.PeekMessagesAsync(32, cancellationToken)).Value)
             {
@@ -82,7 +89,9 @@ internal static class QueuePoisonCommand
                 // A long pass outlived the message's invisibility: it is visible again (or taken) already.
             }
         }
-        await output.WriteLineAsync($"{moved} requeued, {deleted} deleted, {kept.Count} kept (malformed; --clear deletes them)");
+        await output.WriteLineAsync(json
+            ? System.Text.Json.JsonSerializer.Serialize(new { requeued = moved, deleted, kept = kept.Count }, QueueJson.Indented)
+            : $"{moved} requeued, {deleted} deleted, {kept.Count} kept (malformed; --clear deletes them)");
         return 0;
     }
 
