@@ -42,7 +42,10 @@ internal static class QueueListCommand
                 }
                 count++;
             }
-            await output.WriteLineAsync(asJson ? $"{(count == 0 ? string.Empty : Environment.NewLine)}]" : $"{count} recipient(s)");
+            if (asJson)
+            {
+                await output.WriteLineAsync($"{(count == 0 ? string.Empty : Environment.NewLine)}]");
+            }
             return 0;
         });
         return command;
