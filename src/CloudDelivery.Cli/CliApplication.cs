@@ -22,8 +22,18 @@ public static class CliApplication
     /// <summary>Exit code for bad usage or input (sysexits EX_USAGE / EX_DATAERR).</summary>
     public const int ExitUsage = 64;
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    /// <summary>Runs the command line; confirmations are asked on the terminal, when stdin is one.</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error) =>
+        RunAsync(args, output, error, Console.IsInputRedirected ? null : Console.In, Console.OpenStandardOutput);
+
+    /// <summary>
+    /// Runs the command line with <paramref name="input"/> for the answers to confirmations (null: no
+    /// terminal, so bulk actions without --yes refuse) and <paramref name="rawOutput"/> for the bytes of
+    /// <c>queue show --body</c>.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, TextReader? input, Func<Stream> rawOutput)
     {
+        var console = new CliConsole(output, error, input, rawOutput);
         var root = new RootCommand("CloudDelivery: direct outbound mail delivery with MTA-STS, DANE, REQUIRETLS and TLSRPT.")
         {
             ProbeCommand.Create(output),
@@ -31,11 +41,12 @@ public static class CliApplication
             ServeCommand.Create(output),
             SendCommand.Create(output),
             StatusCommand.Create(output),
-            QueueCommand.Create(output),
+            Commands.Queue.QueueCommand.Create(console),
             TlsRptCommand.Create(output),
             PolicyCommand.Create(output),
             EventCommand.Create(output),
             SuppressionCommand.Create(output),
+            CompletionCommand.Create(output),
         };
         // Configuration mistakes and unreachable storage are the operator's to fix: one clear line, no stack trace.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
@@ -43,7 +54,7 @@ public static class CliApplication
         {
             return await root.Parse(args).InvokeAsync(configuration);
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or global::CloudDelivery.Azure.Queue.SubmissionException)
         {
             await error.WriteLineAsync($"clouddelivery: {e.Message}");
             return ExitUsage;

@@ -6,7 +6,6 @@ using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
-using CloudDelivery.Dsn;
 using CloudDelivery.Messages;
 using CloudDelivery.Queue;
 using Microsoft.Extensions.Logging;
@@ -36,6 +35,8 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
 
     /// <summary>What each recipient domain supports, written only when it changed (see <see cref="RecipientDomainTlsStore"/>).</summary>
     private readonly RecipientDomainTlsStore domainTls = new(queue.Storage.Recipients, logger);
+
+    private readonly DsnSender dsns = new(queue, reportingMta, logger, engine.Options.Classifier);
 
     /// <summary>Test hook: runs right after outcomes are saved, to simulate a crash at the worst moment.</summary>
     internal Func<Task>? AfterResultsSaved { get; set; }
@@ -252,46 +253,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         return (messages, byKey);
     }
 
-    private async Task SendDsnsAsync(List<OwedDsn> failures, CancellationToken cancellationToken)
-    {
-        var now = queue.Time.GetUtcNow();
-        // Who gets one is the engine's rule (DsnEligibility): not the null sender, nor about a DSN or a report.
-        foreach (var message in failures.Where(f => DsnEligibility.MayNotify(f.Record.ToQueued())).GroupBy(f => (f.Record.MessageId, f.Delayed)))
-        {
-            var first = message.First().Record;
-            if (!EmailAddress.TryParse(first.Sender, out var sender, out var senderError))
-            {
-                // A stored sender that does not parse has nowhere a DSN could go.
-                log.LogError("No DSN for message {MessageId}: its sender cannot be parsed: {Error}", first.MessageId, senderError);
-                continue;
-            }
-            try
-            {
-                var entries = message.Select(f => new DsnRecipient(
-                    f.Result.Recipient,
-                    f.Delayed,
-                    f.Result.Reply,
-                    f.Result.Host,
-                    f.Record.LastAttemptAt ?? now,
-                    f.Delayed ? queue.Options.Retry.RetryUntil(f.Record.SubmittedAt) : null,
-                    engine.Options.Classifier.Classify(f.Result))).ToArray();
-                await using var original = (await queue.BodyOfAsync(first, message.Select(f => f.Record), cancellationToken)).OpenRead();
-                var (dsn, _) = DsnComposer.Compose(reportingMta, sender, original, first.SubmittedAt, entries, now);
-                await queue.SubmitAsync(new SubmissionRequest
-                {
-                    Sender = string.Empty,
-                    Recipients = [first.Sender],
-                    Message = new MemoryStream(dsn),
-                    IsDsn = true,
-                }, cancellationToken);
-            }
-            catch (Exception e) when (e is global::Azure.RequestFailedException or SubmissionException or IOException or InvalidOperationException)
-            {
-                // The outcome is recorded; a lost DSN is logged, it does not undo the delivery result.
-                log.LogError(e, "Could not send a DSN for message {MessageId}", first.MessageId);
-            }
-        }
-    }
+    private Task SendDsnsAsync(List<OwedDsn> owed, CancellationToken cancellationToken) => dsns.SendAsync(owed, cancellationToken);
 
     private async Task RecordTlsResultsAsync(string domain, DeliveryOutcome outcome, bool onlyTlsReports, CancellationToken cancellationToken)
     {

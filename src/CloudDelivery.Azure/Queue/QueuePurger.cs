@@ -42,7 +42,8 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
         // its outcome composes the DSN, which quotes the body, only after it has finished the domain.
         var oldestQueued = now;
         var recentFailure = now - SubmissionGrace;
-        var needing = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} or ((State eq {RecipientState.Failed} or State eq {RecipientState.Expired}) and LastAttemptAt ge {recentFailure})");
+        // Held records wait for an operator's release and keep their body as queued ones do.
+        var needing = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} or State eq {RecipientState.Held} or ((State eq {RecipientState.Failed} or State eq {RecipientState.Expired}) and LastAttemptAt ge {recentFailure})");
         // Messages with such a recipient, per partition: their final records stay too, since the first one
         // of a message may hold its inline body (the retention can be shorter than the retry schedule).
         var queuedMessages = new HashSet<(string Partition, string MessageId)>();
@@ -58,7 +59,7 @@ public sealed class QueuePurger(OutboundQueue queue, ILogger<QueuePurger>? logge
 
         // Final records: Timestamp is the service's time of the last change, i.e. when the record became final.
         var finalBefore = now - queue.Options.Retention;
-        var expired = TableClient.CreateQueryFilter($"State ne {RecipientState.Queued} and RowKey lt {RecipientRecord.RecordRowKeyLimit} and Timestamp lt {finalBefore}");
+        var expired = TableClient.CreateQueryFilter($"State ne {RecipientState.Queued} and State ne {RecipientState.Held} and RowKey lt {RecipientRecord.RecordRowKeyLimit} and Timestamp lt {finalBefore}");
         var byPartition = new Dictionary<string, List<TableEntity>>(StringComparer.Ordinal);
         await foreach (var entity in storage.Recipients.QueryAsync<TableEntity>(expired, select: ["PartitionKey", "RowKey", "MessageId"], cancellationToken: cancellationToken))
         {

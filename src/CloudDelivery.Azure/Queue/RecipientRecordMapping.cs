@@ -14,6 +14,12 @@ public static class RecipientState
 {
     public const string Queued = "queued";
 
+    /// <summary>
+    /// Held by an operator (queue hold): not delivered, not expired and not purged until released; its
+    /// attempts and retry clock stay as they were (see OperatorActions).
+    /// </summary>
+    public const string Held = "held";
+
     public const string Delivered = "delivered";
 
     public const string Failed = "failed";
@@ -81,6 +87,7 @@ public static class RecipientRecordMapping
 
     public static QueuedRecipientState StateOf(string column) => column switch
     {
+        RecipientState.Held => QueuedRecipientState.Held,
         RecipientState.Delivered => QueuedRecipientState.Delivered,
         RecipientState.Failed => QueuedRecipientState.Failed,
         RecipientState.Expired => QueuedRecipientState.Expired,
@@ -91,6 +98,7 @@ public static class RecipientRecordMapping
 
     public static string StateColumn(QueuedRecipientState state) => state switch
     {
+        QueuedRecipientState.Held => RecipientState.Held,
         QueuedRecipientState.Delivered => RecipientState.Delivered,
         QueuedRecipientState.Failed => RecipientState.Failed,
         QueuedRecipientState.Expired => RecipientState.Expired,

@@ -90,7 +90,8 @@ internal static class EventCommand
         var service = new ServiceOptions();
         var sink = new Option<string?>("--sink") { Description = "Only this sink's parked events." };
         var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation (required when stdin is not a terminal)." };
-        var command = new Command("replay", "Move parked events back into the outbox, for the sink that parked them; the service's sweep sends them.") { sink, yes };
+        var json = new Option<bool>("--json") { Description = "Print {replayed}." };
+        var command = new Command("replay", "Move parked events back into the outbox, for the sink that parked them; the service's sweep sends them.") { sink, yes, json };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -117,6 +118,11 @@ internal static class EventCommand
                 }
             }
             var replayed = await parked.ReplayAsync(only, cancellationToken);
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(JsonSerializer.Serialize(new { replayed }, Json));
+                return 0;
+            }
             await output.WriteLineAsync($"{replayed} event(s) back in the outbox; the service publishes them within Events:SweepInterval + Events:AdoptAfter");
             return 0;
         });

@@ -84,7 +84,8 @@ internal static class PolicyCommand
         var service = new ServiceOptions();
         var common = new CommonOptions();
         var domainArgument = new Argument<string>("domain") { Description = "Recipient domain." };
-        var command = new Command("refresh", "Fetch the policy of a domain now and store it in the cache; prints the policy or why the fetch failed.") { domainArgument };
+        var json = new Option<bool>("--json") { Description = "Print {domain, stored, mode, mx, maxAge} or {domain, stored: false, reasonCode, error}." };
+        var command = new Command("refresh", "Fetch the policy of a domain now and store it in the cache; prints the policy or why the fetch failed.") { domainArgument, json };
         service.AddTo(command);
         common.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
@@ -99,6 +100,13 @@ internal static class PolicyCommand
                 await using var provider = service.Build(parse, common);
                 var engine = common.Engine(provider, parse);
                 var result = await engine.MtaSts.RefreshAsync(domain, cancellationToken);
+                if (parse.GetValue(json))
+                {
+                    await output.WriteLineAsync(result.Policy is { } fetched
+                        ? JsonSerializer.Serialize(new { domain = domain.Ascii, stored = true, mode = ModeName(fetched.Mode), mx = fetched.MxHostPatterns, maxAge = (long)fetched.MaxAge.TotalSeconds }, Json)
+                        : JsonSerializer.Serialize(new { domain = domain.Ascii, stored = false, reasonCode = result.FailureReasonCode?.ToString(), error = result.Error }, Json));
+                    return result.Policy is null ? 1 : 0;
+                }
                 if (result.Policy is not { } policy)
                 {
                     // A cached policy stays in force until it expires (RFC 8461 §5.1); the failure is its LastError.

@@ -72,7 +72,8 @@ internal static class SuppressionCommand
         var scope = ScopeOption("global (default) or a sender domain.");
         var reason = new Option<string?>("--reason") { Description = "Why (kept with the entry)." };
         var expires = new Option<string?>("--expires") { Description = "When the entry stops suppressing: a date-time (ISO 8601) or a duration such as 30d, 12h, 90m. Default: never." };
-        var command = new Command("add", "Suppress an address.") { address, scope, reason, expires };
+        var json = new Option<bool>("--json") { Description = "Print the entry as JSON." };
+        var command = new Command("add", "Suppress an address.") { address, scope, reason, expires, json };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -83,7 +84,7 @@ internal static class SuppressionCommand
             var expiresAt = parse.GetValue(expires) is { } text ? ParseExpiry(text, list.Time.GetUtcNow()) : (DateTimeOffset?)null;
             await list.Table.CreateIfNotExistsAsync(cancellationToken);
             var entry = await list.AddAsync(parsed, scoped, parse.GetValue(reason) ?? "added with the CLI", "manual", "cli", null, expiresAt, cancellationToken);
-            await output.WriteLineAsync($"suppressed: {Line(entry)}");
+            await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(SuppressionHttpApi.ToJson(entry), IndentedJson) : $"suppressed: {Line(entry)}");
             return 0;
         });
         return command;
@@ -94,14 +95,21 @@ internal static class SuppressionCommand
         var service = new ServiceOptions();
         var address = AddressArgument();
         var scope = ScopeOption("global (default) or a sender domain.");
-        var command = new Command("remove", "Stop suppressing an address.") { address, scope };
+        var json = new Option<bool>("--json") { Description = "Print {address, scope, removed}." };
+        var command = new Command("remove", "Stop suppressing an address.") { address, scope, json };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var parsed = ParseAddress(parse.GetValue(address));
             var scoped = ParseScope(parse.GetValue(scope));
             await using var provider = service.Build(parse);
-            if (!await provider.GetRequiredService<SuppressionList>().RemoveAsync(parsed, scoped, cancellationToken))
+            var removed = await provider.GetRequiredService<SuppressionList>().RemoveAsync(parsed, scoped, cancellationToken);
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(JsonSerializer.Serialize(new { address = parsed.ToString(), scope = scoped.ToString(), removed }, IndentedJson));
+                return removed ? 0 : 1;
+            }
+            if (!removed)
             {
                 await output.WriteLineAsync($"clouddelivery suppressions remove: {parsed} is not suppressed in {scoped}");
                 return 1;

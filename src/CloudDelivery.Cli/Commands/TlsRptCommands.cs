@@ -85,7 +85,8 @@ internal static class TlsRptCommand
         var service = new ServiceOptions();
         var date = DateOption("UTC day as yyyy-MM-dd (default: yesterday).");
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the report JSON that would be sent; send nothing." };
-        var command = new Command("send", "Send (or with --dry-run print) the reports of a day to the domains' _smtp._tls destinations.") { date, dryRun };
+        var json = new Option<bool>("--json") { Description = "Print a JSON array: per report its id, policy domain, file name, why it was not sent, and each destination's result (with --dry-run: the report too)." };
+        var command = new Command("send", "Send (or with --dry-run print) the reports of a day to the domains' _smtp._tls destinations.") { date, dryRun, json };
         service.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -95,6 +96,22 @@ internal static class TlsRptCommand
                 await using var provider = service.Build(parse);
                 await provider.GetRequiredService<OutboundStorage>().EnsureCreatedAsync(cancellationToken);
                 var outcomes = await provider.GetRequiredService<TlsRptReportSender>().SendDayAsync(day, parse.GetValue(dryRun), cancellationToken);
+                var failed = outcomes.Any(o => o.Destinations.Any(d => d.Error is not null && !parse.GetValue(dryRun)));
+                if (parse.GetValue(json))
+                {
+                    await output.WriteLineAsync(JsonSerializer.Serialize(
+                        outcomes.Select(o => new
+                        {
+                            reportId = o.Report.ReportId,
+                            policyDomain = o.Report.PolicyDomain,
+                            fileName = o.Report.FileName,
+                            skipped = o.Skipped,
+                            destinations = o.Destinations.Select(d => new { destination = d.Destination.ToString(), error = d.Error }),
+                            report = parse.GetValue(dryRun) ? JsonDocument.Parse(o.Report.ToJson()).RootElement : (JsonElement?)null,
+                        }),
+                        Indented));
+                    return failed ? CliApplication.ExitTemporaryFailure : 0;
+                }
                 if (outcomes.Count == 0)
                 {
                     await output.WriteLineAsync($"no TLS results for {day:yyyy-MM-dd}: no reports");

@@ -8,6 +8,12 @@ public enum QueuedRecipientState
     /// <summary>Waiting for its next attempt (first or retry).</summary>
     Queued,
 
+    /// <summary>
+    /// Held by an operator: never attempted until released. Expiry counts attempts, which a held recipient
+    /// does not make, so it does not expire while held; release makes it due at once.
+    /// </summary>
+    Held,
+
     Delivered,
 
     /// <summary>Permanently failed; a DSN went to the sender.</summary>
