@@ -64,7 +64,7 @@ public sealed record RecipientTransition(
         {
             var next = now + Deferral.WaitOf(result.RetryAfter);
             var (type, why) = Deferral.IsThrottled(result, classifier)
-                ? (Deferral.ThrottledEvent, $"throttled{where}: {result.Reply}")
+                ? (Deferral.ThrottledEvent, $"throttled by {result.Host}: {result.Reply}")
                 : (Deferral.DeferredEvent, $"held back by traffic shaping: {result.Reply}");
             return new RecipientTransition(QueuedRecipientState.Queued, recipient.Attempts, next, recipient.DelayDsnSent, false, type, $"{why}; next attempt {next:u}");
         }

@@ -60,6 +60,7 @@ public class ConfigurationReferenceTests
         (typeof(DkimOptions), DkimOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventSinkOptions), CloudDelivery.Azure.Events.EventSinkOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventOptions), CloudDelivery.Azure.Events.EventOptions.SectionPath),
+        (typeof(CloudDelivery.Azure.Shaping.SharedShapingOptions), CloudDelivery.Azure.Shaping.SharedShapingOptions.SectionPath),
         // Bound by the exporters on their own, before the container exists.
         (typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName),
     ];

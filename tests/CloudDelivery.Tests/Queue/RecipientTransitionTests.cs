@@ -134,7 +134,7 @@ public class DeferralTransitionTests
         var transition = RecipientTransition.Of(Recipient(attempts: 3), Deferred(GmailRateLimited, TimeSpan.FromMinutes(4)), Now, ExactSchedule);
 
         var next = Now + TimeSpan.FromMinutes(4);
-        Assert.Equal(new RecipientTransition(QueuedRecipientState.Queued, 3, next, false, false, "throttled", $"throttled at mx.dest.example: {GmailRateLimited}; next attempt {next:u}"), transition);
+        Assert.Equal(new RecipientTransition(QueuedRecipientState.Queued, 3, next, false, false, "throttled", $"throttled by mx.dest.example: {GmailRateLimited}; next attempt {next:u}"), transition);
         Assert.Equal(DsnKind.None, DsnEligibility.KindOf(transition));
     }
 
