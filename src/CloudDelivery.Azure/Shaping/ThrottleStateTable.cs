@@ -81,21 +81,22 @@ public sealed class ThrottleStateTable(TableClient table)
 
     /// <summary>
     /// The partition key of a shaping key: Table Storage refuses '/', '\', '#', '?' and control characters
-    /// in keys, so anything outside letters, digits, '.', '-' and '_' is written as "%XX" (the key is text
-    /// the operator's rules chose, not input from the network, but must never make a write fail).
+    /// in keys, so anything outside lower-case letters, digits, '.', '-' and '_' is written as "%XXXX" (its
+    /// UTF-16 code unit), which keeps distinct keys apart. The key is text the operator's rules chose, not
+    /// input from the network, but it must never make a write fail.
     /// </summary>
     public static string PartitionOf(string shapingKey)
     {
         var key = new StringBuilder(shapingKey.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(shapingKey.ToLowerInvariant()))
+        foreach (var c in shapingKey.ToLowerInvariant())
         {
-            if (b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'.' or (byte)'-' or (byte)'_')
+            if (c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '-' or '_')
             {
-                key.Append((char)b);
+                key.Append(c);
             }
             else
             {
-                key.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+                key.Append('%').Append(((int)c).ToString("X4", CultureInfo.InvariantCulture));
             }
         }
         return key.Length == 0 ? "%" : key.ToString();
