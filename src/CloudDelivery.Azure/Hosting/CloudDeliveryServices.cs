@@ -48,6 +48,7 @@ public static class CloudDeliveryServices
         });
         services.AddEventDispatch(configuration);
         services.AddSuppressionList();
+        services.AddTrafficShaping(configuration.GetSection(Shaping.TrafficShapingOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);

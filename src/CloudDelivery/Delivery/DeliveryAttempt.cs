@@ -77,6 +77,12 @@ internal sealed class AttemptState(DeliveryRequest request)
     /// <summary>The outbox of the attempt's sequential parts (DNS and policy failures, what no session concluded).</summary>
     private Outbox Main => main ??= new Outbox(this);
 
+    /// <summary>The sequential parts' outbox, for what traffic shaping holds back outside a session.</summary>
+    public Outbox MainOutbox => Main;
+
+    /// <summary>The traffic-shaping budget of the host being tried (hosts are tried one at a time), for its sessions.</summary>
+    public HostShaping Shaping { get; set; } = HostShaping.Unshaped;
+
     /// <summary>An outbox for one more session: its results are published by it, and only by it.</summary>
     public Outbox OpenOutbox() => new(this);
 
@@ -121,6 +127,14 @@ internal sealed class AttemptState(DeliveryRequest request)
         public void Complete(PendingRecipient recipient, RecipientStatus status, string? host, IPAddress? address, SmtpReply reply, TlsPosture tls = TlsPosture.None, LocalFailure local = LocalFailure.None)
         {
             var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, status, host, address, reply, tls, local);
+            state.Record(recipient, result);
+            unpublished.Add(result);
+        }
+
+        /// <summary>Records <paramref name="recipient"/> as held back for <paramref name="retryAfter"/>: Deferred, no attempt spent.</summary>
+        public void Defer(PendingRecipient recipient, string? host, IPAddress? address, SmtpReply reply, TimeSpan retryAfter, TlsPosture tls)
+        {
+            var result = new RecipientResult(recipient.Message.Id, recipient.Recipient, RecipientStatus.Deferred, host, address, reply, tls) { RetryAfter = retryAfter };
             state.Record(recipient, result);
             unpublished.Add(result);
         }

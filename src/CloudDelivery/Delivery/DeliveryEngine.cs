@@ -43,7 +43,10 @@ public sealed partial class DeliveryEngine : IDisposable
         ownsMetrics = metrics is null;
         this.metrics = metrics ?? new DeliveryMetrics();
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
+        shaper = new Shaping.TrafficShaper(options.Shaping, this.time, this.metrics);
     }
+
+    private readonly Shaping.TrafficShaper shaper;
 
     /// <summary>The resolver this engine uses for every lookup.</summary>
     public DnsResolver Resolver => resolver;
@@ -81,6 +84,7 @@ public sealed partial class DeliveryEngine : IDisposable
     private readonly bool ownsMetrics;
     public void Dispose()
     {
+        shaper.Dispose();
         if (ownsMetrics)
         {
             metrics.Dispose();
@@ -169,7 +173,7 @@ public sealed partial class DeliveryEngine : IDisposable
                 (last, lastHost) = (hostRefusal, host.Display);
                 continue;
             }
-            var attempt = await DeliverHostWithFallbackAsync(state, destinationSet, host, mtaStsFacts, pending, domainResult, cancellationToken);
+            var attempt = await DeliverHostShapedAsync(state, destinationSet, host, mtaStsFacts, pending, domainResult, cancellationToken);
             pending = attempt.StillPending;
             if (attempt.Error is { } error)
             {
@@ -358,7 +362,8 @@ public sealed partial class DeliveryEngine : IDisposable
             state.NoteDomainTls(seen, delivered > 0);
             attempt.StillPending = stillPending;
             RecordDuration(started, mode, delivered > 0 && failed == 0 && stillPending.Count == 0 ? "delivered" : delivered > 0 ? "partial" : "failed");
-            if (stillPending.Count > 0)
+            // A connection that stopped at its messages-per-connection limit failed nothing: the rest take another.
+            if (stillPending.Count > 0 && !(sharedError is null && state.Shaping.ConnectionCapReached))
             {
                 attempt.Error = sharedError ?? DeliveryFailure.Of(DeliveryFailureKind.ConnectionLost, $"connection to {host.Display} lost") with { Tls = PostureOf(session, target.EnforceMtaSts) };
             }

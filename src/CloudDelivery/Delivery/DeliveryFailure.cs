@@ -12,6 +12,12 @@ public enum DeliveryFailureKind
     /// <summary>Nothing was tried for the recipient: 451 4.4.0 (RFC 3463 §3.5, X.4.0 other network or routing status).</summary>
     NotAttempted,
 
+    /// <summary>
+    /// Traffic shaping held the recipient back (rate, connections, or a pause after a receiver throttled us):
+    /// 451 4.4.5 (RFC 3463 §3.5, X.4.5 mail system congestion); reported Deferred, no attempt spent.
+    /// </summary>
+    HeldByTrafficShaping,
+
     /// <summary>The recipient domain could not be resolved for now: 451 4.4.3 (RFC 3463 §3.5, X.4.3 directory server failure).</summary>
     DestinationTemporary,
 
@@ -220,6 +226,7 @@ public sealed record DeliveryFailure
     private static (int Code, string? Enhanced, bool Permanent) Synthetic(DeliveryFailureKind kind) => kind switch
     {
         DeliveryFailureKind.NotAttempted => (451, "4.4.0", false),
+        DeliveryFailureKind.HeldByTrafficShaping => (451, "4.4.5", false),
         DeliveryFailureKind.DestinationTemporary => (451, "4.4.3", false),
         DeliveryFailureKind.NoSuchDomain => (550, "5.1.2", true),
         DeliveryFailureKind.DestinationPermanent or DeliveryFailureKind.NullMx => (550, "5.1.10", true),

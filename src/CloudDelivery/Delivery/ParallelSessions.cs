@@ -26,7 +26,7 @@ public sealed partial class DeliveryEngine
     private async Task<SessionResult> RunSessionsAsync(
         AttemptState state, SessionTarget target, SmtpSession session, List<PendingRecipient> pending, TlsRptResult domainResult, TlsRptResult hostTlsResult, CancellationToken cancellationToken)
     {
-        var work = new SessionWork(pending);
+        var work = new SessionWork(pending, state.Shaping);
         // Extra sessions still dialling or greeting when nothing is left to take are called off: a host
         // that tarpits further connections must not hold a finished delivery for a whole timeout.
         using var stopOpening = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -96,6 +96,12 @@ public sealed partial class DeliveryEngine
         var hostResult = new TlsRptResult(hostPolicy);
         var nothing = new SessionResult([], null, 0, 0);
         var calledOff = new ExtraSessionResult(nothing, new TlsRptResult(domainPolicy), new TlsRptResult(hostPolicy));
+        // Each session holds a connection of the host's traffic-shaping budget; none free, no extra session.
+        using var connectionLease = work.Shaping.TryOpenConnection();
+        if (connectionLease is null)
+        {
+            return calledOff;
+        }
         DialResult dialled;
         try
         {
@@ -125,6 +131,10 @@ public sealed partial class DeliveryEngine
         {
             state.AddConnection(new ConnectionReport(host, address, null, CertificateVerification.None, null, plaintextRetry, e.Message));
             logger.LogDebug("Extra session to {Host} refused: {Error}", host, e.Message);
+            if (e.ServerReply is { } reply && work.Shaping.IsThrottling(reply))
+            {
+                work.Shaping.NoteThrottled(); // the sessions under way see the pause before their next message
+            }
             return new ExtraSessionResult(nothing, domainResult, hostResult);
         }
         await using (session)
@@ -145,8 +155,11 @@ public sealed partial class DeliveryEngine
 }
 
 /// <summary>The pending messages of one host attempt, taken one message at a time by its sessions.</summary>
-internal sealed class SessionWork(IEnumerable<PendingRecipient> pending)
+internal sealed class SessionWork(IEnumerable<PendingRecipient> pending, HostShaping? shaping = null)
 {
+    /// <summary>The traffic-shaping budget the sessions spend.</summary>
+    public HostShaping Shaping { get; } = shaping ?? HostShaping.Unshaped;
+
     private readonly System.Collections.Concurrent.ConcurrentQueue<List<PendingRecipient>> messages = new(pending.GroupBy(p => p.Message).Select(g => g.ToList()));
 
     private volatile bool abandoned;

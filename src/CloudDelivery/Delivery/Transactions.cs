@@ -21,9 +21,20 @@ internal static class Transactions
         var delivered = 0;
         var failed = 0;
         DeliveryFailure? sharedError = null;
+        var shaping = work.Shaping;
+        var taken = 0;
+        var throttled = false;
         // A session that is no longer usable takes nothing more: other sessions, or the next host, get the rest.
-        while (session.IsUsable && work.TryTake(out var todo))
+        while (!throttled && session.IsUsable && shaping.MayTakeAnother(taken) && work.TryTake(out var todo))
         {
+            taken++;
+            // Traffic shaping: a permit per message before its MAIL FROM; without one it and the rest of the run wait.
+            if (await shaping.AdmitAsync(cancellationToken) is { } hold)
+            {
+                shaping.Defer(outbox, [.. todo, .. work.TakeRest()], host, dialled, hold, tls);
+                await outbox.PublishAsync(cancellationToken);
+                break;
+            }
             var message = todo[0].Message;
             var firstTransaction = true;
             while (todo.Count > 0)
@@ -40,6 +51,15 @@ internal static class Transactions
                 catch (SmtpSessionException e)
                 {
                     var failure = DeliveryFailure.FromSession(e).ForAttempt(attemptNumber, dualStack) with { Tls = tls };
+                    if (shaping.IsThrottling(failure.Reply, failure.Local))
+                    {
+                        // MAIL FROM or DATA refused as too fast: this message and the rest wait out the pause, sent no further.
+                        var pause = shaping.NoteThrottled();
+                        shaping.DeferThrottled(outbox, batch, [.. rest, .. work.TakeRest()], host, dialled, failure.Reply, pause, tls);
+                        await outbox.PublishAsync(cancellationToken);
+                        throttled = true;
+                        break;
+                    }
                     if (firstTransaction && rest.Count == 0 && !failure.Permanent)
                     {
                         // The failure concerns the whole message: another host may do better.
@@ -68,10 +88,17 @@ internal static class Transactions
                 // As mox: only a refusal of the whole transaction counts as the host refusing us, and
                 // may be made temporary for a dual-stack host (see Inspect).
                 var allRefused = result.RecipientReplies.All(r => !r.IsPositive);
+                var tooFast = new List<PendingRecipient>();
+                SmtpReply? throttleReply = null;
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var reply = result.RecipientReplies[i];
-                    if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
+                    if (shaping.IsThrottling(reply))
+                    {
+                        tooFast.Add(batch[i]);
+                        throttleReply ??= reply;
+                    }
+                    else if (i > 0 && reply.Code is 452 or 552 && !reply.IsPositive)
                     {
                         // "Too many recipients" for a later recipient: it goes into the next transaction
                         // (RFC 5321 §4.5.3.1.10, RFC 9422 §4.2).
@@ -88,6 +115,19 @@ internal static class Transactions
                         outbox.Complete(batch[i], permanent ? RecipientStatus.Permanent : RecipientStatus.Temporary, host, dialled, reply, tls);
                         failed++;
                     }
+                }
+                if (throttleReply is not null)
+                {
+                    // A recipient refused as receiving too fast (RCPT or DATA): it and the rest wait out the pause.
+                    var pause = shaping.NoteThrottled();
+                    shaping.DeferThrottled(outbox, tooFast, [.. next, .. rest, .. work.TakeRest()], host, dialled, throttleReply, pause, tls);
+                    await outbox.PublishAsync(cancellationToken);
+                    throttled = true;
+                    break;
+                }
+                if (result.RecipientReplies.Any(r => r.IsPositive))
+                {
+                    shaping.NoteClean();
                 }
                 await outbox.PublishAsync(cancellationToken);
                 todo = [.. next, .. rest];

@@ -27,6 +27,8 @@ public sealed class DeliveryMetrics : IDisposable
         RequireTlsUnsupported = meter.CreateCounter<long>("clouddelivery.delivery.requiretls.unsupported", description: "Attempts of REQUIRETLS messages that failed; tag reason: nopolicy (no DANE, no enforced MTA-STS) or norequiretls (server lacks the extension).");
         PlaintextFallbacks = meter.CreateCounter<long>("clouddelivery.delivery.plaintext_fallbacks", description: "Attempts repeated without TLS after a TLS failure, when nothing required TLS.");
         Connections = meter.CreateCounter<long>("clouddelivery.delivery.connections", description: "Outgoing SMTP connection attempts; tag result: ok, timeout, refused, error.");
+        ShapingThrottled = meter.CreateCounter<long>("clouddelivery.shaping.throttled", description: "Throttling replies from receivers that slowed and paused a traffic-shaping budget; tag key (the budget).");
+        ShapingDeferred = meter.CreateCounter<long>("clouddelivery.shaping.deferred", description: "Recipients held back by traffic shaping, reported Deferred; tags key (the budget) and reason: rate, connections, paused.");
         DeliveryDuration = meter.CreateHistogram<double>("clouddelivery.delivery.duration", unit: "s", description: "Duration of delivery attempts to one host; tags result (delivered, temporary, permanent, partial, error) and tls_mode.");
     }
 
@@ -47,6 +49,10 @@ public sealed class DeliveryMetrics : IDisposable
     public Counter<long> PlaintextFallbacks { get; }
 
     public Counter<long> Connections { get; }
+
+    public Counter<long> ShapingThrottled { get; }
+
+    public Counter<long> ShapingDeferred { get; }
 
     public Histogram<double> DeliveryDuration { get; }
 

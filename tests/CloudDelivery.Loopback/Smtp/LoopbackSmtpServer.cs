@@ -28,6 +28,10 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
     private int transactionCount;
     private long messagesAccepted;
     private int quitCount;
+    private readonly Lock throttleGate = new();
+    private DateTimeOffset throttleWindowStart = DateTimeOffset.MinValue;
+    private int acceptedInThrottleWindow;
+    private int throttledReplies;
 
     private LoopbackSmtpServer(LoopbackSmtpServerOptions options, TcpListener listener)
     {
@@ -54,6 +58,51 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
 
     /// <summary>QUIT commands received, on any connection.</summary>
     public int QuitCount => Volatile.Read(ref quitCount);
+
+    /// <summary>Throttling replies given (<see cref="LoopbackSmtpServerOptions.Throttle"/>).</summary>
+    public int ThrottledReplies => Volatile.Read(ref throttledReplies);
+
+    /// <summary>The throttle reply when <paramref name="stage"/> is the throttled one and this window's budget is spent.</summary>
+    private SmtpServerReply? ThrottleAt(SmtpThrottleStage stage)
+    {
+        if (options.Throttle is not { } throttle || throttle.Stage != stage)
+        {
+            return null;
+        }
+        lock (throttleGate)
+        {
+            RollThrottleWindow(throttle);
+            if (acceptedInThrottleWindow < throttle.MessagesPerWindow)
+            {
+                return null;
+            }
+        }
+        Interlocked.Increment(ref throttledReplies);
+        return throttle.Reply;
+    }
+
+    private void CountForThrottle()
+    {
+        if (options.Throttle is not { } throttle)
+        {
+            return;
+        }
+        lock (throttleGate)
+        {
+            RollThrottleWindow(throttle);
+            acceptedInThrottleWindow++;
+        }
+    }
+
+    private void RollThrottleWindow(SmtpThrottle throttle)
+    {
+        var now = (throttle.Clock ?? TimeProvider.System).GetUtcNow();
+        if (now - throttleWindowStart >= throttle.Window)
+        {
+            throttleWindowStart = now;
+            acceptedInThrottleWindow = 0;
+        }
+    }
 
     public static Task<LoopbackSmtpServer> StartAsync(LoopbackSmtpServerOptions options, CancellationToken cancellationToken = default)
     {
@@ -92,6 +141,11 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             if (options.MaxConcurrentConnections is { } limit && open > limit)
             {
                 await connection.RefuseAsync("421 4.7.0 too many connections from your address\r\n");
+                return;
+            }
+            if (ThrottleAt(SmtpThrottleStage.Connect) is { } throttled)
+            {
+                await connection.RefuseAsync(throttled.Format());
                 return;
             }
             await connection.RunAsync();
@@ -384,7 +438,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                 Reply("552 5.3.4 message too big\r\n");
                 return;
             }
-            var custom = options.OnMail?.Invoke(new SmtpMailContext(number, path, parameters, tls is not null));
+            var custom = server.ThrottleAt(SmtpThrottleStage.Mail) ?? options.OnMail?.Invoke(new SmtpMailContext(number, path, parameters, tls is not null));
             if (custom is not null)
             {
                 ReplyChosen(custom);
@@ -413,7 +467,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                 Reply("452 4.5.3 too many recipients\r\n");
                 return;
             }
-            var custom = options.OnRcpt?.Invoke(new SmtpRcptContext(number, server.TransactionCount + 1, path, index, tls is not null));
+            var custom = server.ThrottleAt(SmtpThrottleStage.Rcpt) ?? options.OnRcpt?.Invoke(new SmtpRcptContext(number, server.TransactionCount + 1, path, index, tls is not null));
             if (custom is not null)
             {
                 ReplyChosen(custom);
@@ -466,7 +520,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             var transaction = server.TransactionCount + 1;
             var verdict = options.MaxSize is { } max && size > max
                 ? new SmtpServerReply(552, "5.3.4", "message too big")
-                : options.OnDataEnd?.Invoke(new SmtpDataContext(number, transaction, recipients.ToArray(), size, tls is not null));
+                : server.ThrottleAt(SmtpThrottleStage.Data) ?? options.OnDataEnd?.Invoke(new SmtpDataContext(number, transaction, recipients.ToArray(), size, tls is not null));
             if (verdict is not null)
             {
                 ReplyChosen(verdict);
@@ -475,6 +529,7 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
             {
                 transaction = Interlocked.Increment(ref server.transactionCount);
                 Interlocked.Increment(ref server.messagesAccepted);
+                server.CountForThrottle();
                 if (data is not null)
                 {
                     server.messages.Enqueue(new ReceivedSmtpMessage(mailFrom, mailParameters, recipients.ToArray(), data.ToArray(), tls is not null, tls?.SslProtocol ?? SslProtocols.None, number, transaction));

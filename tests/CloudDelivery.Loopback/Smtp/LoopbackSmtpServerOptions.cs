@@ -53,6 +53,30 @@ public enum SmtpHostility
     NeverReadData,
 }
 
+/// <summary>Where a throttling server (<see cref="SmtpThrottle"/>) refuses once its budget is spent.</summary>
+public enum SmtpThrottleStage
+{
+    /// <summary>Greets with the reply instead of 220 and closes (a 421 greeting, RFC 5321 §3.8).</summary>
+    Connect,
+
+    /// <summary>Answers MAIL FROM with the reply.</summary>
+    Mail,
+
+    /// <summary>Answers every RCPT TO with the reply.</summary>
+    Rcpt,
+
+    /// <summary>Answers the end of DATA with the reply.</summary>
+    Data,
+}
+
+/// <summary>
+/// A receiver that throttles, as the big ones do: after <paramref name="MessagesPerWindow"/> accepted
+/// messages in a fixed window of <paramref name="Window"/> (on <paramref name="Clock"/>, the system clock when
+/// null), it answers <paramref name="Stage"/> with <paramref name="Reply"/> — e.g. Gmail's exact 421 4.7.28 or
+/// 450 4.2.1 text — until the window ends. A 421 closes the connection, as RFC 5321 §3.8 has it.
+/// </summary>
+public sealed record SmtpThrottle(int MessagesPerWindow, SmtpServerReply Reply, SmtpThrottleStage Stage, TimeSpan Window, TimeProvider? Clock = null);
+
 /// <summary>A MAIL command as the server saw it.</summary>
 public sealed record SmtpMailContext(int ConnectionNumber, string MailFrom, IReadOnlyList<string> Parameters, bool IsTls);
 
@@ -148,4 +172,7 @@ public sealed class LoopbackSmtpServerOptions
     /// refuses MAIL before a successful login with these credentials.
     /// </summary>
     public (string User, string Password)? Credentials { get; set; }
+
+    /// <summary>Throttle after so many messages per window; null: never throttle.</summary>
+    public SmtpThrottle? Throttle { get; set; }
 }

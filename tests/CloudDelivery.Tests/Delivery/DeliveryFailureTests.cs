@@ -8,6 +8,7 @@ public class DeliveryFailureTests
 {
     [Theory]
     [InlineData(DeliveryFailureKind.NotAttempted, 451, "4.4.0", false, LocalFailure.None)]
+    [InlineData(DeliveryFailureKind.HeldByTrafficShaping, 451, "4.4.5", false, LocalFailure.None)]
     [InlineData(DeliveryFailureKind.DestinationTemporary, 451, "4.4.3", false, LocalFailure.Dns)]
     [InlineData(DeliveryFailureKind.NoSuchDomain, 550, "5.1.2", true, LocalFailure.Dns)]
     [InlineData(DeliveryFailureKind.DestinationPermanent, 550, "5.1.10", true, LocalFailure.Dns)]

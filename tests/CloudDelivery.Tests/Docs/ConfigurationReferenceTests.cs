@@ -58,6 +58,7 @@ public class ConfigurationReferenceTests
         (typeof(CloudDelivery.Delivery.DeliveryOptions), CloudDeliveryOptions.DeliverySection),
         (typeof(CloudDelivery.Delivery.SmarthostOptions), CloudDeliveryOptions.SmarthostSection),
         (typeof(DkimOptions), DkimOptions.SectionPath),
+        (typeof(CloudDelivery.Shaping.TrafficShapingOptions), CloudDelivery.Shaping.TrafficShapingOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventSinkOptions), CloudDelivery.Azure.Events.EventSinkOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventOptions), CloudDelivery.Azure.Events.EventOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Shaping.SharedShapingOptions), CloudDelivery.Azure.Shaping.SharedShapingOptions.SectionPath),
