@@ -1,5 +1,6 @@
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Delivery;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -21,6 +22,7 @@ public static class SharedShapingServices
         services.AddOptions<SharedShapingOptions>().Bind(section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SharedShapingOptions>, SharedShapingOptionsValidator>();
         services.AddSingleton(p => new ThrottleStateTable(p.GetRequiredService<OutboundStorage>().Shaping));
+        services.AddSingleton<IThrottleStateExchange>(p => new EngineThrottleExchange(p.GetRequiredService<DeliveryEngine>().Shaper, p.GetRequiredService<TimeProvider>()));
         services.AddSingleton(p => new SharedThrottleState(
             p.GetRequiredService<ThrottleStateTable>(),
             p.GetRequiredService<IThrottleStateExchange>(),

@@ -13,7 +13,7 @@ namespace CloudDelivery.Azure.Shaping;
 /// <param name="MessagesPerMinute">The lowered rate; null when the configured rate applies again.</param>
 /// <param name="ChangedAt">When the instance saw the transition.</param>
 /// <param name="Instance">Which instance wrote it (its own rows are not applied back to it).</param>
-public sealed record ThrottleState(string ShapingKey, DateTimeOffset PausedUntil, double? MessagesPerMinute, DateTimeOffset ChangedAt, string Instance);
+public sealed record ThrottleState(string ShapingKey, DateTimeOffset PausedUntil, int? MessagesPerMinute, DateTimeOffset ChangedAt, string Instance);
 
 /// <summary>
 /// The table of shared throttle state (Storage:ShapingTable): one row per shaping key, replaced on each
@@ -35,7 +35,7 @@ public sealed class ThrottleStateTable(TableClient table)
         {
             ["ShapingKey"] = state.ShapingKey,
             ["PausedUntil"] = state.PausedUntil,
-            ["MessagesPerMinute"] = state.MessagesPerMinute ?? -1d,
+            ["MessagesPerMinute"] = state.MessagesPerMinute ?? 0,
             ["ChangedAt"] = state.ChangedAt,
             ["Instance"] = state.Instance,
         }, TableUpdateMode.Replace, cancellationToken);
@@ -75,7 +75,7 @@ public sealed class ThrottleStateTable(TableClient table)
         {
             return null;
         }
-        var rate = entity.GetDouble("MessagesPerMinute");
+        var rate = entity.GetInt32("MessagesPerMinute");
         return new ThrottleState(key, pausedUntil, rate is > 0 ? rate : null, changedAt, entity.GetString("Instance") ?? string.Empty);
     }
 
