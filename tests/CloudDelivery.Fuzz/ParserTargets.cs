@@ -48,6 +48,9 @@ public static class ParserTargets
         new("tags-header", Inputs(
             ["From: <s@sender.example>\r\nX-CloudDelivery-Tags: campaign=spring; tenant=t-1\r\nSubject: hi\r\n\r\nbody\r\n", "x-clouddelivery-tags : a=1;\r\n\tb=2\nTo: r@example.com\n\nX-CloudDelivery-Tags: not=stripped\n", "Subject: x\r\nX-CloudDelivery-Tags: k.1=\r\n\r\n"],
             ["X-CloudDelivery-Tags:", "x-clouddelivery-tags :", "X-CloudDelivery-Tags-Other: 1", "X-CloudDelivery-Tag", "Subject: s", "\r\n", "\n", "\r", "\r\n\r\n", " ", "\t", ";", "=", "k=v", "a_b.c-d=value with spaces", "=v", "k=", "\u00e9", "\0", new string('k', 65), ":"]), CheckTagsHeader),
+        new("traffic-shaping-rules", Inputs(
+            ["{}", "{\"rules\":[]}", "{\"default\":{\"connections\":3}}", "{\"rules\":[{\"name\":\"g\",\"mxSuffixes\":[\"google.com\"],\"messagesPerMinute\":5}]}", "{\"throttling\":{\"initialPause\":\"00:01:00\",\"maxPause\":\"00:10:00\"}}", "/* c */ {\"rules\":[{\"domains\":[\"*.example.com\",\"example.org\"],\"connections\":1,},]}"],
+            ["{", "}", "[", "]", ",", ":", "\"", "\\", "/*", "*/", "//", "null", "true", "0", "-1", "1e9", "2147483648", "\"rules\":", "\"default\":", "\"throttling\":", "\"name\":", "\"domains\":", "\"mxSuffixes\":", "\"connections\":", "\"messagesPerHour\":", "\"recoveryPerCleanMessage\":", "\"maxPause\":", "\"99:99:99\"", "\"-00:00:01\"", "\"*.\"", "\"a..b\"", "\u00e9", "\0"]), CheckTrafficShapingRules),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -217,6 +220,24 @@ public static class ParserTargets
     /// read in uneven pieces, it refuses only with invalid-tags, and what it passes on is exactly the
     /// normalised message without the tag fields of its header section, folded lines included.
     /// </summary>
+    /// <summary>A rules file is accepted or refused with a FormatException saying where (line and position, or the field).</summary>
+    private static bool CheckTrafficShapingRules(string text)
+    {
+        Shaping.TrafficShapingRules rules;
+        try
+        {
+            rules = Shaping.TrafficShapingRules.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            Promise(System.Text.RegularExpressions.Regex.IsMatch(e.Message, @"^(line \d+, position \d+|the file|default|throttling|rules\[\d+\])"), $"refusal that says not where: {Escape(e.Message)}");
+            return false;
+        }
+        Promise(rules.Rules.Select(r => r.Name).Distinct().Count() == rules.Rules.Count, "two rules with one name");
+        Promise(rules.Throttling.MaxPause >= rules.Throttling.InitialPause, "a pause cap below the first pause");
+        return true;
+    }
+
     private static bool CheckTagsHeader(string text)
     {
         var bytes = System.Text.Encoding.Latin1.GetBytes(text);

@@ -51,9 +51,9 @@ public sealed record ShapingThrottled(string Key, TimeSpan Pause, DateTimeOffset
 /// gets no permit defers its messages, so one slow destination never holds a worker other domains need.
 /// </summary>
 /// <remarks>
-/// The buckets are replenished from the engine's <see cref="TimeProvider"/> (AutoReplenishment off and
-/// <see cref="RateLimiter"/> TryReplenish called for the periods elapsed on that clock), so the budgets
-/// follow the same clock as the rest of the engine and tests can drive them.
+/// The buckets are replenished from the engine's <see cref="TimeProvider"/> (AutoReplenishment off; the
+/// permits due for the periods elapsed on that clock are put back), so the budgets follow the same clock as
+/// the rest of the engine and tests can drive them.
 /// </remarks>
 public sealed class TrafficShaper : IDisposable
 {
@@ -470,11 +470,11 @@ public sealed class ShapingBudget : IDisposable
 
 /// <summary>
 /// A <see cref="TokenBucketRateLimiter"/> of <c>limit</c> permits per window, one permit per period
-/// (window / limit), replenished by hand from a <see cref="TimeProvider"/>'s time.
+/// (window / limit), replenished from a <see cref="TimeProvider"/>'s time rather than the limiter's timer.
 /// </summary>
 internal sealed class PermitBucket : IDisposable
 {
-    private readonly TokenBucketRateLimiter limiter;
+    private TokenBucketRateLimiter limiter;
     private readonly TimeSpan window;
     private readonly TimeSpan period;
     private readonly int limit;
@@ -533,7 +533,11 @@ internal sealed class PermitBucket : IDisposable
         return resized;
     }
 
-    /// <summary>One TryReplenish per whole period elapsed on the clock, up to a full bucket.</summary>
+    /// <summary>
+    /// One permit per whole period elapsed on the clock, up to a full bucket. The limiter's own TryReplenish
+    /// measures its period on the system stopwatch, so the bucket is refilled by replacing the limiter with
+    /// one holding the permits due (a new limiter starts full and is drained to that count).
+    /// </summary>
     private void Replenish(DateTimeOffset now)
     {
         var periods = (now - lastReplenished).Ticks / period.Ticks;
@@ -541,12 +545,20 @@ internal sealed class PermitBucket : IDisposable
         {
             return;
         }
-        var missing = limit - Available;
-        for (var i = 0L; i < Math.Min(periods, missing); i++)
+        var available = Available;
+        var due = (int)Math.Min(limit, available + periods);
+        lastReplenished = due == limit ? now : lastReplenished + (period * periods);
+        if (due == available)
         {
-            limiter.TryReplenish();
+            return;
         }
-        lastReplenished = periods >= missing ? now : lastReplenished + (period * periods);
+        var refilled = NewLimiter();
+        if (limit - due > 0)
+        {
+            refilled.AttemptAcquire(limit - due).Dispose();
+        }
+        limiter.Dispose();
+        limiter = refilled;
     }
 
     public void Dispose() => limiter.Dispose();

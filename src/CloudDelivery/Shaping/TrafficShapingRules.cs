@@ -53,6 +53,16 @@ public sealed class TrafficShapingRules
         Rules = rules;
     }
 
+    // Before Default: static initialisers run in textual order, and loading the shipped rules needs these.
+    private static readonly JsonSerializerOptions FileOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        MaxDepth = 8,
+    };
+
     /// <summary>The shipped defaults.</summary>
     public static TrafficShapingRules Default { get; } = LoadShipped();
 
@@ -171,15 +181,6 @@ public sealed class TrafficShapingRules
         using var reader = new StreamReader(stream);
         return Parse(reader.ReadToEnd());
     }
-
-    private static readonly JsonSerializerOptions FileOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        MaxDepth = 8,
-    };
 
     private static FileModel ParseModel(string json)
     {

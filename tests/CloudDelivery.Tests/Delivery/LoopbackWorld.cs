@@ -103,7 +103,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
     }
 
     /// <summary>An engine that dials loopback, trusts the test CA and asks this world's DNS server.</summary>
-    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null, TimeSpan? sessionTimeout = null) =>
+    public DeliveryEngine CreateEngine(TimeSpan? commandTimeout = null, TimeProvider? time = null, bool allowPrivateAddresses = true, DeliveryMetrics? metrics = null, int maxSessionsPerHost = 4, TimeSpan? mtaStsFetchTimeout = null, TimeSpan? sessionTimeout = null, global::CloudDelivery.Shaping.TrafficShapingRules? shaping = null) =>
         DeliveryEngine.Create(
             new DeliveryEngineOptions
             {
@@ -115,6 +115,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
                 CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
                 SessionTimeout = sessionTimeout ?? TimeSpan.FromMinutes(30),
                 MaxSessionsPerHost = maxSessionsPerHost,
+                Shaping = shaping ?? global::CloudDelivery.Shaping.TrafficShapingRules.Default,
             },
             new global::CloudDelivery.Dns.DnsResolverOptions { Server = Dns.EndPoint, QueryTimeout = TimeSpan.FromSeconds(2) },
             new global::CloudDelivery.MtaSts.MtaStsFetchOptions
