@@ -40,7 +40,11 @@ public sealed class SharedThrottleState(ThrottleStateTable table, IThrottleState
     public string Instance => instance;
 
     /// <summary>A name for this process that no other instance has.</summary>
-    public static string NewInstanceName() => $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..Math.Min(80, Environment.MachineName.Length + 44)];
+    public static string NewInstanceName()
+    {
+        var name = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        return name.Length <= 120 ? name : name[^120..];
+    }
 
     /// <summary>One round: write this instance's new transitions, then apply the others' newer ones.</summary>
     public async Task RunRoundAsync(CancellationToken cancellationToken)
