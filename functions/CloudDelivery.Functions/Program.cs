@@ -14,6 +14,7 @@ builder.ConfigureFunctionsWebApplication();
 builder.Services.AddCloudDelivery(builder.Configuration);
 // The event dispatcher runs in the worker for as long as it does (its sweep is a timer function).
 builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherService>();
+builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
 // host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
 // worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;
 // AddCloudDeliveryTelemetry adds our meters, the Azure SDK spans, logs and the exporter, as in `serve`.

@@ -120,6 +120,8 @@ var baseSettings = [
   { name: 'CloudDelivery__Storage__EndpointSuffix', value: environment().suffixes.storage }
   { name: 'CloudDelivery__ManagedIdentityClientId', value: identityClientId }
   { name: 'CloudDelivery__Hostname', value: ehloHostname }
+  // Each instance takes its share of the budgets many domains share: at most this many deliver at once.
+  { name: 'CloudDelivery__Shaping__InstanceCount', value: string(maximumInstanceCount) }
   { name: 'CloudDelivery__TlsRpt__OrganizationName', value: tlsRptOrganization }
   { name: 'CloudDelivery__TlsRpt__ContactInfo', value: tlsRptContact }
 ]

@@ -35,6 +35,8 @@ public sealed class RecipientEvents(EventOptions options, string hostname)
         "queued" => "Queued",
         "delivered" => "Delivered",
         "delayed" => "Delayed",
+        "throttled" => "Throttled",
+        "deferred" => "Deferred",
         "failed" => "Failed",
         "expired" => "Expired",
         "suppressed" => "Suppressed",
@@ -124,21 +126,26 @@ public sealed class RecipientEvents(EventOptions options, string hostname)
             {
                 json.WriteString("tls", RecipientOutcome.TlsName(result.Tls));
             }
-            if (transition.Type is "failed" or "expired" or "delayed")
+            if (transition.Type is "failed" or "expired" or "delayed" or "throttled")
             {
                 // The category Apply stored, by the configured classifier; older records compute it from their reply.
                 json.WriteString("category", record.LastCategory ?? BounceClassification.Name(result is not null ? BounceClassification.Of(result) : BounceClassification.Of(reply)));
             }
         }
-        if (transition.Type == "delayed")
+        if (transition.Type is "delayed" or "throttled" or "deferred")
         {
             json.WriteString("nextAttemptAt", Rfc3339(record.NextAttemptAt));
+        }
+        if (transition.Type is "throttled" or "deferred")
+        {
+            // How long the receiver (or our own budget) asked us to wait: a deferral spends no attempt.
+            json.WriteNumber("retryAfterSeconds", Math.Max(0, (long)(record.NextAttemptAt - transition.At).TotalSeconds));
         }
         json.WriteEndObject();
     }
 
     /// <summary>Transitions decided by a delivery attempt: they carry its reply.</summary>
-    private static bool IsAttemptOutcome(string type) => type is "delivered" or "delayed" or "failed" or "expired";
+    private static bool IsAttemptOutcome(string type) => type is "delivered" or "delayed" or "failed" or "expired" or "throttled" or "deferred";
 
     /// <summary>Lower-case hex SHA-256 over the salt's bytes followed by the address in UTF-8.</summary>
     public string HashOf(string address)

@@ -30,6 +30,9 @@ public sealed class CloudDeliveryLoops(
     /// <summary>The event dispatcher and its sweep, run when it has sinks.</summary>
     public EventDispatcher? Events { get; init; }
 
+    /// <summary>Throttle state shared with other instances, and how often (see Shaping/SharedThrottleState).</summary>
+    public (Shaping.SharedThrottleState State, Shaping.SharedShapingOptions Options)? SharedShaping { get; init; }
+
     /// <summary>
     /// Runs every loop until <paramref name="cancellationToken"/> is cancelled. <paramref name="onDeath"/> is
     /// called if a loop ends while the host runs (a defect): the host should stop and exit non-zero.
@@ -57,6 +60,10 @@ public sealed class CloudDeliveryLoops(
         {
             loops.Add(Supervise(EventDispatcher.LoopName, events.RunAsync));
             loops.Add(Periodic(EventDispatcher.SweepLoopName, _ => events.Options.SweepInterval, events.SweepAsync));
+        }
+        if (SharedShaping is var (shared, sharing))
+        {
+            loops.Add(Periodic(Shaping.SharedThrottleState.LoopName, _ => sharing.SharedStateInterval, shared.RunRoundAsync));
         }
         if (sampler is not null)
         {

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using CloudDelivery.Azure.Events;
 using CloudDelivery.Azure.MtaSts;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Shaping;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.Suppression;
@@ -48,9 +49,10 @@ public static class CloudDeliveryServices
         });
         services.AddEventDispatch(configuration);
         services.AddSuppressionList();
-        services.AddTrafficShaping(configuration.GetSection(Shaping.TrafficShapingOptions.SectionPath));
         services.AddBounceClassification(configuration.GetSection(BounceOptions.SectionPath));
         services.AddOperatorTlsPolicies(configuration.GetSection(Tls.OperatorTlsPolicyOptions.SectionPath));
+        services.AddTrafficShaping(configuration.GetSection(global::CloudDelivery.Shaping.TrafficShapingOptions.SectionPath));
+        services.AddSharedShaping(configuration.GetSection(SharedShapingOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);
@@ -99,6 +101,7 @@ public static class CloudDeliveryServices
             p.GetService<ILoggerFactory>())
         {
             Events = p.GetRequiredService<EventDispatcher>(),
+            SharedShaping = (p.GetRequiredService<SharedThrottleState>(), p.GetRequiredService<IOptions<SharedShapingOptions>>().Value),
         });
         // Health: storage reachability and background loop liveness (serve's /healthz, the Functions Health function).
         services.AddHealthChecks().AddCheck<ServiceHealthCheck>(ServiceHealthCheckName);

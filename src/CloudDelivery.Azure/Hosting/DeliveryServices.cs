@@ -42,7 +42,7 @@ public static class DeliveryServices
     /// </summary>
     private static DeliveryRules RulesOf(IServiceProvider services) => new(
         services.GetService<BounceClassifier>() ?? BounceClassifier.Default,
-        services.GetService<Shaping.TrafficShapingRules>() ?? Shaping.TrafficShapingRules.Default,
+        services.GetService<global::CloudDelivery.Shaping.TrafficShapingRules>() ?? global::CloudDelivery.Shaping.TrafficShapingRules.Default,
         services.GetService<Tls.OperatorTlsPolicies>() ?? Tls.OperatorTlsPolicies.None);
 
     /// <summary><see cref="SmarthostOptions"/> bound from <paramref name="smarthost"/>; an empty Host means direct delivery.</summary>

@@ -17,7 +17,9 @@ public static class TrafficShapingServices
     {
         services.AddOptions<TrafficShapingOptions>().Bind(shaping).ValidateOnStart();
         services.AddSingleton<IValidateOptions<TrafficShapingOptions>>(new RulesFileValidator(shaping.Path));
-        services.AddSingleton(p => p.GetRequiredService<IOptions<TrafficShapingOptions>>().Value.LoadRules());
+        // Each instance takes its share of the budgets many domains share (CloudDelivery:Shaping:InstanceCount).
+        services.AddSingleton(p => p.GetRequiredService<IOptions<TrafficShapingOptions>>().Value.LoadRules()
+            .SharedBy(p.GetService<IOptions<Shaping.SharedShapingOptions>>()?.Value.InstanceCount ?? 1));
         return services;
     }
 

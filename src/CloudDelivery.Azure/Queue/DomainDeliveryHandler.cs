@@ -18,9 +18,13 @@ namespace CloudDelivery.Azure.Queue;
 /// <param name="Attempted">Recipients that were due and attempted.</param>
 /// <param name="Delivered">Recipients delivered.</param>
 /// <param name="Failed">Recipients failed for good (failed or expired).</param>
-/// <param name="Deferred">Recipients to be retried.</param>
+/// <param name="Deferred">Recipients to be retried (throttled and held back ones included).</param>
 /// <param name="RetryAt">When the domain is next due, if anything is left.</param>
-public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, int Failed, int Deferred, DateTimeOffset? RetryAt);
+public sealed record DomainRunResult(bool Busy, int Attempted, int Delivered, int Failed, int Deferred, DateTimeOffset? RetryAt)
+{
+    /// <summary>Recipients a receiver throttled or traffic shaping held back: queued again without spending an attempt.</summary>
+    public int Shaped { get; init; }
+}
 
 /// <summary>
 /// Handles a wake-up for a recipient domain: takes the domain's lease, loads its ready recipient records,
@@ -73,7 +77,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             for (var run = 0; run < MaxRunsPerLease; run++)
             {
                 var (result, more) = await DeliverAsync(lease, cancellationToken);
-                total = new DomainRunResult(false, total.Attempted + result.Attempted, total.Delivered + result.Delivered, total.Failed + result.Failed, total.Deferred + result.Deferred, result.RetryAt ?? total.RetryAt);
+                total = new DomainRunResult(false, total.Attempted + result.Attempted, total.Delivered + result.Delivered, total.Failed + result.Failed, total.Deferred + result.Deferred, result.RetryAt ?? total.RetryAt) { Shaped = total.Shaped + result.Shaped };
                 if (more)
                 {
                     // The run took its maximum of records: more may be ready. Keep the domain (a renewal,
@@ -210,8 +214,11 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         {
             await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
         }
-        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred", lease.Domain, tally.Delivered, tally.Failed, tally.Deferred);
-        return (new DomainRunResult(false, records.Count, tally.Delivered, tally.Failed, tally.Deferred, next), records.Count >= limit);
+        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred ({Throttled} throttled, {HeldBack} held back by shaping)", lease.Domain, tally.Delivered, tally.Failed, tally.Deferred, tally.Throttled, tally.HeldBack);
+        // A run whose every recipient was held back (a paused destination) does not load the next batch just
+        // to hold it back too: those records stay untouched and due, and go with the wake-up above.
+        var shaped = tally.Throttled + tally.HeldBack;
+        return (new DomainRunResult(false, records.Count, tally.Delivered, tally.Failed, tally.Deferred, next) { Shaped = shaped }, records.Count >= limit && shaped < records.Count);
     }
 
     /// <summary>

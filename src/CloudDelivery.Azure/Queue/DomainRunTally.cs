@@ -21,6 +21,8 @@ internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipi
     private readonly List<OwedDsn> owed = [];
     private int delivered;
     private int deferred;
+    private int throttled;
+    private int heldBack;
 
     public int Delivered
     {
@@ -40,6 +42,30 @@ internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipi
             lock (gate)
             {
                 return deferred;
+            }
+        }
+    }
+
+    /// <summary>Recipients a receiver throttled: queued again without spending an attempt (see <see cref="Deferral"/>).</summary>
+    public int Throttled
+    {
+        get
+        {
+            lock (gate)
+            {
+                return throttled;
+            }
+        }
+    }
+
+    /// <summary>Recipients traffic shaping held back untried: queued again without spending an attempt.</summary>
+    public int HeldBack
+    {
+        get
+        {
+            lock (gate)
+            {
+                return heldBack;
             }
         }
     }
@@ -79,6 +105,8 @@ internal sealed class DomainRunTally(Dictionary<(string MessageId, string Recipi
                 else if (transition.State == QueuedRecipientState.Queued)
                 {
                     deferred++;
+                    throttled += transition.EventType == Deferral.ThrottledEvent ? 1 : 0;
+                    heldBack += transition.EventType == Deferral.DeferredEvent ? 1 : 0;
                 }
                 // Kept even when nobody gets the DSN (a DSN, a report, the null sender): it counts as failed.
                 var dsn = DsnEligibility.KindOf(transition);

@@ -78,6 +78,9 @@ public sealed class OutboundStorageOptions
     public string ParkedEventsTable { get; set; } = "cdeventsparked";
     /// <summary>Table of idempotency keys of submissions (see Submission/IdempotentSubmission), until they expire.</summary>
     public string IdempotencyTable { get; set; } = "cdidempotency";
+
+    /// <summary>Table of throttle state shared between instances (partition = shaping key; see Shaping/ThrottleStateTable).</summary>
+    public string ShapingTable { get; set; } = "cdshaping";
     /// <summary>Table of the suppression list (partition = scope: "global" or a sender domain; see Suppression/SuppressionList).</summary>
     public string SuppressionsTable { get; set; } = "cdsuppressions";
 
@@ -196,6 +199,7 @@ public sealed class OutboundStorage
             ParkedEvents = new TableClient(table, options.ParkedEventsTable, credential, tableOptions);
             Idempotency = new TableClient(table, options.IdempotencyTable, credential, tableOptions);
             Suppressions = new TableClient(table, options.SuppressionsTable, credential, tableOptions);
+            Shaping = new TableClient(table, options.ShapingTable, credential, tableOptions);
         }
         else
         {
@@ -209,6 +213,7 @@ public sealed class OutboundStorage
             Poison = new QueueClient(options.ConnectionString, options.PoisonQueue, queueOptions);
             Idempotency = new TableClient(options.ConnectionString, options.IdempotencyTable, tableOptions);
             Suppressions = new TableClient(options.ConnectionString, options.SuppressionsTable, tableOptions);
+            Shaping = new TableClient(options.ConnectionString, options.ShapingTable, tableOptions);
         }
         RecipientWrites = new PartitionWriteBatcher(Recipients);
     }
@@ -271,6 +276,9 @@ public sealed class OutboundStorage
     /// <summary>The suppression list (see Suppression/SuppressionList).</summary>
     public TableClient Suppressions { get; }
 
+    /// <summary>Throttle state shared between instances (see Shaping/ThrottleStateTable).</summary>
+    public TableClient Shaping { get; }
+
     /// <summary>Creates the container, tables and queues if they do not exist (idempotent).</summary>
     public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
     {
@@ -283,5 +291,6 @@ public sealed class OutboundStorage
         await ParkedEvents.CreateIfNotExistsAsync(cancellationToken);
         await Idempotency.CreateIfNotExistsAsync(cancellationToken);
         await Suppressions.CreateIfNotExistsAsync(cancellationToken);
+        await Shaping.CreateIfNotExistsAsync(cancellationToken);
     }
 }

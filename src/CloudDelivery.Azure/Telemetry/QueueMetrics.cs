@@ -20,7 +20,7 @@ public sealed class QueueMetrics : IDisposable
     public QueueMetrics(IMeterFactory? factory = null)
     {
         meter = factory?.Create(MeterName) ?? new Meter(MeterName);
-        Recipients = meter.CreateCounter<long>("clouddelivery.recipients", description: "Recipient attempt outcomes; tags result (delivered, deferred, failed, expired), tls (dane, mtasts, opportunistic, plaintext, none) reason (enhanced status class.subject or dns, connection, timeout, tls, policy) and, unless delivered, category (bad-mailbox, throttled, …).");
+        Recipients = meter.CreateCounter<long>("clouddelivery.recipients", description: "Recipient attempt outcomes; tags result (delivered, deferred, throttled, shaped, failed, expired), tls (dane, mtasts, opportunistic, plaintext, none), reason (enhanced status class.subject or dns, connection, timeout, tls, policy) and, unless delivered, category (bad-mailbox, throttled, …).");
         RecipientLatency = meter.CreateHistogram<double>("clouddelivery.recipient.latency", unit: "s", description: "Time from submission to a final result; tag result (delivered, failed, expired).");
         TlsRptReports = meter.CreateCounter<long>("clouddelivery.tlsrpt.reports", description: "TLSRPT reports handed over; tags transport (mailto, https) and result (sent, failed).");
         meter.CreateObservableGauge("clouddelivery.queue.records", ObserveRecords, description: "Recipient records not yet final, from the latest sample (a lower bound when the sample was capped); tag state (queued: never attempted, deferred: waiting to retry).");
@@ -127,7 +127,7 @@ public sealed record QueueSnapshot(
     bool Capped);
 
 /// <summary>One recipient outcome in the terms of the metrics and the RecipientResult log event.</summary>
-/// <param name="Result">delivered, deferred, failed or expired.</param>
+/// <param name="Result">delivered, deferred, failed or expired; throttled (a receiver's throttling reply) or shaped (held back by traffic shaping untried) for a deferral.</param>
 /// <param name="Tls">dane, mtasts, opportunistic, plaintext or none.</param>
 /// <param name="Reason">Empty when delivered; else the enhanced status class.subject or dns, connection, timeout, tls, policy.</param>
 /// <param name="Latency">Submission to the final result; null while the recipient is deferred.</param>
@@ -144,9 +144,10 @@ public sealed record RecipientOutcome(string Result, string Tls, string Reason, 
             QueuedRecipientState.Delivered => "delivered",
             QueuedRecipientState.Failed => "failed",
             QueuedRecipientState.Expired => "expired",
+            _ when result.Status == RecipientStatus.Deferred => Deferral.IsThrottled(result) ? "throttled" : "shaped",
             _ => "deferred",
         };
-        var final = outcome != "deferred";
+        var final = outcome is not ("deferred" or "throttled" or "shaped");
         return new RecipientOutcome(
             outcome,
             TlsName(result.Tls),

@@ -107,6 +107,17 @@ public sealed class TrafficShaper : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Applies the pause and lowered rate another instance saw for budget <paramref name="key"/> (a rule's name,
+    /// or a domain under the default rule) without raising <see cref="Throttled"/>: that instance shared it already.
+    /// </summary>
+    public void ApplyShared(string key, DateTimeOffset pausedUntil, int? perMinute)
+    {
+        var rule = Rules.Rules.FirstOrDefault(r => string.Equals(r.Name, key, StringComparison.Ordinal));
+        budgets.GetOrAdd(key, static (k, state) => new ShapingBudget(k, state.Limits, state.Shaper), (Limits: rule?.Limits ?? Rules.DefaultLimits, Shaper: this))
+            .ApplyShared(pausedUntil, perMinute);
+    }
+
     /// <summary>Every budget as it stands, by name.</summary>
     public IReadOnlyList<ShapingKeySnapshot> Snapshot() => budgets.Values.Select(b => b.Snapshot()).OrderBy(s => s.Key, StringComparer.Ordinal).ToArray();
 
@@ -348,6 +359,25 @@ public sealed class ShapingBudget : IDisposable
             else
             {
                 SetRate(ceiling, Now, startEmpty: false);
+            }
+        }
+    }
+
+    /// <summary>Another instance's throttle: paused at least until <paramref name="until"/>, no faster than <paramref name="perMinuteRate"/>.</summary>
+    internal void ApplyShared(DateTimeOffset until, int? perMinuteRate)
+    {
+        lock (gate)
+        {
+            var now = Now;
+            lastUsed = now;
+            pausedUntil = until > pausedUntil ? until : pausedUntil;
+            if (perMinuteRate is { } rate && rate < (currentPerMinute ?? int.MaxValue))
+            {
+                // As a throttle seen here: clean replies win the rate back towards the ceiling.
+                consecutiveThrottles = Math.Max(1, consecutiveThrottles);
+                ceilingPerMinute ??= Math.Max(2 * rate, 2 * Settings.MinimumPerMinute);
+                SetRate(Math.Max(Settings.MinimumPerMinute, rate), now, startEmpty: perMinute is null);
+                recoveryCredit = 0;
             }
         }
     }

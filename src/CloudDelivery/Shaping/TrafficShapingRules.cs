@@ -112,6 +112,25 @@ public sealed class TrafficShapingRules
         }
     }
 
+    /// <summary>
+    /// These rules for one of <paramref name="instances"/> instances delivering at once: each shared rule
+    /// (an MX suffix, a wildcard or several domains: budgets that many lease holders spend at once) keeps this
+    /// share of its per-minute and per-hour messages and connections, rounded up and at least 1. A rule of one
+    /// domain, and the default per-domain budget, are spent by the domain's lease holder alone and stay whole.
+    /// </summary>
+    public TrafficShapingRules SharedBy(int instances)
+    {
+        if (instances <= 1)
+        {
+            return this;
+        }
+        int? Share(int? limit) => limit is { } whole ? Math.Max(1, (whole + instances - 1) / instances) : null;
+        var rules = Rules.Select(rule => rule.MxSuffixes.Count > 0 || rule.Domains.Count > 1 || rule.Domains.Any(d => d.StartsWith("*.", StringComparison.Ordinal))
+            ? rule with { Limits = rule.Limits with { Connections = Share(rule.Limits.Connections), MessagesPerMinute = Share(rule.Limits.MessagesPerMinute), MessagesPerHour = Share(rule.Limits.MessagesPerHour) } }
+            : rule).ToList();
+        return new TrafficShapingRules(DefaultLimits, Throttling, rules);
+    }
+
     /// <summary>The rule naming <paramref name="domain"/> (ASCII, lower case): an exact entry, else the longest "*.parent" entry.</summary>
     public ShapingRule? MatchRecipientDomain(string domain)
     {

@@ -63,6 +63,7 @@ public class ConfigurationReferenceTests
         (typeof(CloudDelivery.Tls.OperatorTlsPolicyOptions), CloudDelivery.Tls.OperatorTlsPolicyOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventSinkOptions), CloudDelivery.Azure.Events.EventSinkOptions.SectionPath),
         (typeof(CloudDelivery.Azure.Events.EventOptions), CloudDelivery.Azure.Events.EventOptions.SectionPath),
+        (typeof(CloudDelivery.Azure.Shaping.SharedShapingOptions), CloudDelivery.Azure.Shaping.SharedShapingOptions.SectionPath),
         // Bound by the exporters on their own, before the container exists.
         (typeof(CloudDelivery.Azure.Telemetry.TelemetryOptions), CloudDelivery.Azure.Telemetry.TelemetryOptions.SectionName),
     ];

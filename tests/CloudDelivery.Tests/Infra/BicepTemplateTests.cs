@@ -103,6 +103,8 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
         Assert.Contains("parameters('appInsightsConnectionString')", settings["APPLICATIONINSIGHTS_CONNECTION_STRING"], StringComparison.Ordinal);
         Assert.Equal("[format('ClientId={0};Authorization=AAD', parameters('identityClientId'))]", settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]);
         Assert.Contains("parameters('ehloHostname')", settings["CloudDelivery__Hostname"], StringComparison.Ordinal);
+        // Each instance's share of the shared shaping budgets follows the app's scale-out limit.
+        Assert.Contains("parameters('maximumInstanceCount')", settings["CloudDelivery__Shaping__InstanceCount"], StringComparison.Ordinal);
         // Secrets only as Key Vault references.
         Assert.Contains("@Microsoft.KeyVault(", settings["CloudDelivery__Smarthost__Password"], StringComparison.Ordinal);
         Assert.Contains("@Microsoft.KeyVault(", settings["CloudDelivery__Dkim__Keys__{0}__PrivateKeyPem"], StringComparison.Ordinal);

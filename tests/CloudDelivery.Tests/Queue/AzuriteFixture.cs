@@ -34,6 +34,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
                 MtaStsTable = $"mtasts{suffix}".Replace("x", "X", StringComparison.Ordinal),
                 IdempotencyTable = $"idempotency{suffix}".Replace("x", "X", StringComparison.Ordinal),
                 SuppressionsTable = $"suppressions{suffix}".Replace("x", "X", StringComparison.Ordinal),
+                ShapingTable = $"shaping{suffix}".Replace("x", "X", StringComparison.Ordinal),
             },
             counter: null,
             credential: null,

@@ -117,3 +117,84 @@ public class RecipientTransitionTests
         Assert.InRange(next, Now + TimeSpan.FromSeconds(445), Now + TimeSpan.FromSeconds(454));
     }
 }
+
+/// <summary>Deferrals: traffic shaping or a receiver's throttling reply holds a recipient back without spending its retry budget.</summary>
+public class DeferralTransitionTests
+{
+    private static readonly DateTimeOffset Now = Submitted.AddMinutes(30);
+
+    private static readonly SmtpReply GmailRateLimited = new(421, "4.7.28", "Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.");
+
+    private static RecipientResult Deferred(SmtpReply reply, TimeSpan? retryAfter, string? host = "mx.dest.example") =>
+        Result(RecipientStatus.Deferred, reply, host) with { RetryAfter = retryAfter };
+
+    [Fact]
+    public void A_throttling_reply_keeps_the_recipient_queued_without_spending_an_attempt()
+    {
+        var transition = RecipientTransition.Of(Recipient(attempts: 3), Deferred(GmailRateLimited, TimeSpan.FromMinutes(4)), Now, ExactSchedule);
+
+        var next = Now + TimeSpan.FromMinutes(4);
+        Assert.Equal(new RecipientTransition(QueuedRecipientState.Queued, 3, next, false, false, "throttled", $"throttled by mx.dest.example: {GmailRateLimited}; next attempt {next:u}"), transition);
+        Assert.Equal(DsnKind.None, DsnEligibility.KindOf(transition));
+    }
+
+    [Fact]
+    public void A_recipient_the_shaper_held_back_untried_is_deferred_not_throttled()
+    {
+        var heldBack = Deferred(new SmtpReply(451, "4.4.5", "rate budget for gmail.com spent"), TimeSpan.FromSeconds(20), host: null);
+
+        var transition = RecipientTransition.Of(Recipient(), heldBack, Now, ExactSchedule);
+
+        Assert.Equal("deferred", transition.EventType);
+        Assert.Equal(0, transition.Attempts);
+        Assert.Equal(Now + TimeSpan.FromSeconds(20), transition.NextAttemptAt);
+    }
+
+    [Fact]
+    public void Deferrals_past_the_delay_dsn_threshold_owe_no_delay_dsn()
+    {
+        var transition = RecipientTransition.Of(Recipient(attempts: 6), Deferred(GmailRateLimited, TimeSpan.FromMinutes(1)), Now, ExactSchedule);
+
+        Assert.False(transition.DelayDsnDue);
+        Assert.False(transition.DelayDsnSent);
+        Assert.Equal(6, transition.Attempts);
+    }
+
+    [Theory]
+    [InlineData(null, 60)]
+    [InlineData(0, 5)]
+    [InlineData(-30, 5)]
+    [InlineData(90, 90)]
+    [InlineData(86400 * 3, 3600)]
+    public void The_wait_has_a_default_a_floor_and_a_cap(int? retryAfterSeconds, int expectedSeconds)
+    {
+        var retryAfter = retryAfterSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+
+        var transition = RecipientTransition.Of(Recipient(), Deferred(GmailRateLimited, retryAfter), Now, ExactSchedule);
+
+        Assert.Equal(Now + TimeSpan.FromSeconds(expectedSeconds), transition.NextAttemptAt);
+    }
+
+    [Fact]
+    public void A_deferral_after_the_whole_retry_schedule_expires_the_recipient_with_a_dsn()
+    {
+        var end = ExactSchedule.RetryUntil(Submitted);
+
+        var justBefore = RecipientTransition.Of(Recipient(attempts: 1), Deferred(GmailRateLimited, null), end - TimeSpan.FromSeconds(1), ExactSchedule);
+        var atTheEnd = RecipientTransition.Of(Recipient(attempts: 1), Deferred(GmailRateLimited, null), end, ExactSchedule);
+
+        Assert.Equal(QueuedRecipientState.Queued, justBefore.State);
+        Assert.Equal(QueuedRecipientState.Expired, atTheEnd.State);
+        Assert.Equal(DsnKind.Failure, DsnEligibility.KindOf(atTheEnd));
+        Assert.StartsWith($"gave up: still held back at {end:u}", atTheEnd.EventDetail);
+    }
+
+    [Fact]
+    public void A_temporary_reply_that_is_not_a_deferral_still_spends_an_attempt()
+    {
+        var transition = RecipientTransition.Of(Recipient(attempts: 3), Result(RecipientStatus.Temporary, GmailRateLimited), Now, ExactSchedule);
+
+        Assert.Equal(4, transition.Attempts);
+        Assert.Equal("delayed", transition.EventType);
+    }
+}

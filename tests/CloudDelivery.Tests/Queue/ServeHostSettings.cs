@@ -16,6 +16,7 @@ internal static class ServeHostSettings
         ["CloudDelivery:Storage:WakeUpQueue"] = storage.Options.WakeUpQueue,
         ["CloudDelivery:Storage:PoisonQueue"] = storage.Options.PoisonQueue,
         ["CloudDelivery:Storage:IdempotencyTable"] = storage.Options.IdempotencyTable,
+        ["CloudDelivery:Storage:ShapingTable"] = storage.Options.ShapingTable,
         ["CloudDelivery:Delivery:Resolver"] = world.Dns.EndPoint.ToString(),
         ["CloudDelivery:Delivery:SmtpPort"] = world.SmtpPort.ToString(CultureInfo.InvariantCulture),
         ["CloudDelivery:Delivery:MtaStsHttpsPort"] = world.MtaSts.EndPoint.Port.ToString(CultureInfo.InvariantCulture),
