@@ -100,7 +100,10 @@ internal sealed class CommonOptions
         var configuration = ConfigurationFlags.Build(Defaults(), Overrides(parse));
         var services = new ServiceCollection();
         services.AddOptions<CloudDeliveryOptions>().Configure(options => options.Hostname = configuration[ConfigurationFlags.Hostname] ?? options.Hostname);
+        // The operator's rule sets, as the hosts load them: deliver and probe behave as the service would.
+        services.AddBounceClassification(configuration.GetSection(BounceOptions.SectionPath));
         services.AddOperatorTlsPolicies(configuration.GetSection(Tls.OperatorTlsPolicyOptions.SectionPath));
+        services.AddTrafficShaping(configuration.GetSection(global::CloudDelivery.Shaping.TrafficShapingOptions.SectionPath));
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         return services.BuildServiceProvider();
     }

@@ -130,11 +130,10 @@ public sealed partial class DeliveryEngine
         catch (SmtpSessionException e)
         {
             state.AddConnection(new ConnectionReport(host, address, null, CertificateVerification.None, null, plaintextRetry, e.Message));
+            // Not a throttling signal for the budget: a host limiting connections answers further ones 421
+            // ("too many connections"), and the session it accepted carries on. A host that really wants us
+            // to slow down says so to that session, which pauses the budget then.
             logger.LogDebug("Extra session to {Host} refused: {Error}", host, e.Message);
-            if (e.ServerReply is { } reply && work.Shaping.IsThrottling(reply))
-            {
-                work.Shaping.NoteThrottled(); // the sessions under way see the pause before their next message
-            }
             return new ExtraSessionResult(nothing, domainResult, hostResult);
         }
         await using (session)
