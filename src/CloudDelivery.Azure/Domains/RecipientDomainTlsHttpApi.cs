@@ -1,6 +1,7 @@
 using System.Text.Json;
 using CloudDelivery.Addressing;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Shaping;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Delivery;
 using Microsoft.AspNetCore.Http;
@@ -18,7 +19,7 @@ public static class RecipientDomainTlsHttpApi
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     /// <summary>Handles one lookup; never throws for the client's input or for storage trouble.</summary>
-    public static async Task<IResult> GetAsync(string? domain, OutboundQueue queue, CancellationToken cancellationToken)
+    public static async Task<IResult> GetAsync(string? domain, OutboundQueue queue, DestinationShaping? shaping, CancellationToken cancellationToken)
     {
         if (PartitionOf(domain) is not { } partition)
         {
@@ -26,8 +27,11 @@ public static class RecipientDomainTlsHttpApi
         }
         try
         {
-            return await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken) is { } seen
-                ? new JsonApiResult(200, ToJson(partition, seen))
+            var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
+            var shaped = shaping is null ? null : await shaping.DescribeAsync(partition, cancellationToken);
+            // A domain throttled at connect never got past EHLO, yet its pause is worth seeing.
+            return seen is not null || shaped?.PausedUntil is not null
+                ? new JsonApiResult(200, ToJson(partition, seen, shaped))
                 : Error(404, "not-found", $"nothing is known yet of {partition}: no delivery to it got past EHLO");
         }
         catch (Exception e) when (SubmissionEndpoint.IsStorageTrouble(e, cancellationToken))
@@ -52,13 +56,24 @@ public static class RecipientDomainTlsHttpApi
     }
 
     /// <summary>The JSON the API and <c>status --domain --json</c> print.</summary>
-    public static string ToJson(string domain, RecipientDomainTls seen) => JsonSerializer.Serialize(new
+    public static string ToJson(string domain, RecipientDomainTls? seen, DestinationShapingState? shaping = null) => JsonSerializer.Serialize(new
     {
         domain,
-        startTls = seen.StartTls,
-        requireTls = seen.RequireTls,
-        verified = RecipientDomainTls.Name(seen.Verified),
-        seenAt = seen.SeenAt,
+        startTls = seen?.StartTls,
+        requireTls = seen?.RequireTls,
+        verified = seen is null ? null : RecipientDomainTls.Name(seen.Verified),
+        seenAt = seen?.SeenAt,
+        shaping = shaping is null ? null : new
+        {
+            key = shaping.Key,
+            connections = shaping.Limits.Connections,
+            messagesPerConnection = shaping.Limits.MessagesPerConnection,
+            messagesPerMinute = shaping.Limits.MessagesPerMinute,
+            messagesPerHour = shaping.Limits.MessagesPerHour,
+            paused = shaping.PausedUntil is not null,
+            pausedUntil = shaping.PausedUntil,
+            currentMessagesPerMinute = shaping.MessagesPerMinute,
+        },
     }, Json);
 
     private static JsonApiResult Error(int status, string code, string message) =>

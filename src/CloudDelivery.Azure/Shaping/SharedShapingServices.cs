@@ -23,6 +23,11 @@ public static class SharedShapingServices
         services.AddSingleton<IValidateOptions<SharedShapingOptions>, SharedShapingOptionsValidator>();
         services.AddSingleton(p => new ThrottleStateTable(p.GetRequiredService<OutboundStorage>().Shaping));
         services.AddSingleton<IThrottleStateExchange>(p => new EngineThrottleExchange(p.GetRequiredService<DeliveryEngine>().Shaper, p.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(p => new DestinationShaping(
+            p.GetRequiredService<DeliveryEngine>().Options.Shaping,
+            p.GetRequiredService<DeliveryEngine>().Resolver,
+            p.GetRequiredService<ThrottleStateTable>(),
+            p.GetRequiredService<TimeProvider>()));
         services.AddSingleton(p => new SharedThrottleState(
             p.GetRequiredService<ThrottleStateTable>(),
             p.GetRequiredService<IThrottleStateExchange>(),

@@ -1,24 +1,33 @@
 using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Shaping;
 
 namespace CloudDelivery.Cli.Commands;
 
-/// <summary><c>clouddelivery status --domain D</c>: the recipient domain's summary, in the API's words.</summary>
+/// <summary><c>clouddelivery status --domain D</c>: the recipient domain's summary (TLS support and traffic shaping), in the API's words.</summary>
 internal static class DomainStatus
 {
-    public static async Task<int> WriteAsync(OutboundQueue queue, string domain, bool json, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> WriteAsync(OutboundQueue queue, DestinationShaping shaping, string domain, bool json, TextWriter output, CancellationToken cancellationToken)
     {
         if (RecipientDomainTlsHttpApi.PartitionOf(domain) is not { } partition)
         {
             await output.WriteLineAsync($"clouddelivery status: {domain} is not a domain name or address literal");
             return CliApplication.ExitUsage;
         }
-        if (await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken) is not { } seen)
+        var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
+        var shaped = await shaping.DescribeAsync(partition, cancellationToken);
+        if (seen is null && shaped.PausedUntil is null)
         {
             await output.WriteLineAsync($"clouddelivery status: nothing is known yet of {partition}");
             return 1;
         }
-        await output.WriteLineAsync(json ? RecipientDomainTlsHttpApi.ToJson(partition, seen) : $"{partition}: {seen.Describe()} (seen {seen.SeenAt:u})");
+        if (json)
+        {
+            await output.WriteLineAsync(RecipientDomainTlsHttpApi.ToJson(partition, seen, shaped));
+            return 0;
+        }
+        await output.WriteLineAsync(seen is null ? $"{partition}: no delivery got past EHLO yet" : $"{partition}: {seen.Describe()} (seen {seen.SeenAt:u})");
+        await output.WriteLineAsync($"  {DestinationShaping.Describe(shaped)}");
         return 0;
     }
 }

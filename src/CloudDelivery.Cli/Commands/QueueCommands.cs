@@ -81,7 +81,7 @@ internal static class StatusCommand
             var queue = provider.GetRequiredService<OutboundQueue>();
             if (parse.GetValue(domain) is { } recipientDomain)
             {
-                return await DomainStatus.WriteAsync(queue, recipientDomain, parse.GetValue(json), output, cancellationToken);
+                return await DomainStatus.WriteAsync(queue, provider.GetRequiredService<CloudDelivery.Azure.Shaping.DestinationShaping>(), recipientDomain, parse.GetValue(json), output, cancellationToken);
             }
             var wanted = parse.GetValue(id);
             return await watch.RunAsync(parse, queue.Time, output, parse.GetValue(json), compact => PrintAsync(queue, wanted, parse.GetValue(json), compact, output, cancellationToken), cancellationToken);

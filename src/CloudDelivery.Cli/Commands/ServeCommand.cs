@@ -2,6 +2,7 @@ using System.CommandLine;
 using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Hosting;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Shaping;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Azure.Submission;
 using CloudDelivery.Azure.Suppression;
@@ -123,8 +124,8 @@ internal static class ServeCommand
         app.MapGet("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.LookupAsync(request, address, list, ct));
         app.MapPut("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.AddAsync(request, address, list, ct));
         app.MapDelete("/api/suppressions/{address}", (HttpRequest request, string address, SuppressionList list, CancellationToken ct) => SuppressionHttpApi.RemoveAsync(request, address, list, ct));
-        app.MapGet("/api/domains/{domain}", (string? domain, OutboundQueue queue, CancellationToken cancellationToken) =>
-            RecipientDomainTlsHttpApi.GetAsync(domain, queue, cancellationToken));
+        app.MapGet("/api/domains/{domain}", (string? domain, OutboundQueue queue, DestinationShaping shaping, CancellationToken cancellationToken) =>
+            RecipientDomainTlsHttpApi.GetAsync(domain, queue, shaping, cancellationToken));
         // 200 while storage answers and every background loop runs (also when degraded: a loop failing its
         // rounds), 503 when storage does not answer or a loop died; the body says which and why.
         app.MapHealthChecks("/healthz", new HealthCheckOptions

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Azure.Data.Tables;
 using CloudDelivery.Azure.Domains;
 using CloudDelivery.Azure.Queue;
+using CloudDelivery.Azure.Shaping;
 using CloudDelivery.Cli;
 using CloudDelivery.Cli.Commands;
 using CloudDelivery.Delivery;
@@ -23,9 +24,40 @@ public class RecipientDomainTlsQueueTests(AzuriteFixture azurite)
 
     private static async Task<(int Status, JsonElement Body)> GetAsync(QueueWorld world, string domain)
     {
-        var function = new DomainFunctions(world.Queue);
+        var function = new DomainFunctions(world.Queue, ShapingOf(world));
         var response = await FunctionHttpCall.InvokeAsync(FunctionHttpCall.Request("GET", $"/api/domains/{Uri.EscapeDataString(domain)}"), r => function.RecipientDomainTls(r, domain, CancellationToken.None));
         return (response.StatusCode, JsonDocument.Parse(response.Body()).RootElement.Clone());
+    }
+
+    private static DestinationShaping ShapingOf(QueueWorld world) =>
+        new(world.Engine.Options.Shaping, world.Engine.Resolver, new ThrottleStateTable(world.Storage.Shaping), world.Time);
+
+    [Fact]
+    public async Task The_api_shows_the_provider_budget_a_domain_spends_and_a_pause_another_instance_wrote()
+    {
+        await using var world = await QueueWorld.StartAsync(azurite);
+        // Hosted by Google: the shipped rules put it on the "google" budget, found through its MX host.
+        world.Network.Zone.AddMx("hosted.example", 10, "aspmx.l.google.com");
+        Assert.Equal(404, (await GetAsync(world, "hosted.example")).Status);
+
+        // An instance that was throttled by Google wrote the pause to the shared table.
+        var until = world.Time.GetUtcNow() + TimeSpan.FromMinutes(4);
+        await new ThrottleStateTable(world.Storage.Shaping).WriteAsync(new ThrottleState("google", until, 30, world.Time.GetUtcNow(), "another-instance"), CancellationToken.None);
+
+        var (status, body) = await GetAsync(world, "hosted.example");
+        Assert.Equal(200, status);
+        var shaping = body.GetProperty("shaping");
+        Assert.Equal("google", shaping.GetProperty("key").GetString());
+        Assert.True(shaping.GetProperty("paused").GetBoolean());
+        Assert.Equal(until, shaping.GetProperty("pausedUntil").GetDateTimeOffset());
+        Assert.Equal(30, shaping.GetProperty("currentMessagesPerMinute").GetInt32());
+        Assert.Equal(JsonValueKind.Null, body.GetProperty("startTls").ValueKind);
+
+        // Once the pause is over the budget is shown as running again.
+        world.Time.Advance(TimeSpan.FromMinutes(5));
+        var after = await ShapingOf(world).DescribeAsync("hosted.example", CancellationToken.None);
+        Assert.Equal(("google", (DateTimeOffset?)null), (after.Key, after.PausedUntil));
+        Assert.Contains("budget google:", DestinationShaping.Describe(after), StringComparison.Ordinal);
     }
 
     private static async Task<TableEntity?> EntityAsync(QueueWorld world)
