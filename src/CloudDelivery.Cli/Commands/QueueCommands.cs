@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CloudDelivery.Azure.Queue;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -112,7 +113,7 @@ internal static class StatusCommand
         }
         if (json)
         {
-            await output.WriteLineAsync(compact ? System.Text.Json.Nodes.JsonNode.Parse(ToJson(records))!.ToJsonString() : ToJson(records));
+            await output.WriteLineAsync(compact ? JsonNode.Parse(ToJson(records))!.ToJsonString() : ToJson(records));
             return 0;
         }
         foreach (var record in records)
@@ -134,20 +135,19 @@ internal static class StatusCommand
         return 0;
     }
 
-    /// <summary>The records as the JSON the CLI and GET /api/messages/{id} print.</summary>
-    public static string ToJson(IEnumerable<RecipientRecord> records) => JsonSerializer.Serialize(records.Select(r => new
+    /// <summary>
+    /// The records as <c>status --json</c> and GET /api/messages/{id} print them: each recipient exactly as
+    /// <c>queue list --json</c> shows it (<see cref="Queue.QueueJson.Recipient"/>), plus its events.
+    /// </summary>
+    public static string ToJson(IEnumerable<RecipientRecord> records)
     {
-        id = r.Id,
-        messageId = r.MessageId,
-        sender = r.Sender,
-        recipient = r.Recipient,
-        tags = r.TagMap,
-        state = r.State,
-        attempts = r.Attempts,
-        nextAttemptAt = r.State == RecipientState.Queued ? r.NextAttemptAt : (DateTimeOffset?)null,
-        lastAttemptAt = r.LastAttemptAt,
-        lastResult = r.LastAttemptAt is null ? null : new { code = r.LastCode, enhancedCode = r.LastEnhancedCode, text = r.LastText, host = r.LastHost },
-        category = r.Category,
-        events = r.EventList,
-    }), Json);
+        var array = new JsonArray();
+        foreach (var record in records)
+        {
+            var node = JsonSerializer.SerializeToNode(Queue.QueueJson.Recipient(record), Queue.QueueJson.Compact)!.AsObject();
+            node["events"] = JsonSerializer.SerializeToNode(record.EventList, Queue.QueueJson.Compact);
+            array.Add(node);
+        }
+        return array.ToJsonString(Json);
+    }
 }

@@ -38,7 +38,7 @@ internal static class QueueJson
 
     public static readonly JsonSerializerOptions Compact = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    /// <summary>A recipient as <c>queue list --json</c> prints it.</summary>
+    /// <summary>A recipient as <c>queue list --json</c> prints it (and <c>status --json</c>, with its events).</summary>
     public static object Recipient(RecipientRecord r) => new
     {
         id = r.Id,
@@ -51,6 +51,7 @@ internal static class QueueJson
         nextAttemptAt = r.State is RecipientState.Queued or RecipientState.Held ? r.NextAttemptAt : (DateTimeOffset?)null,
         lastAttemptAt = r.LastAttemptAt,
         lastResult = r.LastAttemptAt is null ? null : new { code = r.LastCode, enhancedCode = r.LastEnhancedCode, text = r.LastText, host = r.LastHost },
+        category = r.Category,
         tags = r.TagMap,
     };
 
