@@ -64,8 +64,6 @@ internal static class SendCommand
 /// <summary><c>clouddelivery status [ID]</c>: records, attempts, last results and events.</summary>
 internal static class StatusCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
     public static Command Create(TextWriter output)
     {
         var service = new ServiceOptions();
@@ -100,7 +98,7 @@ internal static class StatusCommand
             {
                 counts[record.State] = counts.GetValueOrDefault(record.State) + 1;
             }
-            await output.WriteLineAsync(json ? JsonSerializer.Serialize(counts, compact ? Queue.QueueJson.Compact : Json) : string.Join(Environment.NewLine, counts.Select(c => $"{c.Key}: {c.Value}")));
+            await output.WriteLineAsync(json ? JsonSerializer.Serialize(counts, compact ? Queue.QueueJson.Compact : Queue.QueueJson.Indented) : string.Join(Environment.NewLine, counts.Select(c => $"{c.Key}: {c.Value}")));
             return 0;
         }
         var records = wanted.Contains('/', StringComparison.Ordinal)
@@ -113,7 +111,7 @@ internal static class StatusCommand
         }
         if (json)
         {
-            await output.WriteLineAsync(compact ? JsonNode.Parse(ToJson(records))!.ToJsonString() : ToJson(records));
+            await output.WriteLineAsync(ToJson(records, indented: !compact));
             return 0;
         }
         foreach (var record in records)
@@ -137,9 +135,10 @@ internal static class StatusCommand
 
     /// <summary>
     /// The records as <c>status --json</c> and GET /api/messages/{id} print them: each recipient exactly as
-    /// <c>queue list --json</c> shows it (<see cref="Queue.QueueJson.Recipient"/>), plus its events.
+    /// <c>queue list --json</c> shows it (<see cref="Queue.QueueJson.Recipient"/>), plus its events; one
+    /// line when not <paramref name="indented"/> (status --watch --json prints NDJSON).
     /// </summary>
-    public static string ToJson(IEnumerable<RecipientRecord> records)
+    public static string ToJson(IEnumerable<RecipientRecord> records, bool indented = true)
     {
         var array = new JsonArray();
         foreach (var record in records)
@@ -148,6 +147,6 @@ internal static class StatusCommand
             node["events"] = JsonSerializer.SerializeToNode(record.EventList, Queue.QueueJson.Compact);
             array.Add(node);
         }
-        return array.ToJsonString(Json);
+        return array.ToJsonString(indented ? Queue.QueueJson.Indented : Queue.QueueJson.Compact);
     }
 }
