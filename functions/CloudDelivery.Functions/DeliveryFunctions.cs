@@ -12,12 +12,24 @@ namespace CloudDelivery.Functions;
 /// </summary>
 public sealed class DeliveryFunctions(DomainDeliveryHandler handler, WakeUpWorker worker, SubmissionEndpoint submissions)
 {
+    /// <summary>The wake-up queue's name: the setting CloudDelivery:Storage:WakeUpQueue (app setting CloudDelivery__Storage__WakeUpQueue).</summary>
+    public const string WakeUpQueueExpression = "%CloudDelivery:Storage:WakeUpQueue%";
+
+    /// <summary>
+    /// The prefix of the queue trigger's connection settings (CloudDeliveryStorage__queueServiceUri with a
+    /// managed identity in Azure, CloudDeliveryStorage = a connection string locally).
+    /// </summary>
+    public const string StorageConnection = "CloudDeliveryStorage";
+
     /// <summary>
     /// One wake-up per invocation: deliver what is ready for its recipient domain. A malformed message
-    /// throws, so the runtime retries it maxDequeueCount times and then moves it to the poison queue.
+    /// throws, so the runtime retries it maxDequeueCount times and then moves it to the poison queue
+    /// (the runtime names it "&lt;queue&gt;-poison", which CloudDelivery:Storage:PoisonQueue must match).
+    /// The queue name is the app's own setting, resolved by the runtime as a binding expression, so the
+    /// trigger listens where the worker sends wake-ups even when an operator renames the queue.
     /// </summary>
     [Function(nameof(DeliverDomain))]
-    public Task DeliverDomain([QueueTrigger("cd-wakeups", Connection = "CloudDeliveryStorage")] string message, CancellationToken cancellationToken) =>
+    public Task DeliverDomain([QueueTrigger(WakeUpQueueExpression, Connection = StorageConnection)] string message, CancellationToken cancellationToken) =>
         handler.HandleAsync(WakeUp.Parse(message), cancellationToken);
 
     /// <summary>Wakes domains whose due records have no pending wake-up (after a crash between writes).</summary>

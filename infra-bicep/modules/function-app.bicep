@@ -118,6 +118,11 @@ var baseSettings = [
   // The app's own storage and identity (telemetry contract).
   { name: 'CloudDelivery__Storage__AccountName', value: storageAccountName }
   { name: 'CloudDelivery__Storage__EndpointSuffix', value: environment().suffixes.storage }
+  // The queue trigger reads its queue name from this setting (%CloudDelivery:Storage:WakeUpQueue%), so the
+  // host must have it; the runtime moves a message that fails maxDequeueCount times to '<queue>-poison',
+  // which is where the app looks for poison.
+  { name: 'CloudDelivery__Storage__WakeUpQueue', value: 'cd-wakeups' }
+  { name: 'CloudDelivery__Storage__PoisonQueue', value: 'cd-wakeups-poison' }
   { name: 'CloudDelivery__ManagedIdentityClientId', value: identityClientId }
   { name: 'CloudDelivery__Hostname', value: ehloHostname }
   // Each instance takes its share of the budgets many domains share: at most this many deliver at once.

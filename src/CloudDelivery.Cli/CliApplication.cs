@@ -65,6 +65,11 @@ public static class CliApplication
             await error.WriteLineAsync($"clouddelivery: {e.Message}");
             return ExitUsage;
         }
+        catch (LocalAzuriteUnavailableException e)
+        {
+            await error.WriteLineAsync($"clouddelivery: {e.Message}");
+            return ExitPermanentFailure;
+        }
         catch (global::Azure.Identity.AuthenticationFailedException e)
         {
             // Storage by AccountName without a usable identity (e.g. no az login).

@@ -23,6 +23,7 @@ internal static class ConfigurationFlags
     public const string CommandTimeoutSeconds = CloudDeliveryOptions.DeliverySection + ":CommandTimeoutSeconds";
     public const string StorageConnectionString = CloudDeliveryOptions.SectionName + ":Storage:ConnectionString";
     public const string StorageAccountName = CloudDeliveryOptions.SectionName + ":Storage:AccountName";
+    public const string ManagedIdentityClientId = CloudDeliveryOptions.SectionName + ":" + nameof(CloudDeliveryOptions.ManagedIdentityClientId);
     public const string TelemetryExporter = TelemetryOptions.SectionName + ":Exporter";
     public const string TlsPolicies = CloudDelivery.Tls.OperatorTlsPolicyOptions.SectionPath + ":" + nameof(CloudDelivery.Tls.OperatorTlsPolicyOptions.Policies);
 
@@ -39,6 +40,8 @@ internal static class ConfigurationFlags
         new("--timeout", CommandTimeoutSeconds),
         new("--storage", StorageConnectionString),
         new("--storage", StorageAccountName),
+        new("--account", StorageAccountName),
+        new("--account", ManagedIdentityClientId),
         new("--telemetry", TelemetryExporter),
         new("--tls-policy", TlsPolicies),
     ];

@@ -21,7 +21,7 @@ internal static class LocalAzurite
             return null;
         }
         var launcher = FindLauncher()
-            ?? throw new InvalidOperationException("storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite is not installed: run `npm ci` in the repository, or pass --storage");
+            ?? throw new LocalAzuriteUnavailableException(NotFound);
         var location = Path.Combine(Path.GetTempPath(), "clouddelivery-azurite");
         Directory.CreateDirectory(location);
         var azurite = await StartAsync(launcher, location, cancellationToken);
@@ -29,7 +29,13 @@ internal static class LocalAzurite
         return azurite;
     }
 
-    /// <summary>The azurite launcher in node_modules/.bin of the current directory or the program's, or a parent of either.</summary>
+    /// <summary>What to do when no emulator runs and none can be started: one line, every way out.</summary>
+    internal const string NotFound = "storage is UseDevelopmentStorage=true but nothing listens on 127.0.0.1:10000 and Azurite was not found: install it with `npm install -g azurite` (or run `npm ci` in a CloudDelivery checkout and start there), or pass --storage CONNECTION or --account NAME";
+
+    /// <summary>
+    /// The azurite launcher in node_modules/.bin of the current directory or the program's, or a parent of
+    /// either (a checkout), else on PATH (a global npm install, as an installed tool has no checkout).
+    /// </summary>
     private static string? FindLauncher()
     {
         foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
@@ -41,6 +47,14 @@ internal static class LocalAzurite
                 {
                     return candidate;
                 }
+            }
+        }
+        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(directory, OperatingSystem.IsWindows() ? "azurite.cmd" : "azurite");
+            if (File.Exists(candidate))
+            {
+                return candidate;
             }
         }
         return null;
@@ -67,7 +81,7 @@ internal static class LocalAzurite
                 if (process.HasExited || DateTime.UtcNow > deadline)
                 {
                     running.Dispose();
-                    throw new InvalidOperationException($"Azurite did not start on port {port}");
+                    throw new LocalAzuriteUnavailableException($"Azurite ({launcher}) did not start on port {port}");
                 }
                 await Task.Delay(100, cancellationToken);
             }
@@ -102,3 +116,6 @@ internal static class LocalAzurite
         }
     }
 }
+
+/// <summary>No local storage emulator runs and none could be started: the operator's to fix, in one line.</summary>
+internal sealed class LocalAzuriteUnavailableException(string message) : Exception(message);

@@ -51,7 +51,7 @@ public sealed class TestPki : IDisposable
     }
 
     /// <summary>Issues a server certificate for <paramref name="dnsNames"/>, valid now unless told otherwise.</summary>
-    /// <param name="dnsNames">Subject alternative names.</param>
+    /// <param name="dnsNames">Subject alternative names: DNS names, and IP literals as IP address names.</param>
     /// <param name="notBefore">Start of validity (default an hour ago).</param>
     /// <param name="notAfter">End of validity (default in 30 days).</param>
     /// <param name="issuer">The issuing CA with its key (default the root).</param>
@@ -64,7 +64,15 @@ public sealed class TestPki : IDisposable
         var san = new SubjectAlternativeNameBuilder();
         foreach (var name in names)
         {
-            san.AddDnsName(name);
+            // An IP literal is an iPAddress name (RFC 5280 §4.2.1.6), what a client dialing 127.0.0.1 checks.
+            if (System.Net.IPAddress.TryParse(name, out var address))
+            {
+                san.AddIpAddress(address);
+            }
+            else
+            {
+                san.AddDnsName(name);
+            }
         }
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));

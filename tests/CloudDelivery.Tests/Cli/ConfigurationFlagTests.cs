@@ -28,6 +28,8 @@ public class ConfigurationFlagTests
         { ["--timeout", "7"], ConfigurationFlags.CommandTimeoutSeconds, "7" },
         { ["--storage", "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://127.0.0.1"], ConfigurationFlags.StorageConnectionString, "UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://127.0.0.1" },
         { ["--storage", "UseDevelopmentStorage=true"], ConfigurationFlags.StorageAccountName, string.Empty },
+        { ["--account", "stdeployed"], ConfigurationFlags.StorageAccountName, "stdeployed" },
+        { ["--account", "stdeployed"], ConfigurationFlags.ManagedIdentityClientId, string.Empty },
         { ["--telemetry", "console"], ConfigurationFlags.TelemetryExporter, "console" },
         { ["--tls-policy", "example.com verify"], ConfigurationFlags.TlsPolicies, "example.com verify" },
     };

@@ -36,6 +36,42 @@ public class ServiceOptionsTests
     }
 
     [Fact]
+    public void An_account_name_signs_in_as_the_operator_over_a_connection_string_and_identity_in_the_environment()
+    {
+        // A shell set up like the app's settings: a connection string and a managed identity.
+        var environment = new Dictionary<string, string?>
+        {
+            ["CloudDelivery:Storage:ConnectionString"] = "UseDevelopmentStorage=true",
+            ["CloudDelivery:ManagedIdentityClientId"] = "11111111-2222-3333-4444-555555555555",
+        };
+
+        var deployed = Bind(environment, "--account", "stclouddelivery");
+
+        Assert.True(deployed.Storage.UsesTokenCredential);
+        Assert.Equal("stclouddelivery", deployed.Storage.AccountName);
+        Assert.True(string.IsNullOrEmpty(deployed.ManagedIdentityClientId), "the operator's own sign-in, not the app's identity");
+        var storage = new CloudDelivery.Azure.Storage.OutboundStorage(deployed.Storage, credential: new CloudDelivery.Tests.Storage.UnsignedTokenCredential());
+        Assert.Equal(new Uri("https://stclouddelivery.queue.core.windows.net/cd-wakeups"), storage.WakeUps.Uri);
+        Assert.Equal("stclouddelivery", storage.Recipients.AccountName);
+        Assert.Equal("stclouddelivery", storage.Bodies.AccountName);
+    }
+
+    [Theory]
+    [InlineData("--storage and --account", "--storage", "UseDevelopmentStorage=true", "--account", "stclouddelivery")]
+    [InlineData("--account Prod_Account", "--account", "Prod_Account")]
+    [InlineData("--account st", "--account", "st")]
+    public void Storage_and_account_exclude_each_other_and_an_account_name_follows_azures_rule(string expected, params string[] args)
+    {
+        var service = new ServiceOptions();
+        var command = new Command("test");
+        service.AddTo(command);
+
+        var error = Assert.Single(command.Parse(args).Errors);
+
+        Assert.StartsWith(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_bad_setting_is_one_line_and_the_usage_exit_code_not_an_unhandled_exception()
     {
         // Invalid DKIM settings (no selector, no key) fail the options validation when the queue is built.

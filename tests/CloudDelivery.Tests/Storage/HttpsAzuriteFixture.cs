@@ -20,10 +20,13 @@ public sealed class HttpsAzuriteFixture : IAsyncLifetime
 
     public AzuriteProcess Azurite => azurite!;
 
+    /// <summary>The throw-away CA's certificate, PEM: what a child process trusts through SSL_CERT_FILE.</summary>
+    public string RootCertificatePem => pki.Root.ExportCertificatePem();
+
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(directory);
-        using var certificate = pki.Issue(["localhost"]);
+        using var certificate = pki.Issue(["localhost", "127.0.0.1"]);
         var certificatePath = Path.Combine(directory, "azurite.crt.pem");
         var keyPath = Path.Combine(directory, "azurite.key.pem");
         await File.WriteAllTextAsync(certificatePath, certificate.ExportCertificatePem());
