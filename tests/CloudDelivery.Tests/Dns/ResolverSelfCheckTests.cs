@@ -206,6 +206,55 @@ public sealed class ResolverSelfCheckTests(AzuriteFixture azurite)
         Assert.DoesNotContain(health.Loops, l => l.Name == ResolverSelfCheckLoop.LoopName);
     }
 
+    [Fact]
+    public async Task Serve_checks_the_configured_resolver_with_the_configured_names_and_healthz_says_degraded()
+    {
+        await using var world = await LoopbackWorld.StartAsync();
+        // Answers without AD, as Azure's default resolver gives them.
+        world.Zone.AddMx(Signed, 10, "mx." + Signed).AddMx(Broken, 10, "mx." + Broken);
+        var storage = await azurite.NewStorageAsync();
+        var caFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(caFile, world.Pki.RootPem);
+        var settings = ServeHostSettings.For(world, azurite.ConnectionString, storage, caFile);
+        settings["Logging:LogLevel:Default"] = "None";
+        settings["CloudDelivery:Delivery:ResolverCheck:Enabled"] = "true";
+        settings["CloudDelivery:Delivery:ResolverCheck:SignedName"] = Signed;
+        settings["CloudDelivery:Delivery:ResolverCheck:BrokenName"] = Broken;
+        var port = LoopbackWorld.FreePort();
+        await using var app = CloudDelivery.Cli.Commands.ServeCommand.Build($"http://127.0.0.1:{port}", settings);
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            HttpResponseMessage response;
+            JsonElement body;
+            var until = DateTime.UtcNow.AddSeconds(30);
+            do
+            {
+                response = await http.GetAsync("/healthz");
+                body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+                if (body.GetProperty("checks").GetProperty("clouddelivery").GetProperty("data").GetProperty("resolver").GetProperty("state").GetString() != "unchecked")
+                {
+                    break;
+                }
+                await Task.Delay(50);
+            }
+            while (DateTime.UtcNow < until);
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("degraded", body.GetProperty("status").GetString());
+            var resolver = body.GetProperty("checks").GetProperty("clouddelivery").GetProperty("data").GetProperty("resolver");
+            Assert.Equal("not-validating", resolver.GetProperty("state").GetString());
+            Assert.Equal(world.Dns.EndPoint.ToString(), resolver.GetProperty("resolver").GetString());
+            Assert.Contains(world.Dns.Queries, q => q.Name.TrimEnd('.') == Signed);
+        }
+        finally
+        {
+            await app.StopAsync();
+            File.Delete(caFile);
+        }
+    }
+
     private static DnsResolver Resolver(IPEndPoint server) => new(new DnsResolverOptions { Server = server, QueryTimeout = TimeSpan.FromSeconds(2), Retries = 0 });
 
     private static Task<ResolverCheckResult> Check(IPEndPoint server, DeliveryMetrics? metrics = null) =>
