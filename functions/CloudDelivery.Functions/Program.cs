@@ -15,6 +15,8 @@ builder.Services.AddCloudDelivery(builder.Configuration);
 // The event dispatcher runs in the worker for as long as it does (its sweep is a timer function).
 builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherService>();
 builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
+// The resolver self-check runs at start-up and then periodically, as in `serve`: a hosted service, not a timer.
+builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.ResolverSelfCheckService>();
 // host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
 // worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;
 // AddCloudDeliveryTelemetry adds our meters, the Azure SDK spans, logs and the exporter, as in `serve`.

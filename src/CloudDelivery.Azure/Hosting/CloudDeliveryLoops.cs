@@ -11,7 +11,7 @@ namespace CloudDelivery.Azure.Hosting;
 
 /// <summary>
 /// The background loops of a host without Functions timers (<c>serve</c>), on the Functions timers'
-/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh and,
+/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh, the resolver self-check and,
 /// when telemetry is exported, the queue sampler. Each runs supervised (see <see cref="BackgroundLoop"/>)
 /// and reports to <see cref="ServiceHealth"/>.
 /// </summary>
@@ -32,6 +32,9 @@ public sealed class CloudDeliveryLoops(
 
     /// <summary>Throttle state shared with other instances, and how often (see Shaping/SharedThrottleState).</summary>
     public (Shaping.SharedThrottleState State, Shaping.SharedShapingOptions Options)? SharedShaping { get; init; }
+
+    /// <summary>The resolver self-check (see <see cref="ResolverSelfCheckLoop"/>).</summary>
+    public ResolverSelfCheckLoop? ResolverCheck { get; init; }
 
     /// <summary>
     /// Runs every loop until <paramref name="cancellationToken"/> is cancelled. <paramref name="onDeath"/> is
@@ -64,6 +67,10 @@ public sealed class CloudDeliveryLoops(
         if (SharedShaping is var (shared, sharing))
         {
             loops.Add(Periodic(Shaping.SharedThrottleState.LoopName, _ => sharing.SharedStateInterval, shared.RunRoundAsync));
+        }
+        if (ResolverCheck is { } resolverCheck)
+        {
+            loops.Add(resolverCheck.RunAsync(onDeath, cancellationToken));
         }
         if (sampler is not null)
         {

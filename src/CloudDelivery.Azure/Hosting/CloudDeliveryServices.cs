@@ -10,6 +10,7 @@ using CloudDelivery.Azure.Telemetry;
 using CloudDelivery.Azure.TlsRpt;
 using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
+using CloudDelivery.Dns;
 using CloudDelivery.MtaSts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -102,8 +103,20 @@ public static class CloudDeliveryServices
         {
             Events = p.GetRequiredService<EventDispatcher>(),
             SharedShaping = (p.GetRequiredService<SharedThrottleState>(), p.GetRequiredService<IOptions<SharedShapingOptions>>().Value),
+            ResolverCheck = p.GetRequiredService<ResolverSelfCheckLoop>(),
         });
-        // Health: storage reachability and background loop liveness (serve's /healthz, the Functions Health function).
+        // The check that the one configured resolver validates DNSSEC, on the engine's resolver and meter.
+        services.AddSingleton(p => new ResolverSelfCheck(
+            p.GetRequiredService<DeliveryEngine>().Resolver,
+            p.GetRequiredService<IOptions<DeliveryOptions>>().Value.ResolverCheck,
+            p.GetRequiredService<TimeProvider>(),
+            p.GetRequiredService<DeliveryEngine>().Metrics));
+        services.AddSingleton(p => new ResolverSelfCheckLoop(
+            p.GetRequiredService<ResolverSelfCheck>(),
+            p.GetRequiredService<ServiceHealth>(),
+            p.GetRequiredService<TimeProvider>(),
+            p.GetService<ILogger<ResolverSelfCheckLoop>>()));
+        // Health: storage reachability, background loop liveness and the resolver's DNSSEC validation (serve's /healthz, the Functions Health function).
         services.AddHealthChecks().AddCheck<ServiceHealthCheck>(ServiceHealthCheckName);
         services.AddSingleton(p => new QueuePurger(p.GetRequiredService<OutboundQueue>(), p.GetService<ILogger<QueuePurger>>()));
         services.AddSingleton(p => new QueueMetrics(p.GetService<IMeterFactory>()));

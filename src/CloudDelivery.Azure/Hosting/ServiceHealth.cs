@@ -93,6 +93,9 @@ public sealed class ServiceHealth(TimeProvider time)
 
     public TimeProvider Time => time;
 
+    /// <summary>What the resolver self-check last found (unchecked until it has run).</summary>
+    public ResolverCheckStatus Resolver { get; } = new();
+
     /// <summary>The status of loop <paramref name="name"/>, registered on first use.</summary>
     public BackgroundLoopStatus Loop(string name)
     {

@@ -1,12 +1,14 @@
 using System.Text.Json;
 using CloudDelivery.Azure.Storage;
+using CloudDelivery.Dns;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace CloudDelivery.Azure.Hosting;
 
 /// <summary>
 /// The one health check of both hosts: unhealthy when storage does not answer (or answers that it cannot
-/// serve us) or when a background loop has died; degraded when a loop keeps failing its rounds. Storage
+/// serve us) or when a background loop has died; degraded when a loop keeps failing its rounds or the
+/// resolver self-check found the resolver not validating DNSSEC or not answering. Storage
 /// is judged from the process's own traffic (<see cref="StorageReachability"/>), so a busy host costs no
 /// extra request; only when storage has not been heard from for <see cref="QuietAfter"/> does the check
 /// ask it itself, with a deadline of <see cref="ProbeTimeout"/>.
@@ -35,6 +37,7 @@ public sealed class ServiceHealthCheck(ServiceHealth health, OutboundStorage sto
         var loops = health.Loops;
         var dead = loops.Where(l => l.State == BackgroundLoopState.Dead).Select(l => l.Name).ToArray();
         var failing = loops.Where(l => l.ConsecutiveFailures >= DegradedAfterFailures).Select(l => l.Name).ToArray();
+        var resolver = health.Resolver.Current;
 
         var data = new Dictionary<string, object>
         {
@@ -52,6 +55,13 @@ public sealed class ServiceHealthCheck(ServiceHealth health, OutboundStorage sto
                 ["consecutiveFailures"] = l.ConsecutiveFailures,
                 ["lastError"] = l.LastError,
             }),
+            ["resolver"] = new Dictionary<string, object?>
+            {
+                ["state"] = resolver.State.Name(),
+                ["resolver"] = resolver.Resolver,
+                ["checkedAt"] = resolver.CheckedAt,
+                ["detail"] = resolver.Detail,
+            },
         };
         if (!storageOk)
         {
@@ -61,9 +71,20 @@ public sealed class ServiceHealthCheck(ServiceHealth health, OutboundStorage sto
         {
             return HealthCheckResult.Unhealthy($"background loop died: {string.Join(", ", dead)}", data: data);
         }
+        // A resolver that does not validate leaves mail flowing with opportunistic TLS, only without DANE
+        // (RFC 7672 §2.1.1): degraded, never unhealthy.
+        var degraded = new List<string>();
         if (failing.Length > 0)
         {
-            return HealthCheckResult.Degraded($"background loop failing: {string.Join(", ", failing)}", data: data);
+            degraded.Add($"background loop failing: {string.Join(", ", failing)}");
+        }
+        if (resolver.Degrades)
+        {
+            degraded.Add($"resolver {resolver.Resolver} is {resolver.State.Name()}, DANE is off: {resolver.Detail}");
+        }
+        if (degraded.Count > 0)
+        {
+            return HealthCheckResult.Degraded(string.Join("; ", degraded), data: data);
         }
         return HealthCheckResult.Healthy("storage answers and every background loop runs", data);
 

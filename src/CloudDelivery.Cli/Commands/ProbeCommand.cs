@@ -1,12 +1,19 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using CloudDelivery.Addressing;
 using CloudDelivery.Delivery;
+using CloudDelivery.Dns;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CloudDelivery.Cli.Commands;
 
-/// <summary><c>clouddelivery probe DOMAIN</c>: how delivery to a domain would go, without sending a message.</summary>
+/// <summary>
+/// <c>clouddelivery probe DOMAIN</c>: how delivery to a domain would go, without sending a message, and
+/// whether the configured resolver validates DNSSEC (the resolver self-check, see <see cref="ResolverSelfCheck"/>).
+/// </summary>
 internal static class ProbeCommand
 {
     private static readonly JsonSerializerOptions JsonOptions = new()
@@ -36,13 +43,26 @@ internal static class ProbeCommand
                 {
                     throw new UsageException(error);
                 }
+                // The resolver self-check alongside the probe: whether "DNSSEC authentic" can ever be said
+                // below depends on it. Asked on request, even where the service's periodic check is off.
+                var checkOptions = services.GetRequiredService<IOptions<DeliveryOptions>>().Value.ResolverCheck;
+                var resolverTask = new ResolverSelfCheck(engine.Resolver, checkOptions, metrics: engine.Metrics).CheckAsync(cancellationToken);
                 var probe = await new DestinationProbe(engine).ProbeAsync(domain, cancellationToken);
+                var resolver = await resolverTask;
                 if (parse.GetValue(json))
                 {
-                    await output.WriteLineAsync(JsonSerializer.Serialize(probe, JsonOptions));
+                    var node = JsonSerializer.SerializeToNode(probe, JsonOptions)!.AsObject();
+                    node["resolver"] = new JsonObject
+                    {
+                        ["result"] = resolver.State.Name(),
+                        ["resolver"] = resolver.Resolver,
+                        ["detail"] = resolver.Detail,
+                    };
+                    await output.WriteLineAsync(node.ToJsonString(JsonOptions));
                 }
                 else
                 {
+                    await output.WriteLineAsync(resolver.ToString());
                     await WriteTextAsync(output, probe);
                 }
                 return probe.DestinationError is null ? 0 : CliApplication.ExitTemporaryFailure;

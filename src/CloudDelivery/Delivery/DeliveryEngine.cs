@@ -56,6 +56,9 @@ public sealed partial class DeliveryEngine : IDisposable
 
     public DeliveryEngineOptions Options => options;
 
+    /// <summary>The engine's counters, for the parts that report on its meter (the resolver self-check).</summary>
+    public DeliveryMetrics Metrics => metrics;
+
     /// <summary>
     /// Wires an engine from its bound settings (<see cref="DeliveryOptions"/>, checked at start-up) and the
     /// host's name for EHLO: the one resolver, the MTA-STS fetcher and policy cache (in memory unless a

@@ -47,6 +47,9 @@ public sealed class DeliveryOptions
     /// <summary>Most SMTP sessions a delivery run opens in parallel to one MX host (1: one connection per run).</summary>
     public int MaxSessionsPerHost { get; set; } = 4;
 
+    /// <summary>The check that <see cref="Resolver"/> validates DNSSEC, as DANE needs (see <see cref="ResolverSelfCheck"/>).</summary>
+    public ResolverCheckOptions ResolverCheck { get; set; } = new();
+
     /// <summary>
     /// What is wrong with these settings, one line each, every line starting with the key at
     /// <paramref name="section"/> and its value ("CloudDelivery:Delivery:SmtpPort 0: …").
@@ -75,6 +78,10 @@ public sealed class DeliveryOptions
             {
                 yield return $"{section}:{name} {Invariant(value)}: expected a whole number of at least 1";
             }
+        }
+        foreach (var problem in ResolverCheck.Problems($"{section}:{nameof(ResolverCheck)}"))
+        {
+            yield return problem;
         }
         foreach (var file in TrustCaFiles)
         {

@@ -29,6 +29,7 @@ public sealed class DeliveryMetrics : IDisposable
         Connections = meter.CreateCounter<long>("clouddelivery.delivery.connections", description: "Outgoing SMTP connection attempts; tag result: ok, timeout, refused, error.");
         ShapingThrottled = meter.CreateCounter<long>("clouddelivery.shaping.throttled", description: "Throttling replies from receivers that slowed and paused a traffic-shaping budget; tag key (the budget).");
         ShapingDeferred = meter.CreateCounter<long>("clouddelivery.shaping.deferred", description: "Recipients held back by traffic shaping, reported Deferred; tags key (the budget) and reason: rate, connections, paused.");
+        ResolverChecks = meter.CreateCounter<long>("clouddelivery.resolver.checks", description: "Self-checks of the configured resolver's DNSSEC validation; tags result (validating, not-validating, unreachable) and resolver (address or system).");
         DeliveryDuration = meter.CreateHistogram<double>("clouddelivery.delivery.duration", unit: "s", description: "Duration of delivery attempts to one host; tags result (delivered, temporary, permanent, partial, error) and tls_mode.");
     }
 
@@ -53,6 +54,8 @@ public sealed class DeliveryMetrics : IDisposable
     public Counter<long> ShapingThrottled { get; }
 
     public Counter<long> ShapingDeferred { get; }
+
+    public Counter<long> ResolverChecks { get; }
 
     public Histogram<double> DeliveryDuration { get; }
 

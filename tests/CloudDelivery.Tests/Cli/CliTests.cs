@@ -132,6 +132,34 @@ public sealed class CliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Probe_says_first_whether_the_resolver_validates_with_the_default_names_asked_of_the_configured_resolver()
+    {
+        // The default names, answered by the loopback resolver as a validating one would: nothing leaves 127.0.0.1.
+        world.Zone.AddMx("ietf.org", 10, "mail.ietf.org").MarkSecure("ietf.org").MarkServFail("dnssec-failed.org");
+
+        var (exit, output) = await RunAsync(["probe", "cli.example", .. Common]);
+        var (_, json) = await RunAsync(["probe", "cli.example", "--json", .. Common]);
+
+        Assert.Equal(0, exit);
+        Assert.StartsWith($"resolver {world.Dns.EndPoint}: validating (ietf.org authentic, dnssec-failed.org SERVFAIL){Environment.NewLine}domain cli.example", output, StringComparison.Ordinal);
+        var resolver = JsonDocument.Parse(json).RootElement.GetProperty("resolver");
+        Assert.Equal("validating", resolver.GetProperty("result").GetString());
+        Assert.Equal(world.Dns.EndPoint.ToString(), resolver.GetProperty("resolver").GetString());
+        Assert.Equal("ietf.org authentic, dnssec-failed.org SERVFAIL", resolver.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Probe_says_when_the_resolver_does_not_validate()
+    {
+        world.Zone.AddMx("ietf.org", 10, "mail.ietf.org").AddMx("dnssec-failed.org", 10, "mail.dnssec-failed.org");
+
+        var (exit, output) = await RunAsync(["probe", "cli.example", .. Common]);
+
+        Assert.Equal(0, exit);
+        Assert.StartsWith($"resolver {world.Dns.EndPoint}: not-validating (ietf.org answered without AD", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Probe_says_the_mx_lookup_failed_when_dns_answers_servfail()
     {
         world.Zone.MarkServFail("servfail.example");
