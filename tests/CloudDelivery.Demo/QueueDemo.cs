@@ -31,6 +31,9 @@ internal static class QueueDemo
                 ["CloudDelivery:Hostname"] = "demo-sender.loopback.test",
                 ["CloudDelivery:Storage:ConnectionString"] = azurite.ConnectionString,
                 ["CloudDelivery:Delivery:Resolver"] = resolver.ToString(),
+                // The demo's resolver is the loopback DNS server, which knows only the demo's zones: the
+                // self-check's public names (ietf.org, dnssec-failed.org) mean nothing to it.
+                ["CloudDelivery:Delivery:ResolverCheck:Enabled"] = "false",
                 ["CloudDelivery:Delivery:SmtpPort"] = mx.EndPoint.Port.ToString(CultureInfo.InvariantCulture),
                 ["CloudDelivery:Delivery:MtaStsHttpsPort"] = mtaStsPort.ToString(CultureInfo.InvariantCulture),
                 ["CloudDelivery:Delivery:AllowPrivateAddresses"] = "true",
