@@ -26,6 +26,25 @@ public sealed class TelemetryOptions
     /// <summary>Export Azure SDK spans (storage calls) as traces. The wake-up poll makes a call every few seconds.</summary>
     public bool Traces { get; set; } = true;
 
+    /// <summary>
+    /// Application Insights only: the fraction of traces (requests and dependencies) kept, 0 to 1, the same
+    /// for every trace. Unset: the package's rate-limited sampler (see <see cref="TracesPerSecond"/>).
+    /// Metrics are never sampled; log records (RecipientResult among them) are not either.
+    /// </summary>
+    public float? SamplingRatio { get; set; }
+
+    /// <summary>
+    /// Application Insights only: the traces kept per second and instance by the rate-limited sampler.
+    /// Unset: the package's default (5 per second) unless <see cref="SamplingRatio"/> is set.
+    /// </summary>
+    public double? TracesPerSecond { get; set; }
+
+    /// <summary>Application Insights only: the live metrics stream (a second channel, polled every few seconds).</summary>
+    public bool LiveMetrics { get; set; }
+
+    /// <summary>Application Insights only: the exporter's statsbeat, its own usage report to Microsoft's endpoints.</summary>
+    public bool Statsbeat { get; set; }
+
     /// <summary>The settings of <paramref name="configuration"/>'s "CloudDelivery:Telemetry" section (defaults when it is absent).</summary>
     public static TelemetryOptions From(IConfiguration configuration) =>
         configuration.GetSection(SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
