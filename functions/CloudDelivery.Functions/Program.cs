@@ -1,7 +1,6 @@
 using CloudDelivery.Azure.Hosting;
-using CloudDelivery.Azure.Telemetry;
+using CloudDelivery.Functions;
 using Microsoft.Azure.Functions.Worker.Builder;
-using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -15,9 +14,6 @@ builder.Services.AddCloudDelivery(builder.Configuration);
 // The event dispatcher runs in the worker for as long as it does (its sweep is a timer function).
 builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherService>();
 builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
-// host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
-// worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;
-// AddCloudDeliveryTelemetry adds our meters, the Azure SDK spans, logs and the exporter, as in `serve`.
-builder.Services.AddOpenTelemetry().UseFunctionsWorkerDefaults();
-builder.Services.AddCloudDeliveryTelemetry(builder.Configuration);
+// Our meters, spans, logs and exporter plus the Functions defaults, in the order FunctionsTelemetry explains.
+builder.Services.AddFunctionsTelemetry(builder.Configuration);
 builder.Build().Run();
