@@ -42,7 +42,7 @@ public sealed class TelemetryOptions
     /// <summary>Application Insights only: the live metrics stream (a second channel, polled every few seconds).</summary>
     public bool LiveMetrics { get; set; }
 
-    /// <summary>Application Insights only: the exporter's statsbeat, its own usage report to Microsoft's endpoints.</summary>
+    /// <summary>Application Insights only: the exporter's statsbeat and SDK stats (its usage reports to Microsoft's endpoints and to the resource).</summary>
     public bool Statsbeat { get; set; }
 
     /// <summary>The settings of <paramref name="configuration"/>'s "CloudDelivery:Telemetry" section (defaults when it is absent).</summary>

@@ -29,6 +29,9 @@ public static class TelemetryServices
     /// <summary>The Azure Monitor exporter's switch for its statsbeat (an environment variable only).</summary>
     public const string StatsbeatDisabledVariable = "APPLICATIONINSIGHTS_STATSBEAT_DISABLED";
 
+    /// <summary>The Azure Monitor exporter's switch for its SDK stats (an environment variable only).</summary>
+    public const string SdkStatsDisabledVariable = "APPLICATIONINSIGHTS_SDKSTATS_DISABLED";
+
 
     /// <summary>
     /// Registers the sampler and, unless the exporter resolves to none, OpenTelemetry with that exporter.
@@ -100,11 +103,19 @@ public static class TelemetryServices
     private static void AddApplicationInsights(IServiceCollection services, IConfiguration configuration, TelemetryOptions options)
     {
         // Statsbeat is the exporter's report about itself to Microsoft's own ingestion endpoints (fixed
-        // addresses, not the connection string's) plus a probe of the VM metadata service; the exporter reads
-        // only this environment variable for it. Off unless asked for, so the app dials nothing it was not told to.
-        if (!options.Statsbeat && Environment.GetEnvironmentVariable(StatsbeatDisabledVariable) is null)
+        // addresses, not the connection string's); SDK stats are its report to our resource (more ingestion).
+        // Both probe the VM metadata service (169.254.169.254) off Azure's app platforms. The exporter reads
+        // only these environment variables for them: off unless asked for, so the app dials nothing it was
+        // not told to.
+        if (!options.Statsbeat)
         {
-            Environment.SetEnvironmentVariable(StatsbeatDisabledVariable, "true");
+            foreach (var variable in (string[])[StatsbeatDisabledVariable, SdkStatsDisabledVariable])
+            {
+                if (Environment.GetEnvironmentVariable(variable) is null)
+                {
+                    Environment.SetEnvironmentVariable(variable, "true");
+                }
+            }
         }
         // The Application Insights resource has local authentication disabled: ingestion needs an Entra ID
         // token, from the app's user-assigned identity when one is configured.

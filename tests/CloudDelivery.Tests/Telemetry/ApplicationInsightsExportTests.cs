@@ -41,6 +41,7 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
     [Fact]
     public async Task Serve_delivers_and_exports_metrics_and_recipient_results_to_application_insights_with_a_token()
     {
+        using var platform = new PlatformVariable();
         using var egress = new EgressLog();
         await using var ingestion = IngestionReceiver.Start();
         var credential = new UnsignedTokenCredential();
@@ -109,6 +110,7 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
     [Fact]
     public async Task The_functions_registration_has_one_exporter_for_our_meters_and_logs()
     {
+        using var platform = new PlatformVariable();
         using var egress = new EgressLog();
         await using var ingestion = IngestionReceiver.Start();
         var credential = new UnsignedTokenCredential();
@@ -128,7 +130,9 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
         try
         {
             await host.StartAsync();
-            host.Services.GetRequiredService<DeliveryMetrics>().Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+            // The engine's own instruments (it makes them itself; the meter provider listens by meter name).
+            using var metrics = new DeliveryMetrics();
+            metrics.Connections.Add(1, new KeyValuePair<string, object?>("result", "ok"));
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CloudDelivery.Delivery");
             CloudDelivery.Azure.Telemetry.RecipientResultLog.RecipientResult(logger, "m1", "functions.example", "mx.functions.example", 1, "delivered", "250", "opportunistic", "none");
         }
@@ -235,6 +239,22 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
     }
 
     /// <summary>
+    /// Microsoft.ApplicationInsights 3.x reports which of its features are in use, and for that asks the VM
+    /// metadata service (169.254.169.254) what it runs on unless an Azure app platform's variable says so
+    /// already; it has no switch. On Functions the platform sets FUNCTIONS_WORKER_RUNTIME; the tests set it
+    /// too (the serve test included, as no other switch exists), for the test's duration only.
+    /// </summary>
+    private sealed class PlatformVariable : IDisposable
+    {
+        private const string Name = "FUNCTIONS_WORKER_RUNTIME";
+        private readonly string? before = Environment.GetEnvironmentVariable(Name);
+
+        public PlatformVariable() => Environment.SetEnvironmentVariable(Name, "dotnet-isolated");
+
+        public void Dispose() => Environment.SetEnvironmentVariable(Name, before);
+    }
+
+    /// <summary>
     /// Every HttpClient request and every name lookup the process starts while it is alive, read from the
     /// runtime's own networking event sources (they see the exporter's, the VM metadata probe's and Azure
     /// Core's requests alike).
@@ -247,9 +267,10 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
         {
             var seen = hosts.ToArray();
             Assert.NotEmpty(seen);
-            Assert.All(seen, host => Assert.True(
-                host == "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var address) && IPAddress.IsLoopback(address)),
-                $"the process reached for {host}"));
+            // An empty name is this machine's own (Dns.GetHostEntry("")).
+            Assert.All(seen, entry => Assert.True(
+                entry.Split(' ')[0] is "" or "localhost" || (IPAddress.TryParse(entry.Split(' ')[0].Trim('[', ']'), out var address) && IPAddress.IsLoopback(address)),
+                $"the process reached for {entry}"));
         }
 
         protected override void OnEventSourceCreated(EventSource eventSource)
@@ -270,7 +291,7 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
             };
             if (name is not null && eventData.PayloadNames is { } names && names.IndexOf(name) is var index and >= 0 && eventData.Payload?[index] is string host)
             {
-                hosts.Enqueue(host);
+                hosts.Enqueue(names.IndexOf("pathAndQuery") is var path and >= 0 ? $"{host} {eventData.Payload[path]}" : host);
             }
         }
     }
