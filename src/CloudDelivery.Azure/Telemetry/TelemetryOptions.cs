@@ -17,8 +17,11 @@ public sealed class TelemetryOptions
     /// </summary>
     public string? Exporter { get; set; } = "auto";
 
-    /// <summary>How often the queue gauges' snapshot is refreshed (one bounded storage pass each time).</summary>
-    public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>
+    /// How often <c>serve</c> refreshes the queue gauges' snapshot (one bounded storage pass each time); the
+    /// gauges report a snapshot for three intervals. Five minutes: the Functions timer's period too.
+    /// </summary>
+    public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Pages of 1000 records one sample reads at most; past it the record gauges are lower bounds.</summary>
     public int QueueSampleMaxPages { get; set; } = 20;
