@@ -1,7 +1,6 @@
 using CloudDelivery.Azure.Hosting;
-using CloudDelivery.Azure.Telemetry;
+using CloudDelivery.Functions;
 using Microsoft.Azure.Functions.Worker.Builder;
-using Microsoft.Azure.Functions.Worker.OpenTelemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -17,9 +16,6 @@ builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherServ
 builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
 // The resolver self-check runs at start-up and then periodically, as in `serve`: a hosted service, not a timer.
 builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.ResolverSelfCheckService>();
-// host.json sets "telemetryMode": "OpenTelemetry": the host no longer sends the worker's telemetry, the
-// worker exports it itself. The Functions defaults add the invocation spans and the cloud role resource;
-// AddCloudDeliveryTelemetry adds our meters, the Azure SDK spans, logs and the exporter, as in `serve`.
-builder.Services.AddOpenTelemetry().UseFunctionsWorkerDefaults();
-builder.Services.AddCloudDeliveryTelemetry(builder.Configuration);
+// Our meters, spans, logs and exporter plus the Functions defaults, in the order FunctionsTelemetry explains.
+builder.Services.AddFunctionsTelemetry(builder.Configuration);
 builder.Build().Run();

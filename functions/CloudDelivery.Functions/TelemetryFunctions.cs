@@ -7,10 +7,11 @@ namespace CloudDelivery.Functions;
 public sealed class TelemetryFunctions(QueueSampler sampler)
 {
     /// <summary>
-    /// Refreshes the queue gauges' snapshot (one bounded storage pass, at most once per
-    /// CloudDelivery:Telemetry:QueueSampleInterval); the worker's meter provider exports the gauges from it.
+    /// Refreshes the queue gauges' snapshot (one bounded storage pass) every five minutes, on the minutes the
+    /// sweeps run too (see <see cref="QueueSampler.Schedule"/>); the worker's meter provider exports the
+    /// gauges from it each minute in between.
     /// </summary>
     [Function(nameof(SampleQueue))]
     public Task SampleQueue([TimerTrigger(QueueSampler.Schedule)] TimerInfo timer, CancellationToken cancellationToken) =>
-        sampler.SampleIfDueAsync(cancellationToken);
+        sampler.SampleAsync(cancellationToken);
 }

@@ -14,12 +14,17 @@ namespace CloudDelivery.Azure.Telemetry;
 /// One pass costs two queue property reads and a projected query over the records still queued, one table
 /// transaction per 1000 records, stopping after <see cref="TelemetryOptions.QueueSampleMaxPages"/> pages
 /// (the record figures are then lower bounds and a warning is logged). <c>serve</c> runs it in a loop; in
-/// Functions the timer function SampleQueue calls <see cref="SampleIfDueAsync"/>.
+/// Functions the timer function SampleQueue calls <see cref="SampleAsync"/> on <see cref="Schedule"/>.
 /// </summary>
 public sealed class QueueSampler
 {
-    /// <summary>The Functions timer schedule (six-field CRON): every minute; the interval setting still applies.</summary>
-    public const string Schedule = "0 * * * * *";
+    /// <summary>
+    /// The Functions timer schedule (six-field CRON): every five minutes, the same minutes as the stranded-record
+    /// and event-outbox sweeps, so an idle Flex Consumption app wakes once per five minutes for all three
+    /// rather than every minute for this one. Keep <see cref="TelemetryOptions.QueueSampleInterval"/> at
+    /// least this period there: the gauges report a snapshot for three intervals.
+    /// </summary>
+    public const string Schedule = "0 */5 * * * *";
 
     // Only the columns the figures need: a projection keeps each page small (the Events and body columns
     // of a record can be kilobytes).
@@ -34,7 +39,7 @@ public sealed class QueueSampler
     /// <summary>Records per page: the service's maximum, so a pass takes as few transactions as it can. Tests make it small.</summary>
     internal int PageSize { get; init; } = 1000;
 
-    /// <summary>How often <c>serve</c> samples (the Functions timer fires each minute and samples when this is due).</summary>
+    /// <summary>How often <c>serve</c> samples (the Functions timer samples on <see cref="Schedule"/>).</summary>
     public TimeSpan Interval => options.QueueSampleInterval;
 
     public QueueSampler(OutboundStorage storage, QueueMetrics metrics, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler>? logger = null)

@@ -17,14 +17,36 @@ public sealed class TelemetryOptions
     /// </summary>
     public string? Exporter { get; set; } = "auto";
 
-    /// <summary>How often the queue gauges' snapshot is refreshed (one bounded storage pass each time).</summary>
-    public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>
+    /// How often <c>serve</c> refreshes the queue gauges' snapshot (one bounded storage pass each time); the
+    /// gauges report a snapshot for three intervals. Five minutes: the Functions timer's period too.
+    /// </summary>
+    public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Pages of 1000 records one sample reads at most; past it the record gauges are lower bounds.</summary>
     public int QueueSampleMaxPages { get; set; } = 20;
 
     /// <summary>Export Azure SDK spans (storage calls) as traces. The wake-up poll makes a call every few seconds.</summary>
     public bool Traces { get; set; } = true;
+
+    /// <summary>
+    /// Application Insights only: the fraction of traces (requests and dependencies) kept, 0 to 1, the same
+    /// for every trace. Unset: the package's rate-limited sampler (see <see cref="TracesPerSecond"/>).
+    /// Metrics are never sampled; log records (RecipientResult among them) are not either.
+    /// </summary>
+    public float? SamplingRatio { get; set; }
+
+    /// <summary>
+    /// Application Insights only: the traces kept per second and instance by the rate-limited sampler.
+    /// Unset: the package's default (5 per second) unless <see cref="SamplingRatio"/> is set.
+    /// </summary>
+    public double? TracesPerSecond { get; set; }
+
+    /// <summary>Application Insights only: the live metrics stream (a second channel, polled every few seconds).</summary>
+    public bool LiveMetrics { get; set; }
+
+    /// <summary>Application Insights only: the exporter's statsbeat and SDK stats (its usage reports to Microsoft's endpoints and to the resource).</summary>
+    public bool Statsbeat { get; set; }
 
     /// <summary>The settings of <paramref name="configuration"/>'s "CloudDelivery:Telemetry" section (defaults when it is absent).</summary>
     public static TelemetryOptions From(IConfiguration configuration) =>

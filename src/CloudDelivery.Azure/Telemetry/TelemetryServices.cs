@@ -1,6 +1,5 @@
 using Azure.Core;
 using Azure.Identity;
-using Azure.Monitor.OpenTelemetry.Exporter;
 using CloudDelivery.Azure.Storage;
 using CloudDelivery.Telemetry;
 using Microsoft.Extensions.Configuration;
@@ -9,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
 namespace CloudDelivery.Azure.Telemetry;
@@ -22,6 +22,16 @@ public static class TelemetryServices
 {
     /// <summary>The Azure SDK's activity sources ("Azure.Storage.Queues.QueueClient" and so on).</summary>
     public const string AzureSdkSources = "Azure.*";
+
+    /// <summary>The service name (cloud role) when not on App Service / Functions and OTEL_SERVICE_NAME is unset.</summary>
+    public const string DefaultServiceName = "clouddelivery";
+
+    /// <summary>The Azure Monitor exporter's switch for its statsbeat (an environment variable only).</summary>
+    public const string StatsbeatDisabledVariable = "APPLICATIONINSIGHTS_STATSBEAT_DISABLED";
+
+    /// <summary>The Azure Monitor exporter's switch for its SDK stats (an environment variable only).</summary>
+    public const string SdkStatsDisabledVariable = "APPLICATIONINSIGHTS_SDKSTATS_DISABLED";
+
 
     /// <summary>
     /// Registers the sampler and, unless the exporter resolves to none, OpenTelemetry with that exporter.
@@ -51,6 +61,9 @@ public static class TelemetryServices
             // marked experimental); without it there is nothing for AddSource to listen to.
             AppContext.SetSwitch("Azure.Experimental.EnableActivitySource", true);
         }
+        // One OpenTelemetry registration per service collection: whatever else calls AddOpenTelemetry (the
+        // Application Insights package, the Functions worker defaults) adds to these same three providers,
+        // so there is one meter provider with our meters and one set of exporters.
         var telemetry = services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics.AddMeter(DeliveryMetrics.MeterName, QueueMetrics.MeterName))
             .WithLogging();
@@ -65,17 +78,7 @@ public static class TelemetryServices
         switch (exporter)
         {
             case TelemetryExporter.AzureMonitor:
-                // The Application Insights resource has local authentication disabled: ingestion needs an
-                // Entra ID token, from the app's user-assigned identity when one is configured.
-                var credential = AzureCredential(configuration["CloudDelivery:ManagedIdentityClientId"]);
-                telemetry.UseAzureMonitorExporter(azure =>
-                {
-                    azure.Credential = credential;
-                    if (configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"] is { Length: > 0 } connectionString)
-                    {
-                        azure.ConnectionString = connectionString;
-                    }
-                });
+                AddApplicationInsights(services, configuration, options);
                 break;
             case TelemetryExporter.Otlp:
                 // Endpoint, protocol and headers come from the standard OTEL_EXPORTER_OTLP_* settings.
@@ -90,6 +93,68 @@ public static class TelemetryServices
                 break;
         }
         return exporter;
+    }
+
+    /// <summary>
+    /// Application Insights through Microsoft.ApplicationInsights.WorkerService: the package registers the Azure
+    /// Monitor exporter on the shared OpenTelemetry providers (so our meters and log events go as they are),
+    /// its own Azure SDK, HttpClient and SqlClient spans, and a TelemetryClient.
+    /// </summary>
+    private static void AddApplicationInsights(IServiceCollection services, IConfiguration configuration, TelemetryOptions options)
+    {
+        // Statsbeat is the exporter's report about itself to Microsoft's own ingestion endpoints (fixed
+        // addresses, not the connection string's); SDK stats are its report to our resource (more ingestion).
+        // Both probe the VM metadata service (169.254.169.254) off Azure's app platforms. The exporter reads
+        // only these environment variables for them: off unless asked for, so the app dials nothing it was
+        // not told to.
+        if (!options.Statsbeat)
+        {
+            foreach (var variable in (string[])[StatsbeatDisabledVariable, SdkStatsDisabledVariable])
+            {
+                if (Environment.GetEnvironmentVariable(variable) is null)
+                {
+                    Environment.SetEnvironmentVariable(variable, "true");
+                }
+            }
+        }
+        // The Application Insights resource has local authentication disabled: ingestion needs an Entra ID
+        // token, from the app's user-assigned identity when one is configured.
+        var credential = AzureCredential(configuration["CloudDelivery:ManagedIdentityClientId"]);
+        services.AddApplicationInsightsTelemetryWorkerService(ai =>
+        {
+            ai.Credential = credential;
+            if (configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"] is { Length: > 0 } connectionString)
+            {
+                ai.ConnectionString = connectionString;
+            }
+            // Live metrics keeps a second channel open to a live-diagnostics endpoint and polls it every few
+            // seconds from each instance; nothing here reads it, and it keeps an idle app busy.
+            ai.EnableQuickPulseMetricStream = options.LiveMetrics;
+            // Process counters (CPU, memory) as customMetrics: volume nobody queries; the platform has them.
+            ai.EnablePerformanceCounterCollectionModule = false;
+            // Without Traces only the Functions invocations (server spans) are kept, not the storage calls.
+            ai.EnableDependencyTrackingTelemetryModule = options.Traces;
+            // Sampling applies to traces (requests and dependencies). Log records are kept whatever their
+            // trace's fate: RecipientResult is the per-recipient record the workbook counts.
+            ai.EnableTraceBasedLogsSampler = false;
+            if (options.SamplingRatio is { } ratio)
+            {
+                ai.SamplingRatio = ratio;
+            }
+            if (options.TracesPerSecond is { } perSecond)
+            {
+                ai.TracesPerSecond = perSecond;
+            }
+        });
+        // The package's resource includes a VM detector that calls the instance metadata service
+        // (169.254.169.254) once at startup with a two-second timeout: a stall on Functions and containers,
+        // where it never answers, and a dial outside what the app was told to reach. Start the resource
+        // anew with what needs no network: the OTEL_* environment, the App Service / Functions variables.
+        services.AddOpenTelemetry().ConfigureResource(resource => resource
+            .Clear()
+            .AddService(configuration["WEBSITE_SITE_NAME"] is { Length: > 0 } site ? site : DefaultServiceName, serviceInstanceId: configuration["WEBSITE_INSTANCE_ID"] ?? Environment.MachineName)
+            .AddTelemetrySdk()
+            .AddEnvironmentVariableDetector());
     }
 
     /// <summary>The user-assigned identity named by its client id, or the default chain (developer logins, system identity).</summary>

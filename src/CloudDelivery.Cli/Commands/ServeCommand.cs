@@ -80,7 +80,10 @@ internal static class ServeCommand
     }
 
     /// <summary>The web host with the endpoints and the background worker; also used by tests and the demo.</summary>
-    public static WebApplication Build(string urls, IDictionary<string, string?> overrides)
+    /// <param name="urls">Kestrel's listen URLs.</param>
+    /// <param name="overrides">Settings over the environment's.</param>
+    /// <param name="configureServices">Runs after every registration, before the host is built (tests hand in a credential or transport here).</param>
+    public static WebApplication Build(string urls, IDictionary<string, string?> overrides, Action<IServiceCollection>? configureServices = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Configuration.AddInMemoryCollection(overrides);
@@ -97,6 +100,7 @@ internal static class ServeCommand
             p.GetRequiredService<CloudDeliveryLoops>(),
             sampleQueue ? p.GetRequiredService<QueueSampler>() : null,
             p.GetRequiredService<IHostApplicationLifetime>()));
+        configureServices?.Invoke(builder.Services);
         var app = builder.Build();
         // The same handler as the Functions app's HTTP trigger.
         app.MapPost("/api/messages", (HttpRequest request, SubmissionEndpoint endpoint, CancellationToken cancellationToken) =>

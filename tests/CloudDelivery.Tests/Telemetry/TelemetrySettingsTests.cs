@@ -121,8 +121,11 @@ public sealed class TelemetrySettingsTests(AzuriteFixture azurite)
         var snapshot = Assert.IsType<QueueSnapshot>(metrics.Snapshot);
         Assert.Equal(1, snapshot.WakeUpMessages);
         Assert.Equal(TimeSpan.FromMinutes(15), metrics.SnapshotLifetime);
-        // The next minute's timer finds the snapshot fresh and leaves storage alone.
+        // Each firing takes a fresh sample: the timer is the schedule (every five minutes, with the sweeps).
+        await storage.WakeUps.SendMessageAsync(new CloudDelivery.Azure.WakeUps.WakeUp("timer.example").ToJson());
         await functions.SampleQueue(new Microsoft.Azure.Functions.Worker.TimerInfo(), CancellationToken.None);
-        Assert.Same(snapshot, metrics.Snapshot);
+        Assert.NotSame(snapshot, metrics.Snapshot);
+        Assert.Equal(2, metrics.Snapshot!.WakeUpMessages);
+        Assert.Equal("0 */5 * * * *", QueueSampler.Schedule);
     }
 }
