@@ -99,6 +99,12 @@ param instanceMemoryMB int
 @minValue(0)
 param alwaysReadyInstances int
 
+@description('DNS resolver (ip:port) of every lookup; empty leaves the platform resolver.')
+param resolver string
+
+@description('Whether the app checks at start-up and periodically that its resolver validates DNSSEC.')
+param resolverCheckEnabled bool
+
 var keyVaultReference = 'SecretUri=${keyVaultUri}secrets/'
 
 var baseSettings = [
@@ -176,6 +182,12 @@ var eventSinkSettings = concat(
       ]
 )
 
+// CloudDelivery__Delivery__Resolver and CloudDelivery__Delivery__ResolverCheck__Enabled (DeliveryOptions).
+var resolverSettings = concat(
+  empty(resolver) ? [] : [{ name: 'CloudDelivery__Delivery__Resolver', value: resolver }],
+  resolverCheckEnabled ? [] : [{ name: 'CloudDelivery__Delivery__ResolverCheck__Enabled', value: 'false' }]
+)
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -210,7 +222,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings, eventSinkSettings)
+      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings, eventSinkSettings, resolverSettings)
     }
     functionAppConfig: {
       deployment: {

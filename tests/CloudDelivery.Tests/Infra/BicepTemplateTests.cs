@@ -195,10 +195,10 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     public void Outbound_traffic_leaves_through_the_NAT_gateway_of_the_integration_subnet()
     {
         var network = ModuleTemplate("network");
-        var subnet = Assert.Single(Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray())!;
+        var subnet = Assert.Single(Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray(), subnet => subnet!["name"]!.GetValue<string>() == "functions")!;
         Assert.Contains("Microsoft.Network/natGateways", subnet["properties"]!["natGateway"]!["id"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal("Microsoft.App/environments", Assert.Single(subnet["properties"]!["delegations"]!.AsArray())!["properties"]!["serviceName"]!.GetValue<string>());
-        Assert.Contains(".subnets[0].id", network["outputs"]!["integrationSubnetId"]!["value"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("'functions')", network["outputs"]!["integrationSubnetId"]!["value"]!.GetValue<string>(), StringComparison.Ordinal);
         var nat = Single("Microsoft.Network/natGateways").Resource;
         Assert.Contains("Microsoft.Network/publicIPAddresses", Assert.Single(nat["properties"]!["publicIpAddresses"]!.AsArray())!["id"]!.GetValue<string>(), StringComparison.Ordinal);
         var ip = Single("Microsoft.Network/publicIPAddresses").Resource;
@@ -381,7 +381,7 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     private Dictionary<string, string> AppSettings()
     {
         var (site, template) = FunctionApp();
-        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'), variables('eventSinkSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
+        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'), variables('eventSinkSettings'), variables('resolverSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (_, variable) in template["variables"]!.AsObject())
         {
