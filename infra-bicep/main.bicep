@@ -131,7 +131,24 @@ param resolverAdminUsername string = 'clouddelivery'
 @description('For resolverMode deploy: OpenSSH public key of the VM\'s administrator (password login is off; the preprovision hook creates one when empty). The VM has no public IP: use az vm run-command, or SSH from inside the VNet.')
 param resolverSshPublicKey string = ''
 
-@description('Object ID of the principal running azd (azd sets AZURE_PRINCIPAL_ID); it gets Key Vault Secrets Officer to store the secrets. Empty grants nothing.')
+@description('Storage replication; Standard_ZRS survives the loss of one availability zone (where the region has zones).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageRedundancy string = 'Standard_LRS'
+
+@description('Public IPv4 addresses (or CIDR ranges) allowed to reach storage through its public endpoint, e.g. the operator\'s for the clouddelivery CLI; empty keeps public network access disabled (the app uses the private endpoints).')
+param operatorIpAddresses string[] = []
+
+@description('Grant principalId the storage data roles (Blob, Queue, Table Data Contributor) so that the clouddelivery CLI works with the signed-in account.')
+param grantDeployerDataAccess bool = true
+
+@description('Object ID of the principal running azd (azd sets AZURE_PRINCIPAL_ID); it gets Key Vault Secrets Officer to store the secrets and, with grantDeployerDataAccess, the storage data roles. Empty grants nothing.')
 param principalId string = ''
 
 @description('Type of principalId.')
@@ -217,6 +234,11 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     name: storageAccountName
     deploymentContainerName: deploymentContainerName
+    skuName: storageRedundancy
+    virtualNetworkId: network.outputs.virtualNetworkId
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    operatorIpAddresses: operatorIpAddresses
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -227,6 +249,7 @@ module keyVault 'modules/key-vault.bicep' = {
     location: location
     tags: tags
     name: keyVaultName
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -272,6 +295,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     appInsightsName: appInsightsName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    grantDeployerDataAccess: grantDeployerDataAccess
   }
 }
 
@@ -346,6 +370,7 @@ module functionApp 'modules/function-app.bicep' = {
     alwaysReadyInstances: alwaysReadyInstances
     resolver: resolverEndpoint
     resolverCheckEnabled: resolverMode != 'none'
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 

@@ -105,6 +105,9 @@ param resolver string
 @description('Whether the app checks at start-up and periodically that its resolver validates DNSSEC.')
 param resolverCheckEnabled bool
 
+@description('Log Analytics workspace receiving the app\'s FunctionAppLogs.')
+param logAnalyticsWorkspaceId string
+
 var keyVaultReference = 'SecretUri=${keyVaultUri}secrets/'
 
 var baseSettings = [
@@ -269,6 +272,19 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// FunctionAppLogs: the host's and the functions' logs as the platform sees them (start-up failures such
+// as an unresolved Key Vault reference included), next to what Application Insights gets from the worker.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'FunctionAppLogs', enabled: true }
+    ]
   }
 }
 
