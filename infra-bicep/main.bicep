@@ -276,6 +276,7 @@ module alerts 'modules/alerts.bicep' = {
     oldestReadyAgeThresholdSeconds: oldestReadyAgeThresholdSeconds
     failureRatioThresholdPercent: failureRatioThresholdPercent
     failureRatioMinimumRecipients: failureRatioMinimumRecipients
+    resolverCheckEnabled: resolverMode != 'none'
   }
 }
 
