@@ -43,7 +43,8 @@ fi
 # The resolver's state sits under checks -> <check> -> data -> resolver; print its "state" when found.
 state=""
 if command -v jq >/dev/null 2>&1; then
-    state=$(printf '%s' "$body" | jq -r '[.. | objects | select(has("resolver")) | .resolver | if type == "object" then (.state // tostring) else tostring end] | first // empty' 2>/dev/null)
+    # data.resolver.state, else a key such as data.resolverState, else data.resolver as written.
+    state=$(printf '%s' "$body" | jq -r '[.. | objects | select(has("resolver")) | .resolver | objects | .state // empty | tostring] + [.. | objects | to_entries[] | select((.key | test("^resolver.?state$"; "i")) and (.value | type) == "string") | .value] + [.. | objects | select(has("resolver")) | .resolver | strings] | first // empty' 2>/dev/null)
 fi
 if [ -z "$state" ]; then
     state=$(printf '%s' "$body" | grep -o '"resolver"[^}]*' | grep -o '"state" *: *"[^"]*"' | head -n 1 | sed 's/.*: *"\(.*\)"/\1/')
