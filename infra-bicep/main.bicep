@@ -105,7 +105,50 @@ param webhookUrl string = ''
 @description('Signing secret of that webhook (whsec_<base64> or any string); stored in Key Vault, referenced by the app setting.')
 param webhookSecret string = ''
 
-@description('Object ID of the principal running azd (azd sets AZURE_PRINCIPAL_ID); it gets Key Vault Secrets Officer to store the secrets. Empty grants nothing.')
+@description('DNS resolver of every lookup: deploy = a validating unbound VM in the VNet (DNSSEC, needed for DANE); existing = resolverAddress; none = the platform resolver (no DNSSEC validation, so no DANE) and the resolver self-check off.')
+@allowed([
+  'deploy'
+  'existing'
+  'none'
+])
+param resolverMode string = 'deploy'
+
+@description('For resolverMode existing: a validating resolver the VNet reaches, \'host\' or \'host:port\' (port 53 if omitted).')
+param resolverAddress string = ''
+
+@description('For resolverMode deploy: the resolver VM\'s static private IP, inside the resolver subnet (10.20.1.0/28; Azure reserves .0 to .3).')
+param resolverIpAddress string = '10.20.1.4'
+
+@description('For resolverMode deploy: the VM size.')
+param resolverVmSize string = 'Standard_B2ats_v2'
+
+@description('For resolverMode deploy: version of the Debian 12 gen2 image (az vm image list --publisher Debian --offer debian-12 --sku 12-gen2 --all).')
+param resolverImageVersion string = '0.20230612.1409'
+
+@description('For resolverMode deploy: administrator user name on the VM.')
+param resolverAdminUsername string = 'clouddelivery'
+
+@description('For resolverMode deploy: OpenSSH public key of the VM\'s administrator (password login is off; the preprovision hook creates one when empty). The VM has no public IP: use az vm run-command, or SSH from inside the VNet.')
+param resolverSshPublicKey string = ''
+
+@description('Storage replication; Standard_ZRS survives the loss of one availability zone (where the region has zones).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageRedundancy string = 'Standard_LRS'
+
+@description('Public IPv4 addresses (or CIDR ranges) allowed to reach storage through its public endpoint, e.g. the operator\'s for the clouddelivery CLI; empty keeps public network access disabled (the app uses the private endpoints).')
+param operatorIpAddresses string[] = []
+
+@description('Grant principalId the storage data roles (Blob, Queue, Table Data Contributor) so that the clouddelivery CLI works with the signed-in account.')
+param grantDeployerDataAccess bool = true
+
+@description('Object ID of the principal running azd (azd sets AZURE_PRINCIPAL_ID); it gets Key Vault Secrets Officer to store the secrets and, with grantDeployerDataAccess, the storage data roles. Empty grants nothing.')
 param principalId string = ''
 
 @description('Type of principalId.')
@@ -131,6 +174,11 @@ var identityName = '${namePrefix}-app-identity'
 var storageAccountName = 'st${resourceToken}'
 var keyVaultName = 'kv-${resourceToken}'
 var appInsightsName = '${namePrefix}-appi'
+
+// CloudDelivery__Delivery__Resolver is 'ip:port'; a bare host gets DNS's port 53 (RFC 1035 §4.2).
+var resolverEndpoint = resolverMode == 'deploy'
+  ? '${resolverIpAddress}:53'
+  : resolverMode == 'existing' ? (contains(resolverAddress, ':') ? resolverAddress : '${resolverAddress}:53') : ''
 
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -161,6 +209,23 @@ module network 'modules/network.bicep' = {
   }
 }
 
+module resolver 'modules/resolver.bicep' = if (resolverMode == 'deploy') {
+  name: 'resolver'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    namePrefix: namePrefix
+    subnetId: network.outputs.resolverSubnetId
+    privateIpAddress: resolverIpAddress
+    clientSubnetPrefix: network.outputs.integrationSubnetPrefix
+    vmSize: resolverVmSize
+    imageVersion: resolverImageVersion
+    adminUsername: resolverAdminUsername
+    sshPublicKey: resolverSshPublicKey
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: resourceGroup
@@ -169,6 +234,11 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     name: storageAccountName
     deploymentContainerName: deploymentContainerName
+    skuName: storageRedundancy
+    virtualNetworkId: network.outputs.virtualNetworkId
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    operatorIpAddresses: operatorIpAddresses
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -179,6 +249,7 @@ module keyVault 'modules/key-vault.bicep' = {
     location: location
     tags: tags
     name: keyVaultName
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -205,6 +276,7 @@ module alerts 'modules/alerts.bicep' = {
     oldestReadyAgeThresholdSeconds: oldestReadyAgeThresholdSeconds
     failureRatioThresholdPercent: failureRatioThresholdPercent
     failureRatioMinimumRecipients: failureRatioMinimumRecipients
+    resolverCheckEnabled: resolverMode != 'none'
   }
 }
 
@@ -224,6 +296,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     appInsightsName: appInsightsName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    grantDeployerDataAccess: grantDeployerDataAccess
   }
 }
 
@@ -263,6 +336,8 @@ module functionApp 'modules/function-app.bicep' = {
   dependsOn: [
     roleAssignments
     webhookSecretStore
+    // The resolver's address is known up front; create it first so the app's first self-check finds it.
+    resolver
   ]
   params: {
     location: location
@@ -294,6 +369,9 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     alwaysReadyInstances: alwaysReadyInstances
+    resolver: resolverEndpoint
+    resolverCheckEnabled: resolverMode != 'none'
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -313,6 +391,9 @@ output FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output OUTBOUND_IP string = outboundIp
+// Not named RESOLVER_ADDRESS: azd writes outputs back into the environment, which would overwrite that input.
+@description('The resolver the app uses (ip:port), empty for resolverMode none.')
+output RESOLVER_ENDPOINT string = resolverEndpoint
 
 @description('Publish this A record first: the EHLO host name must resolve to the outbound IP.')
 output DNS_A_RECORD string = '${ehloHostname}. 3600 IN A ${outboundIp}'

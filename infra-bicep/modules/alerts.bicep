@@ -31,6 +31,9 @@ param failureRatioThresholdPercent int
 @minValue(1)
 param failureRatioMinimumRecipients int
 
+@description('Create the resolver self-check alert (false when the app uses no resolver of its own and the check is off).')
+param resolverCheckEnabled bool
+
 var sendEmail = !empty(alertEmail)
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (sendEmail) {
@@ -164,9 +167,50 @@ resource failureRatioAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
   }
 }
 
+// clouddelivery.resolver.checks counts the app's checks that its resolver sets the AD bit on a signed
+// answer and refuses a bogus one (RFC 4035 §3.2.3, §5.5); result = validating | not-validating |
+// unreachable. Any check that is not "validating" means DANE is off (no authentic answer) or lookups fail.
+// No alert on silence: the app scales to zero, and an idle app checks nothing.
+resource resolverCheckAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (resolverCheckEnabled) {
+  name: '${namePrefix}-resolver-check'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'CloudDelivery: the resolver does not validate DNSSEC or does not answer'
+    description: 'A resolver self-check in the last 15 minutes was not-validating or unreachable: DANE cannot apply (no answer is authentic) or lookups fail and mail is deferred. Check the resolver VM (az vm run-command invoke … --scripts "systemctl status unbound") or CloudDelivery__Delivery__Resolver.'
+    severity: 1
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    scopes: [
+      appInsightsId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "clouddelivery.resolver.checks" | extend result = tostring(customDimensions.result) | summarize FailedChecks = sumif(valueSum, result != "validating")'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'FailedChecks'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
 output actionGroupId string = sendEmail ? actionGroup.id : ''
-output alertRuleIds string[] = [
-  poisonQueueAlert.id
-  oldestReadyAgeAlert.id
-  failureRatioAlert.id
-]
+output alertRuleIds string[] = concat(
+  [
+    poisonQueueAlert.id
+    oldestReadyAgeAlert.id
+    failureRatioAlert.id
+  ],
+  resolverCheckEnabled ? [resolverCheckAlert.id] : []
+)

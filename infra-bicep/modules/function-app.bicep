@@ -99,6 +99,15 @@ param instanceMemoryMB int
 @minValue(0)
 param alwaysReadyInstances int
 
+@description('DNS resolver (ip:port) of every lookup; empty leaves the platform resolver.')
+param resolver string
+
+@description('Whether the app checks at start-up and periodically that its resolver validates DNSSEC.')
+param resolverCheckEnabled bool
+
+@description('Log Analytics workspace receiving the app\'s FunctionAppLogs.')
+param logAnalyticsWorkspaceId string
+
 var keyVaultReference = 'SecretUri=${keyVaultUri}secrets/'
 
 var baseSettings = [
@@ -181,6 +190,12 @@ var eventSinkSettings = concat(
       ]
 )
 
+// CloudDelivery__Delivery__Resolver and CloudDelivery__Delivery__ResolverCheck__Enabled (DeliveryOptions).
+var resolverSettings = concat(
+  empty(resolver) ? [] : [{ name: 'CloudDelivery__Delivery__Resolver', value: resolver }],
+  resolverCheckEnabled ? [] : [{ name: 'CloudDelivery__Delivery__ResolverCheck__Enabled', value: 'false' }]
+)
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -215,7 +230,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings, eventSinkSettings)
+      appSettings: concat(baseSettings, submitterSettings, smarthostSettings, dkimSettings, eventSinkSettings, resolverSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -262,6 +277,19 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// FunctionAppLogs: the host's and the functions' logs as the platform sees them (start-up failures such
+// as an unresolved Key Vault reference included), next to what Application Insights gets from the worker.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'FunctionAppLogs', enabled: true }
+    ]
   }
 }
 

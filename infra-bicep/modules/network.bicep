@@ -31,6 +31,12 @@ param addressPrefix string = '10.20.0.0/16'
 @description('Prefix of the integration subnet (Flex Consumption needs at least a /28; a /24 leaves room to scale out).')
 param integrationSubnetPrefix string = '10.20.0.0/24'
 
+@description('Prefix of the resolver subnet: the validating resolver VM (static address), outbound through the NAT gateway.')
+param resolverSubnetPrefix string = '10.20.1.0/28'
+
+@description('Prefix of the subnet holding the storage account\'s private endpoints (blob, queue, table).')
+param privateEndpointSubnetPrefix string = '10.20.2.0/27'
+
 @description('NAT idle timeout in minutes. A receiver may take minutes to answer DATA (RFC 5321 §4.5.3.2.6 allows 10), so the 4-minute default could cut a live SMTP session.')
 @minValue(4)
 @maxValue(120)
@@ -75,6 +81,59 @@ resource natGateway 'Microsoft.Network/natGateways@2024-05-01' = {
   }
 }
 
+// The resolver answers DNS (RFC 1035 §4.2: UDP, and TCP for answers that do not fit) to the app's
+// integration subnet only; everything else inbound, including the VNet-wide default allow, is denied.
+// Operators reach the VM with `az vm run-command`, which goes through the VM agent's outbound channel,
+// so no SSH rule is needed.
+resource resolverSecurityGroup 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
+  name: '${namePrefix}-resolver-nsg'
+  location: location
+  tags: tags
+  properties: {
+    securityRules: [
+      {
+        name: 'allow-dns-udp-from-functions'
+        properties: {
+          priority: 100
+          direction: 'Inbound'
+          access: 'Allow'
+          protocol: 'Udp'
+          sourceAddressPrefix: integrationSubnetPrefix
+          sourcePortRange: '*'
+          destinationAddressPrefix: resolverSubnetPrefix
+          destinationPortRange: '53'
+        }
+      }
+      {
+        name: 'allow-dns-tcp-from-functions'
+        properties: {
+          priority: 110
+          direction: 'Inbound'
+          access: 'Allow'
+          protocol: 'Tcp'
+          sourceAddressPrefix: integrationSubnetPrefix
+          sourcePortRange: '*'
+          destinationAddressPrefix: resolverSubnetPrefix
+          destinationPortRange: '53'
+        }
+      }
+      {
+        name: 'deny-all-other-inbound'
+        properties: {
+          priority: 4096
+          direction: 'Inbound'
+          access: 'Deny'
+          protocol: '*'
+          sourceAddressPrefix: '*'
+          sourcePortRange: '*'
+          destinationAddressPrefix: '*'
+          destinationPortRange: '*'
+        }
+      }
+    ]
+  }
+}
+
 resource virtualNetwork 'Microsoft.Network/virtualNetworks@2024-05-01' = {
   name: '${namePrefix}-vnet'
   location: location
@@ -103,10 +162,46 @@ resource virtualNetwork 'Microsoft.Network/virtualNetworks@2024-05-01' = {
           ]
         }
       }
+      {
+        name: 'resolver'
+        properties: {
+          addressPrefix: resolverSubnetPrefix
+          // The resolver asks the internet's authoritative servers from the same static IP as the app.
+          natGateway: {
+            id: natGateway.id
+          }
+          networkSecurityGroup: {
+            id: resolverSecurityGroup.id
+          }
+        }
+      }
+      {
+        name: 'private-endpoints'
+        properties: {
+          addressPrefix: privateEndpointSubnetPrefix
+          privateEndpointNetworkPolicies: 'Disabled'
+        }
+      }
     ]
+  }
+
+  resource integrationSubnet 'subnets' existing = {
+    name: 'functions'
+  }
+
+  resource resolverSubnet 'subnets' existing = {
+    name: 'resolver'
+  }
+
+  resource privateEndpointSubnet 'subnets' existing = {
+    name: 'private-endpoints'
   }
 }
 
-output integrationSubnetId string = virtualNetwork.properties.subnets[0].id
+output virtualNetworkId string = virtualNetwork.id
+output integrationSubnetId string = virtualNetwork::integrationSubnet.id
+output integrationSubnetPrefix string = integrationSubnetPrefix
+output resolverSubnetId string = virtualNetwork::resolverSubnet.id
+output privateEndpointSubnetId string = virtualNetwork::privateEndpointSubnet.id
 output outboundIpAddress string = outboundIp.properties.ipAddress
 output outboundIpFqdn string = outboundIp.properties.dnsSettings.fqdn

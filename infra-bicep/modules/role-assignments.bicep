@@ -1,4 +1,5 @@
-// Exactly the data-plane roles the app's identity needs, each scoped to the one resource it is for.
+// Exactly the data-plane roles the app's identity needs, each scoped to the one resource it is for, and
+// the deployer's: Key Vault Secrets Officer, plus (grantDeployerDataAccess) the storage data roles.
 // Built-in role IDs: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
 
 @description('Name of the app\'s user-assigned identity (in this resource group).')
@@ -24,10 +25,18 @@ param deployerPrincipalId string
 ])
 param deployerPrincipalType string
 
+@description('Also grant deployerPrincipalId Storage Blob, Queue and Table Data Contributor on the account, for the clouddelivery CLI (status, queue, suppression) from the operator\'s machine.')
+param grantDeployerDataAccess bool
+
+var grantDeployerData = !empty(deployerPrincipalId) && grantDeployerDataAccess
+
 var roles = {
   // Storage Blob Data Owner: the Functions host's AzureWebJobsStorage (leases, keys, deployment package)
   // needs Owner, not Contributor: https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Storage Blob Data Contributor: the deployer reads bodies and writes submissions with the CLI (data
+  // only; Owner's ACL management is not needed).
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   // Storage Queue Data Contributor: the wake-up queue, its poison queue and the queue trigger.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // Storage Table Data Contributor: recipient records, TLSRPT results, MTA-STS policy cache.
@@ -113,5 +122,37 @@ resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+// The operator's data access for the clouddelivery CLI (it signs in with DefaultAzureCredential). Blob
+// Data Contributor rather than Owner: the CLI reads and writes blobs, it never manages their ACLs.
+resource deployerStorageBlobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantDeployerData) {
+  name: guid(storage.id, deployerPrincipalId, roles.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+  }
+}
+
+resource deployerStorageQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantDeployerData) {
+  name: guid(storage.id, deployerPrincipalId, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+  }
+}
+
+resource deployerStorageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantDeployerData) {
+  name: guid(storage.id, deployerPrincipalId, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
   }
 }

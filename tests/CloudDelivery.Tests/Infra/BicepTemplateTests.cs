@@ -153,7 +153,8 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
         var template = ModuleTemplate("role-assignments");
         var roles = template["variables"]!["roles"]!.AsObject();
         var roleKey = Assert.Single(roles, role => role.Value!.GetValue<string>() == roleDefinitionGuid).Key;
-        var assignment = Assert.Single(All("Microsoft.Authorization/roleAssignments"), found => found.Resource["properties"]!["roleDefinitionId"]!.GetValue<string>()
+        // The deployer's optional assignments (with a condition) may share a role; the identity's have none.
+        var assignment = Assert.Single(All("Microsoft.Authorization/roleAssignments"), found => found.Resource["condition"] is null && found.Resource["properties"]!["roleDefinitionId"]!.GetValue<string>()
             == $"[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', variables('roles').{roleKey})]").Resource;
         Assert.Matches(@"^\[reference\(resourceId\('Microsoft\.ManagedIdentity/userAssignedIdentities', parameters\('identityName'\)\), '[0-9-]+'\)\.principalId\]$", assignment["properties"]!["principalId"]!.GetValue<string>());
         Assert.Null(assignment["condition"]);
@@ -164,13 +165,35 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     }
 
     [Fact]
-    public void Only_the_optional_deployer_role_goes_to_another_principal()
+    public void Only_the_optional_deployer_roles_go_to_another_principal()
     {
         var assignments = All("Microsoft.Authorization/roleAssignments");
-        // Five for the app's identity in role-assignments, one for it on the optional Event Grid topic, the deployer's.
-        Assert.Equal(7, assignments.Count);
-        var deployer = Assert.Single(assignments, found => found.Resource["condition"] is not null).Resource;
-        Assert.Equal("[parameters('deployerPrincipalId')]", deployer["properties"]!["principalId"]!.GetValue<string>());
+        // Five for the app's identity in role-assignments, one for it on the optional Event Grid topic, and
+        // the deployer's four: Key Vault Secrets Officer and the three storage data roles.
+        Assert.Equal(10, assignments.Count);
+        var deployer = assignments.Where(found => found.Resource["condition"] is not null && found.Template == ModuleTemplate("role-assignments")).Select(found => found.Resource).ToList();
+        Assert.Equal(4, deployer.Count);
+        Assert.All(deployer, assignment => Assert.Equal("[parameters('deployerPrincipalId')]", assignment["properties"]!["principalId"]!.GetValue<string>()));
+    }
+
+    [Theory]
+    [InlineData("ba92f5b4-2d11-453d-a403-e96b0029c9fe")] // Storage Blob Data Contributor
+    [InlineData("974c5e8b-45b9-4653-ba55-5f855dd0fb88")] // Storage Queue Data Contributor
+    [InlineData("0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3")] // Storage Table Data Contributor
+    public void The_deployer_gets_the_storage_data_roles_for_the_CLI_unless_turned_off(string roleDefinitionGuid)
+    {
+        var template = ModuleTemplate("role-assignments");
+        var roleKey = Assert.Single(template["variables"]!["roles"]!.AsObject(), role => role.Value!.GetValue<string>() == roleDefinitionGuid).Key;
+        var assignment = Assert.Single(All("Microsoft.Authorization/roleAssignments"), found => found.Resource["properties"]!["principalId"]!.GetValue<string>() == "[parameters('deployerPrincipalId')]"
+            && found.Resource["properties"]!["roleDefinitionId"]!.GetValue<string>() == $"[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', variables('roles').{roleKey})]").Resource;
+        // Skipped without a principal (AZURE_PRINCIPAL_ID empty) and when grantDeployerDataAccess is false.
+        Assert.Equal("[variables('grantDeployerData')]", assignment["condition"]!.GetValue<string>());
+        Assert.Equal("[and(not(empty(parameters('deployerPrincipalId'))), parameters('grantDeployerDataAccess'))]", template["variables"]!["grantDeployerData"]!.GetValue<string>());
+        Assert.Equal("Microsoft.Storage/storageAccounts", ScopeType().Match(assignment["scope"]!.GetValue<string>()).Groups[1].Value);
+        Assert.Equal("[parameters('deployerPrincipalType')]", assignment["properties"]!["principalType"]!.GetValue<string>());
+        Assert.True(bicep.MainTemplate["parameters"]!["grantDeployerDataAccess"]!["defaultValue"]!.GetValue<bool>());
+        Assert.Equal("[parameters('grantDeployerDataAccess')]", ModuleParameter("role-assignments", "grantDeployerDataAccess"));
+        Assert.Equal("[parameters('principalId')]", ModuleParameter("role-assignments", "deployerPrincipalId"));
     }
 
     [Fact]
@@ -195,10 +218,10 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     public void Outbound_traffic_leaves_through_the_NAT_gateway_of_the_integration_subnet()
     {
         var network = ModuleTemplate("network");
-        var subnet = Assert.Single(Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray())!;
+        var subnet = Assert.Single(Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray(), subnet => subnet!["name"]!.GetValue<string>() == "functions")!;
         Assert.Contains("Microsoft.Network/natGateways", subnet["properties"]!["natGateway"]!["id"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal("Microsoft.App/environments", Assert.Single(subnet["properties"]!["delegations"]!.AsArray())!["properties"]!["serviceName"]!.GetValue<string>());
-        Assert.Contains(".subnets[0].id", network["outputs"]!["integrationSubnetId"]!["value"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("'functions')", network["outputs"]!["integrationSubnetId"]!["value"]!.GetValue<string>(), StringComparison.Ordinal);
         var nat = Single("Microsoft.Network/natGateways").Resource;
         Assert.Contains("Microsoft.Network/publicIPAddresses", Assert.Single(nat["properties"]!["publicIpAddresses"]!.AsArray())!["id"]!.GetValue<string>(), StringComparison.Ordinal);
         var ip = Single("Microsoft.Network/publicIPAddresses").Resource;
@@ -219,20 +242,31 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
         Assert.StartsWith("[replace(", serialized, StringComparison.Ordinal);
         var source = JsonNode.Parse(File.ReadAllText(Path.Combine(bicep.TemplateDirectory, "workbook.json")))!;
         var queries = source["items"]!.AsArray().Select(item => item!["content"]!["query"]?.GetValue<string>()).OfType<string>().ToList();
-        Assert.Equal(6, queries.Count);
-        foreach (var expected in new[] { "clouddelivery.recipients", "customDimensions.reason", "customDimensions.tls", "customDimensions.RecipientDomain", "clouddelivery.queue.oldest_ready_age", "clouddelivery.queue.messages" })
+        Assert.Equal(8, queries.Count);
+        foreach (var expected in new[] { "clouddelivery.recipients", "customDimensions.reason", "customDimensions.tls", "customDimensions.RecipientDomain", "clouddelivery.queue.oldest_ready_age", "clouddelivery.queue.messages", "clouddelivery.resolver.checks" })
         {
             Assert.Contains(queries, query => query.Contains(expected, StringComparison.Ordinal));
         }
     }
 
     [Fact]
-    public void Three_alert_rules_watch_poison_queue_age_and_failure_ratio()
+    public void Alert_rules_watch_poison_queue_age_failure_ratio_and_the_resolver_check()
     {
-        var queries = All("Microsoft.Insights/scheduledQueryRules")
+        var rules = All("Microsoft.Insights/scheduledQueryRules");
+        var queries = rules
             .Select(found => Assert.Single(found.Resource["properties"]!["criteria"]!["allOf"]!.AsArray())!["query"]!.GetValue<string>())
             .ToList();
-        Assert.Equal(3, queries.Count);
+        Assert.Equal(4, queries.Count);
+        // Any resolver check in the window that is not "validating" (not-validating or unreachable) fires,
+        // and the rule exists only when the app has a resolver of its own to check.
+        var resolverRule = Assert.Single(rules, found => found.Resource["properties"]!["criteria"]!["allOf"]![0]!["query"]!.GetValue<string>().Contains("\"clouddelivery.resolver.checks\"", StringComparison.Ordinal));
+        var resolverCriterion = resolverRule.Resource["properties"]!["criteria"]!["allOf"]![0]!;
+        Assert.Contains("sumif(valueSum, result != \"validating\")", resolverCriterion["query"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("tostring(customDimensions.result)", resolverCriterion["query"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("GreaterThan", resolverCriterion["operator"]!.GetValue<string>());
+        Assert.Equal(0, resolverCriterion["threshold"]!.GetValue<int>());
+        Assert.Equal("[parameters('resolverCheckEnabled')]", resolverRule.Resource["condition"]!.GetValue<string>());
+        Assert.Equal("[not(equals(parameters('resolverMode'), 'none'))]", ModuleParameter("alerts", "resolverCheckEnabled"));
         Assert.Contains(queries, query => query.Contains("\"clouddelivery.queue.messages\"", StringComparison.Ordinal) && query.Contains("customDimensions.queue) == \"poison\"", StringComparison.Ordinal));
         Assert.Contains(queries, query => query.Contains("\"clouddelivery.queue.oldest_ready_age\"", StringComparison.Ordinal));
         Assert.Contains(queries, query => query.Contains("\"clouddelivery.recipients\"", StringComparison.Ordinal) && query.Contains("(\"failed\", \"expired\")", StringComparison.Ordinal));
@@ -329,6 +363,160 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
         Assert.DoesNotContain("webhookSecret'", Module("function-app")["properties"]!["parameters"]!.ToJsonString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_resolver_is_unbound_on_a_pinned_Debian_12_VM_with_the_repository_policy_and_no_public_address()
+    {
+        var declared = bicep.MainTemplate["parameters"]!;
+        Assert.Equal("deploy", declared["resolverMode"]!["defaultValue"]!.GetValue<string>());
+        Assert.Equal(["deploy", "existing", "none"], declared["resolverMode"]!["allowedValues"]!.AsArray().Select(value => value!.GetValue<string>()));
+        Assert.Equal("[equals(parameters('resolverMode'), 'deploy')]", Module("resolver")["condition"]!.GetValue<string>());
+        var vm = Single("Microsoft.Compute/virtualMachines").Resource["properties"]!;
+        var image = vm["storageProfile"]!["imageReference"]!;
+        Assert.Equal("Debian", image["publisher"]!.GetValue<string>());
+        Assert.Equal("debian-12", image["offer"]!.GetValue<string>());
+        Assert.Equal("12-gen2", image["sku"]!.GetValue<string>());
+        Assert.Equal("[parameters('imageVersion')]", image["version"]!.GetValue<string>());
+        Assert.Matches(@"^\d+\.\d{8}\.\d+$", declared["resolverImageVersion"]!["defaultValue"]!.GetValue<string>());
+        Assert.Equal("[parameters('resolverImageVersion')]", ModuleParameter("resolver", "imageVersion"));
+        // Key-only login; no password exists.
+        Assert.True(vm["osProfile"]!["linuxConfiguration"]!["disablePasswordAuthentication"]!.GetValue<bool>());
+        Assert.Null(vm["osProfile"]!["adminPassword"]);
+        Assert.Equal("[parameters('sshPublicKey')]", Assert.Single(vm["osProfile"]!["linuxConfiguration"]!["ssh"]!["publicKeys"]!.AsArray())!["keyData"]!.GetValue<string>());
+        // One NIC, static private address from the parameter, in the resolver subnet, no public IP.
+        var configuration = Assert.Single(Single("Microsoft.Network/networkInterfaces").Resource["properties"]!["ipConfigurations"]!.AsArray())!["properties"]!;
+        Assert.Equal("Static", configuration["privateIPAllocationMethod"]!.GetValue<string>());
+        Assert.Equal("[parameters('privateIpAddress')]", configuration["privateIPAddress"]!.GetValue<string>());
+        Assert.Null(configuration["publicIPAddress"]);
+        Assert.Single(All("Microsoft.Network/publicIPAddresses"));
+        Assert.Equal("[reference('network').outputs.resolverSubnetId.value]", ModuleParameter("resolver", "subnetId"));
+        Assert.Equal("[parameters('resolverIpAddress')]", ModuleParameter("resolver", "privateIpAddress"));
+        Assert.StartsWith("10.20.1.", declared["resolverIpAddress"]!["defaultValue"]!.GetValue<string>(), StringComparison.Ordinal);
+        // Cloud-init: Debian's unbound and root trust anchor, the repository policy verbatim, a site file
+        // that answers the integration subnet only, then a restart.
+        var template = ModuleTemplate("resolver");
+        Assert.Equal("[base64(variables('cloudInit'))]", vm["osProfile"]!["customData"]!.GetValue<string>());
+        Assert.Equal(File.ReadAllText(Path.Combine(bicep.TemplateDirectory, "resolver", "unbound.conf")), template["variables"]!["policy"]!.GetValue<string>());
+        var cloudInit = template["variables"]!["cloudInit"]!.GetValue<string>();
+        Assert.StartsWith("[format('#cloud-config\n", cloudInit, StringComparison.Ordinal);
+        foreach (var expected in new[] { "  - unbound\n", "  - dns-root-data\n", "base64(variables('policy'))", "base64(variables('siteFile'))", "/etc/unbound/unbound.conf.d/clouddelivery.conf", "systemctl restart unbound" })
+        {
+            Assert.Contains(expected, cloudInit, StringComparison.Ordinal);
+        }
+        var site = template["variables"]!["siteFile"]!.GetValue<string>();
+        foreach (var expected in new[] { "include: \"{0}\"", "interface: 0.0.0.0", "access-control: {1} allow", "auto-trust-anchor-file: \"/var/lib/unbound/root.key\"" })
+        {
+            Assert.Contains(expected, site, StringComparison.Ordinal);
+        }
+        Assert.EndsWith("variables('policyPath'), parameters('clientSubnetPrefix'))]", site, StringComparison.Ordinal);
+        Assert.Equal("[reference('network').outputs.integrationSubnetPrefix.value]", ModuleParameter("resolver", "clientSubnetPrefix"));
+    }
+
+    [Fact]
+    public void The_resolver_subnet_admits_only_DNS_from_the_integration_subnet_and_leaves_through_the_NAT_gateway()
+    {
+        var subnets = Single("Microsoft.Network/virtualNetworks").Resource["properties"]!["subnets"]!.AsArray();
+        Assert.Equal(["functions", "resolver", "private-endpoints"], subnets.Select(subnet => subnet!["name"]!.GetValue<string>()));
+        var resolver = subnets.Single(subnet => subnet!["name"]!.GetValue<string>() == "resolver")!["properties"]!;
+        Assert.Contains("Microsoft.Network/natGateways", resolver["natGateway"]!["id"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("Microsoft.Network/networkSecurityGroups", resolver["networkSecurityGroup"]!["id"]!.GetValue<string>(), StringComparison.Ordinal);
+        var rules = Single("Microsoft.Network/networkSecurityGroups").Resource["properties"]!["securityRules"]!.AsArray().Select(rule => rule!["properties"]!).ToList();
+        var allowed = rules.Where(rule => rule["access"]!.GetValue<string>() == "Allow").ToList();
+        Assert.Equal(["Tcp", "Udp"], allowed.Select(rule => rule["protocol"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+        Assert.All(allowed, rule =>
+        {
+            Assert.Equal("Inbound", rule["direction"]!.GetValue<string>());
+            Assert.Equal("53", rule["destinationPortRange"]!.GetValue<string>());
+            Assert.Equal("[parameters('integrationSubnetPrefix')]", rule["sourceAddressPrefix"]!.GetValue<string>());
+        });
+        // An explicit deny of everything else inbound, above Azure's default AllowVnetInBound (65000).
+        var deny = Assert.Single(rules, rule => rule["access"]!.GetValue<string>() == "Deny");
+        Assert.Equal("Inbound", deny["direction"]!.GetValue<string>());
+        Assert.Equal("*", deny["sourceAddressPrefix"]!.GetValue<string>());
+        Assert.Equal("*", deny["destinationPortRange"]!.GetValue<string>());
+        Assert.True(deny["priority"]!.GetValue<int>() < 65000);
+        Assert.All(allowed, rule => Assert.True(rule["priority"]!.GetValue<int>() < deny["priority"]!.GetValue<int>()));
+    }
+
+    [Fact]
+    public void The_app_resolver_setting_follows_resolverMode()
+    {
+        var settings = AppSettings();
+        Assert.Equal("parameters('resolver')", settings["CloudDelivery__Delivery__Resolver"]);
+        Assert.Equal("'false'", settings["CloudDelivery__Delivery__ResolverCheck__Enabled"]);
+        var resolverSettings = FunctionApp().Template["variables"]!["resolverSettings"]!.GetValue<string>();
+        // Absent without a resolver (none); the check is turned off only when it is disabled.
+        Assert.Contains("if(empty(parameters('resolver')), createArray(), createArray(createObject('name', 'CloudDelivery__Delivery__Resolver'", resolverSettings, StringComparison.Ordinal);
+        Assert.Contains("if(parameters('resolverCheckEnabled'), createArray(), createArray(createObject('name', 'CloudDelivery__Delivery__ResolverCheck__Enabled', 'value', 'false')))", resolverSettings, StringComparison.Ordinal);
+        Assert.Equal("[variables('resolverEndpoint')]", ModuleParameter("function-app", "resolver"));
+        Assert.Equal("[not(equals(parameters('resolverMode'), 'none'))]", ModuleParameter("function-app", "resolverCheckEnabled"));
+        // deploy: the VM's static address on port 53; existing: the address given, port 53 when omitted; none: empty.
+        Assert.Equal(
+            "[if(equals(parameters('resolverMode'), 'deploy'), format('{0}:53', parameters('resolverIpAddress')), if(equals(parameters('resolverMode'), 'existing'), if(contains(parameters('resolverAddress'), ':'), parameters('resolverAddress'), format('{0}:53', parameters('resolverAddress'))), ''))]",
+            bicep.MainTemplate["variables"]!["resolverEndpoint"]!.GetValue<string>());
+        Assert.Equal("[variables('resolverEndpoint')]", bicep.MainTemplate["outputs"]!["RESOLVER_ENDPOINT"]!["value"]!.GetValue<string>());
+        Assert.Contains("resolver", Module("function-app")["dependsOn"]!.AsArray().Select(dependency => dependency!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void Storage_is_reached_through_private_endpoints_and_publicly_only_from_the_operator_addresses()
+    {
+        var account = Single("Microsoft.Storage/storageAccounts");
+        var properties = account.Resource["properties"]!;
+        Assert.Equal("[if(empty(parameters('operatorIpAddresses')), 'Disabled', 'Enabled')]", properties["publicNetworkAccess"]!.GetValue<string>());
+        Assert.Equal("Deny", properties["networkAcls"]!["defaultAction"]!.GetValue<string>());
+        var ipRules = Assert.Single(properties["networkAcls"]!["copy"]!.AsArray())!;
+        Assert.Equal("ipRules", ipRules["name"]!.GetValue<string>());
+        Assert.Equal("[length(parameters('operatorIpAddresses'))]", ipRules["count"]!.GetValue<string>());
+        Assert.Equal("Allow", ipRules["input"]!["action"]!.GetValue<string>());
+        Assert.Empty(bicep.MainTemplate["parameters"]!["operatorIpAddresses"]!["defaultValue"]!.AsArray());
+        // One private endpoint, zone and zone group per service the app and the host use.
+        var template = account.Template;
+        Assert.Equal(["blob", "queue", "table"], template["variables"]!["privateServices"]!.AsArray().Select(service => service!.GetValue<string>()));
+        var endpoints = Single("Microsoft.Network/privateEndpoints").Resource;
+        Assert.Equal("[length(variables('privateServices'))]", endpoints["copy"]!["count"]!.GetValue<string>());
+        var connection = Assert.Single(endpoints["properties"]!["privateLinkServiceConnections"]!.AsArray())!["properties"]!;
+        Assert.Equal("[variables('privateServices')[copyIndex()]]", Assert.Single(connection["groupIds"]!.AsArray())!.GetValue<string>());
+        Assert.Contains("Microsoft.Storage/storageAccounts", connection["privateLinkServiceId"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("[parameters('privateEndpointSubnetId')]", endpoints["properties"]!["subnet"]!["id"]!.GetValue<string>());
+        var zone = Single("Microsoft.Network/privateDnsZones").Resource;
+        Assert.Equal("[format('privatelink.{0}.{1}', variables('privateServices')[copyIndex()], environment().suffixes.storage)]", zone["name"]!.GetValue<string>());
+        var link = Single("Microsoft.Network/privateDnsZones/virtualNetworkLinks").Resource;
+        Assert.Equal("[parameters('virtualNetworkId')]", link["properties"]!["virtualNetwork"]!["id"]!.GetValue<string>());
+        var group = Single("Microsoft.Network/privateEndpoints/privateDnsZoneGroups").Resource;
+        Assert.Contains("Microsoft.Network/privateDnsZones", Assert.Single(group["properties"]!["privateDnsZoneConfigs"]!.AsArray())!["properties"]!["privateDnsZoneId"]!.GetValue<string>(), StringComparison.Ordinal);
+        // The zones are linked to the VNet the app is integrated into, and the endpoints sit in its subnet.
+        Assert.Equal("[reference('network').outputs.virtualNetworkId.value]", ModuleParameter("storage", "virtualNetworkId"));
+        Assert.Equal("[reference('network').outputs.privateEndpointSubnetId.value]", ModuleParameter("storage", "privateEndpointSubnetId"));
+        // Redundancy is a choice, LRS unless asked, ZRS among the options.
+        Assert.Equal("[parameters('skuName')]", account.Resource["sku"]!["name"]!.GetValue<string>());
+        Assert.Equal("[parameters('storageRedundancy')]", ModuleParameter("storage", "skuName"));
+        Assert.Equal("Standard_LRS", bicep.MainTemplate["parameters"]!["storageRedundancy"]!["defaultValue"]!.GetValue<string>());
+        Assert.Contains("Standard_ZRS", bicep.MainTemplate["parameters"]!["storageRedundancy"]!["allowedValues"]!.AsArray().Select(value => value!.GetValue<string>()));
+    }
+
+    [Theory]
+    [InlineData("Microsoft.Storage/storageAccounts/blobServices", "StorageRead,StorageWrite,StorageDelete", "Transaction")]
+    [InlineData("Microsoft.Storage/storageAccounts/queueServices", "StorageRead,StorageWrite,StorageDelete", "Transaction")]
+    [InlineData("Microsoft.Storage/storageAccounts/tableServices", "StorageRead,StorageWrite,StorageDelete", "Transaction")]
+    [InlineData("Microsoft.KeyVault/vaults", "AuditEvent", "")]
+    [InlineData("Microsoft.Web/sites", "FunctionAppLogs", "")]
+    public void Diagnostic_settings_send_resource_logs_to_the_Log_Analytics_workspace(string scopeType, string logCategories, string metricCategories)
+    {
+        var setting = Assert.Single(All("Microsoft.Insights/diagnosticSettings"), found => found.Resource["scope"]!.GetValue<string>().StartsWith($"[resourceId('{scopeType}'", StringComparison.Ordinal));
+        var properties = setting.Resource["properties"] is JsonValue reference
+            ? setting.Template["variables"]![reference.GetValue<string>()["[variables('".Length..^"')]".Length]]!
+            : setting.Resource["properties"]!;
+        Assert.Equal("[parameters('logAnalyticsWorkspaceId')]", properties["workspaceId"]!.GetValue<string>());
+        Assert.Equal(logCategories, string.Join(',', properties["logs"]!.AsArray().Select(log => log!["category"]!.GetValue<string>())));
+        Assert.All(properties["logs"]!.AsArray(), log => Assert.True(log!["enabled"]!.GetValue<bool>()));
+        Assert.Equal(metricCategories, string.Join(',', properties["metrics"]?.AsArray().Select(metric => metric!["category"]!.GetValue<string>()) ?? []));
+        Assert.Equal(5, All("Microsoft.Insights/diagnosticSettings").Count);
+        foreach (var module in new[] { "storage", "key-vault", "function-app" })
+        {
+            Assert.Equal("[reference('monitoring').outputs.workspaceId.value]", ModuleParameter(module, "logAnalyticsWorkspaceId"));
+        }
+    }
+
     private sealed record FoundResource(JsonObject Resource, JsonObject Template, bool IsExisting);
 
     private List<FoundResource> All(string type) =>
@@ -381,7 +569,7 @@ public partial class BicepTemplateTests(BicepFixture bicep) : IClassFixture<Bice
     private Dictionary<string, string> AppSettings()
     {
         var (site, template) = FunctionApp();
-        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'), variables('eventSinkSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
+        Assert.Equal("[concat(variables('baseSettings'), variables('submitterSettings'), variables('smarthostSettings'), variables('dkimSettings'), variables('eventSinkSettings'), variables('resolverSettings'))]", site["properties"]!["siteConfig"]!["appSettings"]!.GetValue<string>());
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (_, variable) in template["variables"]!.AsObject())
         {
