@@ -63,8 +63,9 @@ var actions = sendEmail
       actionGroups: []
     }
 
-// The gauges are sampled once a minute (CloudDelivery:Telemetry:QueueSampleInterval); a 15-minute window
-// evaluated every 5 minutes tolerates a missed sample without flapping.
+// The gauges are sampled every 5 minutes (the sampler's timer shares the sweepers' wake-up; each snapshot is
+// exported every minute for 15 minutes), so a 15-minute window evaluated every 5 minutes always holds values
+// and tolerates a missed sample without flapping.
 resource poisonQueueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-poison-queue'
   location: location
