@@ -15,6 +15,30 @@ public sealed class TestPki : IDisposable
     /// <summary>The root certificate, with its private key.</summary>
     public X509Certificate2 Root { get; }
 
+    /// <summary>
+    /// An HTTP handler that trusts this CA only, for clients of the loopback servers its certificates serve.
+    /// The host name is not checked: clients dial 127.0.0.1 whatever name the certificate carries.
+    /// </summary>
+    public HttpClientHandler TrustingHandler()
+    {
+        var root = Root;
+        return new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+                {
+                    return false;
+                }
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(root);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(certificate);
+            },
+        };
+    }
+
     /// <summary>The root certificate as PEM, the form <c>--trust-ca</c> and the engine's extra roots take.</summary>
     public string RootPem => Root.ExportCertificatePem();
 

@@ -1,4 +1,3 @@
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Azure.Core.Pipeline;
 using CloudDelivery.Loopback.Pki;
@@ -41,26 +40,7 @@ public sealed class HttpsAzuriteFixture : IAsyncLifetime
     /// An HTTP transport that trusts the test CA only. The host name is not checked: the clients dial
     /// 127.0.0.1, and the certificate names localhost.
     /// </summary>
-    public HttpPipelineTransport TrustingTransport()
-    {
-        var root = pki.Root;
-        var handler = new HttpClientHandler
-        {
-            ServerCertificateCustomValidationCallback = (_, certificate, _, errors) =>
-            {
-                if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
-                {
-                    return false;
-                }
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(root);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(certificate);
-            },
-        };
-        return new HttpClientTransport(handler);
-    }
+    public HttpPipelineTransport TrustingTransport() => new HttpClientTransport(pki.TrustingHandler());
 
     public Task DisposeAsync()
     {

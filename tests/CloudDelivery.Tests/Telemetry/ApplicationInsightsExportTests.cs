@@ -2,8 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Tracing;
 using System.IO.Compression;
 using System.Net;
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Azure.Core.Pipeline;
@@ -180,23 +178,8 @@ public sealed class ApplicationInsightsExportTests(AzuriteFixture azurite) : ICl
         /// <summary>The test's credential instead of the managed identity, and a transport that trusts the test CA only.</summary>
         public void Trust(IServiceCollection services, UnsignedTokenCredential credential)
         {
-            var root = pki.Root;
             services.Configure<ApplicationInsightsServiceOptions>(options => options.Credential = credential);
-            services.Configure<AzureMonitorExporterOptions>(options => options.Transport = new HttpClientTransport(new HttpClientHandler
-            {
-                ServerCertificateCustomValidationCallback = (_, certificate, _, errors) =>
-                {
-                    if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
-                    {
-                        return false;
-                    }
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.Add(root);
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    return chain.Build(certificate);
-                },
-            }));
+            services.Configure<AzureMonitorExporterOptions>(options => options.Transport = new HttpClientTransport(pki.TrustingHandler()));
         }
 
         /// <summary>Every envelope received, one JSON text each.</summary>
