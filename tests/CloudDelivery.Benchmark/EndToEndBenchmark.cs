@@ -70,6 +70,7 @@ internal static class EndToEndBenchmark
             var counter = new global::Azure.Data.Tables.TableClient(connection, storage.Options.RecipientsTable); // not counted: the benchmark's own reads
 
             var message = Encoding.ASCII.GetBytes("From: <bench@sender.bench.test>\r\nSubject: e2e\r\n\r\n" + new string('x', Math.Max(0, settings.Size - 60)) + "\r\n");
+            var measurement = Measurement.Start(storage.Counter);
             var clock = Stopwatch.StartNew();
             using var gate = new SemaphoreSlim(64);
             await Task.WhenAll(Enumerable.Range(0, settings.Messages).Select(async i =>
@@ -93,6 +94,7 @@ internal static class EndToEndBenchmark
                 await Task.Delay(10);
             }
             clock.Stop();
+            var run = measurement.Stop(Interlocked.Read(ref deliveredCount));
             // Every event published and its outbox row deleted: the whole cost of events is in the count.
             while (dispatcher is not null && (eventSink.Count < 2L * settings.Messages || dispatcher.InHand > 0) && DateTime.UtcNow < deadline)
             {
@@ -105,6 +107,7 @@ internal static class EndToEndBenchmark
             var delivered = await CountDeliveredAsync(counter);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
+            run.Print("end-to-end", settings.Events ? "events" : "in-process", "storage transactions counted to the last delivery");
             if (dispatcher is not null)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"events: {eventSink.Count} published in {eventSink.Batches} batches, {dispatcher.InHand} left in hand"));

@@ -1,12 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Text;
-using CloudDelivery.Addressing;
-using CloudDelivery.Delivery;
-using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Smtp;
-using CloudDelivery.Messages;
 
 // Engine benchmark: N messages of S bytes to M domains through the delivery engine into a loopback sink,
 // printing messages/second, CPU seconds and peak memory. With Postfix's tools installed it also measures
@@ -21,7 +16,7 @@ Process? postfixSink = null;
 LoopbackSmtpServer? ownSink = null;
 if (postfix is not null && !settings.OwnSink)
 {
-    sinkPort = FreePort();
+    sinkPort = LoopbackPorts.Free();
     postfixSink = postfix.StartSink(sinkPort);
     await Task.Delay(500);
     var limit = postfix.MeasureSource(sinkPort, settings);
@@ -37,100 +32,16 @@ else
         : "sink: CloudDelivery.Loopback SMTP server");
 }
 
-if (args.Contains("--end-to-end"))
-{
-    var status = await EndToEndBenchmark.RunAsync(settings, sinkPort);
-    postfixSink?.Kill(entireProcessTree: true);
-    if (ownSink is not null)
-    {
-        await ownSink.DisposeAsync();
-    }
-    return status;
-}
-
-var zone = new DnsZone();
-for (var d = 0; d < settings.Domains; d++)
-{
-    zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
-}
-await using var dns = await LoopbackDnsServer.StartAsync(zone);
-using var engine = DeliveryEngine.Create(
-    new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate },
-    new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint },
-    new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = 1, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate }); // nothing listens on port 1; no domain publishes MTA-STS
-
-var body = MakeMessage(settings.Size);
-var requests = Enumerable.Range(0, settings.Domains).Select(d => new DeliveryRequest
-{
-    Destination = NextHop.Parse($"d{d}.bench.example"),
-    Messages = Enumerable.Range(0, settings.Messages / settings.Domains + (d < settings.Messages % settings.Domains ? 1 : 0)).Select(i => new OutboundMessage
-    {
-        Id = $"{d}-{i}",
-        Sender = EmailAddress.Parse("bench@sender.bench.test"),
-        Recipients = [EmailAddress.Parse($"user{i}@d{d}.bench.example")],
-        Body = MessageBody.FromBytes(body),
-    }).ToArray(),
-}).ToArray();
-
-var process = Process.GetCurrentProcess();
-GC.Collect();
-var cpuBefore = process.TotalProcessorTime;
-var allocatedBefore = GC.GetTotalAllocatedBytes();
-var clock = Stopwatch.StartNew();
-using var gate = new SemaphoreSlim(settings.Concurrency);
-var outcomes = await Task.WhenAll(requests.Select(async request =>
-{
-    await gate.WaitAsync();
-    try
-    {
-        return await engine.DeliverAsync(request, CancellationToken.None);
-    }
-    finally
-    {
-        gate.Release();
-    }
-}));
-clock.Stop();
-process.Refresh();
-var cpu = process.TotalProcessorTime - cpuBefore;
-var delivered = outcomes.Sum(o => o.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
-var connections = outcomes.Sum(o => o.Connections.Count);
-var rate = delivered / clock.Elapsed.TotalSeconds;
-
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"delivered {delivered}/{settings.Messages} in {clock.Elapsed.TotalSeconds:F2} s over {connections} connections"));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine: {rate:F0} messages/s, CPU {cpu.TotalSeconds:F2} s ({cpu.TotalMilliseconds * 1000 / Math.Max(1, delivered):F0} µs/message), peak working set {process.PeakWorkingSet64 / 1048576} MiB, allocated {(GC.GetTotalAllocatedBytes() - allocatedBefore) / Math.Max(1, delivered) / 1024} KiB/message"));
-if (delivered != settings.Messages)
-{
-    var sample = outcomes.SelectMany(o => o.Recipients).First(r => r.Status != RecipientStatus.Delivered);
-    Console.WriteLine($"not delivered, e.g.: {sample.Recipient}: {sample.Reply}");
-}
-
+// One mode per run (its own process, so peak working set is the mode's own); each mode lives in its own file.
+var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(settings, sinkPort)
+    : await EngineBenchmark.RunAsync(settings, sinkPort);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)
 {
     await ownSink.DisposeAsync();
 }
-return delivered == settings.Messages ? 0 : 1;
+return status;
 
-static byte[] MakeMessage(int size)
-{
-    var header = "From: <bench@sender.bench.test>\r\nTo: <user@bench.example>\r\nSubject: benchmark\r\nMessage-ID: <bench@sender.bench.test>\r\n\r\n";
-    var text = new StringBuilder(header);
-    while (text.Length < size - 2)
-    {
-        text.Append("The quick brown fox jumps over the lazy dog 0123456789.\r\n");
-    }
-    return Encoding.ASCII.GetBytes(text.ToString()[..(size - 2)] + "\r\n");
-}
-
-static int FreePort()
-{
-    var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-    listener.Stop();
-    return port;
-}
 
 internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink, int WakeUpWindowMs, bool Events = false)
 {

@@ -1,0 +1,65 @@
+using CloudDelivery.Addressing;
+using CloudDelivery.Delivery;
+using CloudDelivery.Loopback.Dns;
+using CloudDelivery.Messages;
+
+/// <summary>
+/// The engine alone: N messages of S bytes to M domains, held in memory, delivered into the sink on
+/// <c>sinkPort</c> (plaintext), M domains in parallel.
+/// </summary>
+internal static class EngineBenchmark
+{
+    public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort)
+    {
+        var zone = new DnsZone();
+        for (var d = 0; d < settings.Domains; d++)
+        {
+            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
+        }
+        await using var dns = await LoopbackDnsServer.StartAsync(zone);
+        using var engine = DeliveryEngine.Create(
+            new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate },
+            new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint },
+            new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = 1, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate }); // nothing listens on port 1; no domain publishes MTA-STS
+
+        var body = BenchmarkMessages.Make(settings.Size);
+        var requests = Enumerable.Range(0, settings.Domains).Select(d => new DeliveryRequest
+        {
+            Destination = NextHop.Parse($"d{d}.bench.example"),
+            Messages = Enumerable.Range(0, settings.Messages / settings.Domains + (d < settings.Messages % settings.Domains ? 1 : 0)).Select(i => new OutboundMessage
+            {
+                Id = $"{d}-{i}",
+                Sender = EmailAddress.Parse("bench@sender.bench.test"),
+                Recipients = [EmailAddress.Parse($"user{i}@d{d}.bench.example")],
+                Body = MessageBody.FromBytes(body),
+            }).ToArray(),
+        }).ToArray();
+
+        var measurement = Measurement.Start();
+        using var gate = new SemaphoreSlim(settings.Concurrency);
+        var outcomes = await Task.WhenAll(requests.Select(async request =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                return await engine.DeliverAsync(request, CancellationToken.None);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        var delivered = outcomes.Sum(o => o.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
+        var run = measurement.Stop(delivered);
+        var connections = outcomes.Sum(o => o.Connections.Count);
+        Console.WriteLine($"delivered {delivered}/{settings.Messages} over {connections} connections");
+        run.Print("engine", "plain");
+        if (delivered != settings.Messages)
+        {
+            var sample = outcomes.SelectMany(o => o.Recipients).First(r => r.Status != RecipientStatus.Delivered);
+            Console.WriteLine($"not delivered, e.g.: {sample.Recipient}: {sample.Reply}");
+        }
+
+        return delivered == settings.Messages ? 0 : 1;
+    }
+}

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using System.Globalization;
+using CloudDelivery.Azure.Storage;
+
+/// <summary>
+/// One measured stretch of a benchmark: wall time, this process's CPU time, allocations and storage
+/// transactions between <see cref="Start"/> and <see cref="Stop"/>. Every mode reports through it, so all
+/// print the same figures in the same words, and one machine-readable RESULT line that
+/// <c>run-all.sh</c> collects into the README table.
+/// </summary>
+internal sealed class Measurement
+{
+    private readonly Stopwatch clock;
+    private readonly TimeSpan cpuBefore;
+    private readonly long allocatedBefore;
+    private readonly StorageTransactionCounter? storage;
+    private readonly long transactionsBefore;
+
+    private Measurement(StorageTransactionCounter? storage)
+    {
+        GC.Collect();
+        this.storage = storage;
+        transactionsBefore = storage?.Count ?? 0;
+        allocatedBefore = GC.GetTotalAllocatedBytes();
+        cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        clock = Stopwatch.StartNew();
+    }
+
+    /// <summary>Starts measuring; with <paramref name="storage"/>, its transactions are counted too.</summary>
+    public static Measurement Start(StorageTransactionCounter? storage = null) => new(storage);
+
+    /// <summary>Stops and returns the figures for <paramref name="messages"/> messages handled.</summary>
+    public MeasuredRun Stop(long messages)
+    {
+        clock.Stop();
+        using var process = Process.GetCurrentProcess();
+        return new MeasuredRun(
+            messages,
+            clock.Elapsed,
+            process.TotalProcessorTime - cpuBefore,
+            process.PeakWorkingSet64,
+            GC.GetTotalAllocatedBytes() - allocatedBefore,
+            storage is null ? null : storage.Count - transactionsBefore);
+    }
+}
+
+/// <summary>What one measured stretch gave.</summary>
+internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu, long PeakWorkingSet, long Allocated, long? StorageTransactions)
+{
+    public double MessagesPerSecond => Messages / Math.Max(Elapsed.TotalSeconds, 1e-9);
+
+    public double CpuMicrosecondsPerMessage => Cpu.TotalMilliseconds * 1000 / Math.Max(1, Messages);
+
+    public double? TransactionsPerMessage => StorageTransactions is { } n ? (double)n / Math.Max(1, Messages) : null;
+
+    /// <summary>
+    /// Prints the human line and the RESULT line: <c>RESULT mode=… variant=… rate=… cpu_us=… peak_mib=… tx=…</c>
+    /// (tx is "-" without storage). <paramref name="variant"/> names the run within the mode ("ecdsa", "k4"…).
+    /// </summary>
+    public void Print(string mode, string variant, string? note = null)
+    {
+        var tx = TransactionsPerMessage is { } t ? string.Create(CultureInfo.InvariantCulture, $", {t:F2} storage transactions/message") : string.Empty;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{mode} {variant}: {Messages} messages in {Elapsed.TotalSeconds:F2} s: {MessagesPerSecond:F0} messages/s, CPU {CpuMicrosecondsPerMessage:F0} µs/message, peak working set {PeakWorkingSet / 1048576} MiB, allocated {Allocated / Math.Max(1, Messages) / 1024} KiB/message{tx}{(note is null ? string.Empty : "; " + note)}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RESULT mode={mode} variant={variant} rate={MessagesPerSecond:F0} cpu_us={CpuMicrosecondsPerMessage:F0} peak_mib={PeakWorkingSet / 1048576} tx={(TransactionsPerMessage is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "-")}"));
+    }
+}
