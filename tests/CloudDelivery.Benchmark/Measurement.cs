@@ -15,12 +15,14 @@ internal sealed class Measurement
     private readonly long allocatedBefore;
     private readonly StorageTransactionCounter? storage;
     private readonly long transactionsBefore;
+    private readonly Dictionary<string, long> byServiceBefore;
 
     private Measurement(StorageTransactionCounter? storage)
     {
         GC.Collect();
         this.storage = storage;
         transactionsBefore = storage?.Count ?? 0;
+        byServiceBefore = storage?.ByService.ToDictionary(p => p.Key, p => p.Value) ?? [];
         allocatedBefore = GC.GetTotalAllocatedBytes();
         cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         clock = Stopwatch.StartNew();
@@ -40,12 +42,13 @@ internal sealed class Measurement
             process.TotalProcessorTime - cpuBefore,
             process.PeakWorkingSet64,
             GC.GetTotalAllocatedBytes() - allocatedBefore,
-            storage is null ? null : storage.Count - transactionsBefore);
+            storage is null ? null : storage.Count - transactionsBefore,
+            storage?.ByService.ToDictionary(p => p.Key, p => p.Value - byServiceBefore.GetValueOrDefault(p.Key)));
     }
 }
 
 /// <summary>What one measured stretch gave.</summary>
-internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu, long PeakWorkingSet, long Allocated, long? StorageTransactions)
+internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu, long PeakWorkingSet, long Allocated, long? StorageTransactions, IReadOnlyDictionary<string, long>? TransactionsByService = null)
 {
     public double MessagesPerSecond => Messages / Math.Max(Elapsed.TotalSeconds, 1e-9);
 

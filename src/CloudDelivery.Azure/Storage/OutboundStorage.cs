@@ -123,22 +123,31 @@ internal sealed class OutboundStorageOptionsValidator : IValidateOptions<Hosting
 
 /// <summary>
 /// Counts storage requests (transactions, the main cost driver of Azure Storage), for the benchmark and
-/// for operators' metrics. Installed as an HTTP pipeline policy on every client.
+/// for operators' metrics. One counting policy per service is installed on every client, since the price of
+/// a request depends on the service: a blob write costs about 140 table transactions.
 /// </summary>
-public sealed class StorageTransactionCounter : HttpPipelineSynchronousPolicy
+public sealed class StorageTransactionCounter
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byKind = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byService = new(StringComparer.Ordinal);
     private long count;
 
     public long Count => Interlocked.Read(ref count);
 
-    /// <summary>Requests by method and kind ("POST batch", "PUT entity", "DELETE message"…), to see where they go.</summary>
+    /// <summary>Requests by service, method and kind ("table POST batch", "table PUT entity", "queue DELETE message"…), to see where they go.</summary>
     public IReadOnlyDictionary<string, long> ByKind => byKind;
 
-    public override void OnSendingRequest(HttpMessage message)
+    /// <summary>Requests by service ("blob", "queue", "table"), the unit Azure prices transactions in.</summary>
+    public IReadOnlyDictionary<string, long> ByService => byService;
+
+    /// <summary>The policy that counts the requests of one service's clients.</summary>
+    internal HttpPipelinePolicy For(string service) => new ServiceCounter(this, service);
+
+    private void Record(string service, HttpMessage message)
     {
         Interlocked.Increment(ref count);
-        byKind.AddOrUpdate($"{message.Request.Method} {KindOf(message.Request.Uri.Path)}", 1, (_, n) => n + 1);
+        byService.AddOrUpdate(service, 1, (_, n) => n + 1);
+        byKind.AddOrUpdate($"{service} {message.Request.Method} {KindOf(message.Request.Uri.Path)}", 1, (_, n) => n + 1);
     }
 
     private static string KindOf(string path) =>
@@ -148,6 +157,11 @@ public sealed class StorageTransactionCounter : HttpPipelineSynchronousPolicy
         : path.EndsWith("/messages", StringComparison.Ordinal) ? "messages"
         : path.Contains("()", StringComparison.Ordinal) || path.Contains('(', StringComparison.Ordinal) ? "table"
         : "other";
+
+    private sealed class ServiceCounter(StorageTransactionCounter counter, string service) : HttpPipelineSynchronousPolicy
+    {
+        public override void OnSendingRequest(HttpMessage message) => counter.Record(service, message);
+    }
 }
 
 /// <summary>
@@ -226,11 +240,17 @@ public sealed class OutboundStorage
     private T Configure<T>(T clientOptions, OutboundStorageOptions options, HttpPipelineTransport? transport)
         where T : ClientOptions
     {
+        var service = clientOptions switch
+        {
+            BlobClientOptions => "blob",
+            QueueClientOptions => "queue",
+            _ => "table",
+        };
         if (transport is not null)
         {
             clientOptions.Transport = transport;
         }
-        clientOptions.AddPolicy(Counter, HttpPipelinePosition.PerRetry);
+        clientOptions.AddPolicy(Counter.For(service), HttpPipelinePosition.PerRetry);
         clientOptions.AddPolicy(Reachability, HttpPipelinePosition.PerRetry);
         // The SDK's defaults (0.8 s doubling, and 100 s per try) hold a submission for 11 s before a storage
         // outage is reported, or minutes against a storage endpoint that accepts and never answers. Shorter
