@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 /// <summary>The benchmark's message: headers and lines of text to exactly the asked size, CRLF-terminated.</summary>
@@ -26,5 +28,26 @@ internal static class LoopbackPorts
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return port;
+    }
+}
+
+/// <summary>Certificates for the benchmark's STARTTLS sink.</summary>
+internal static class BenchmarkCertificates
+{
+    /// <summary>A self-signed server certificate for <paramref name="dnsName"/>: ECDSA P-256, or RSA-2048 when <paramref name="rsa"/>.</summary>
+    public static X509Certificate2 SelfSigned(string dnsName, bool rsa)
+    {
+        using AsymmetricAlgorithm key = rsa
+            ? RSA.Create(2048)
+            : ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = key is RSA rsaKey
+            ? new CertificateRequest($"CN={dnsName}", rsaKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            : new CertificateRequest($"CN={dnsName}", (ECDsa)key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(dnsName);
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(7));
+        // The platform TLS stack wants the key attached and exportable: a PKCS#12 round trip gives it that.
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
     }
 }

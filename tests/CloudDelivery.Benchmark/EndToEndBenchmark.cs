@@ -107,7 +107,7 @@ internal static class EndToEndBenchmark
             var delivered = await CountDeliveredAsync(counter);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
-            run.Print("end-to-end", settings.Events ? "events" : "in-process", "storage transactions counted to the last delivery");
+            run.Print("end-to-end", (settings.Events ? "events" : "in-process") + (settings.Tls ? "-" + settings.Transport : ""), "storage transactions counted to the last delivery");
             // In Functions every wake-up sent is one queue-triggered execution; in-process submission costs none.
             var wakeUps = storage.Counter.ByKind.GetValueOrDefault("queue POST messages");
             CostModel.Print(run, message.Length, (double)wakeUps / Math.Max(1, run.Messages));

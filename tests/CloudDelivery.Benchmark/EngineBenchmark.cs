@@ -5,7 +5,7 @@ using CloudDelivery.Messages;
 
 /// <summary>
 /// The engine alone: N messages of S bytes to M domains, held in memory, delivered into the sink on
-/// <c>sinkPort</c> (plaintext), M domains in parallel.
+/// <c>sinkPort</c> (plaintext, or STARTTLS with <c>--tls</c>), M domains in parallel.
 /// </summary>
 internal static class EngineBenchmark
 {
@@ -52,8 +52,10 @@ internal static class EngineBenchmark
         var delivered = outcomes.Sum(o => o.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
         var run = measurement.Stop(delivered);
         var connections = outcomes.Sum(o => o.Connections.Count);
-        Console.WriteLine($"delivered {delivered}/{settings.Messages} over {connections} connections");
-        run.Print("engine", "plain");
+        // Which TLS each connection got: a --tls run that fell back to plaintext would measure the wrong thing.
+        var tls = string.Join(", ", outcomes.SelectMany(o => o.Connections).GroupBy(c => c.TlsVersion ?? "plaintext").Select(g => $"{g.Count()} {g.Key}"));
+        Console.WriteLine($"delivered {delivered}/{settings.Messages} over {connections} connections ({tls})");
+        run.Print("engine", settings.Transport);
         if (delivered != settings.Messages)
         {
             var sample = outcomes.SelectMany(o => o.Recipients).First(r => r.Status != RecipientStatus.Delivered);

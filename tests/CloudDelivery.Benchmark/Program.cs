@@ -8,13 +8,39 @@ using CloudDelivery.Loopback.Smtp;
 // smtp-source blasting into smtp-sink (the loopback limit) and uses smtp-sink as the sink of our engine,
 // so both figures come from the same machine and the same sink.
 var settings = BenchmarkSettings.Parse(args);
+if (args.Contains("--sink-only"))
+{
+    // A receiver in its own process for postfix-queue.sh: Postfix's smtp client and the engine then meet the
+    // same STARTTLS sink, one that is faster than a Postfix smtpd proxying into smtp-sink, so the clients are
+    // what is measured. Runs until stdin closes.
+    await using var receiver = await LoopbackSmtpServer.StartAsync(new LoopbackSmtpServerOptions
+    {
+        Address = IPAddress.Loopback,
+        Port = settings.SinkPort ?? 0,
+        KeepMessages = false,
+        Hostname = "sink.bench.test",
+        AdvertiseStartTls = settings.Tls,
+        Certificate = settings.Tls ? BenchmarkCertificates.SelfSigned("sink.bench.test", settings.Rsa) : null,
+    });
+    Console.WriteLine($"sink listening on 127.0.0.1:{receiver.EndPoint.Port} ({settings.Transport})");
+    await Console.In.ReadToEndAsync();
+    return 0;
+}
+
 Console.WriteLine($"CloudDelivery engine benchmark: {settings.Messages} messages x {settings.Size} bytes to {settings.Domains} domains, {settings.Concurrency} domains in parallel");
 
 var postfix = PostfixTools.Find();
 int sinkPort;
 Process? postfixSink = null;
 LoopbackSmtpServer? ownSink = null;
-if (postfix is not null && !settings.OwnSink)
+if (settings.SinkPort is { } externalSink)
+{
+    // A sink someone else runs: postfix-tls.sh puts a STARTTLS-offering Postfix smtpd in front of smtp-sink
+    // and points both Postfix's smtp client and this benchmark at it, so both meet the same receiver.
+    sinkPort = externalSink;
+    Console.WriteLine($"sink: the receiver already listening on 127.0.0.1:{sinkPort}");
+}
+else if (postfix is not null && !settings.OwnSink && !settings.Tls)
 {
     sinkPort = LoopbackPorts.Free();
     postfixSink = postfix.StartSink(sinkPort);
@@ -25,7 +51,16 @@ if (postfix is not null && !settings.OwnSink)
 }
 else
 {
-    ownSink = await LoopbackSmtpServer.StartAsync(new LoopbackSmtpServerOptions { Address = IPAddress.Loopback, KeepMessages = false, Hostname = "sink.bench.test" });
+    // smtp-sink cannot offer STARTTLS; with --tls the in-process sink does, with a self-signed certificate
+    // (opportunistic TLS does not verify it: RFC 7435 §2, RFC 7672 §1.3), ECDSA P-256 or with --rsa RSA-2048.
+    ownSink = await LoopbackSmtpServer.StartAsync(new LoopbackSmtpServerOptions
+    {
+        Address = IPAddress.Loopback,
+        KeepMessages = false,
+        Hostname = "sink.bench.test",
+        AdvertiseStartTls = settings.Tls,
+        Certificate = settings.Tls ? BenchmarkCertificates.SelfSigned("sink.bench.test", settings.Rsa) : null,
+    });
     sinkPort = ownSink.EndPoint.Port;
     Console.WriteLine(postfix is null
         ? "Postfix's smtp-source/smtp-sink not found (apt-get install postfix): no loopback limit measured; sink: CloudDelivery.Loopback SMTP server"
@@ -45,6 +80,18 @@ return status;
 
 internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, int Concurrency, bool OwnSink, int WakeUpWindowMs, bool Events = false)
 {
+    /// <summary>--tls: the sink offers STARTTLS, so every connection negotiates TLS (1.3 where both ends have it).</summary>
+    public bool Tls { get; init; }
+
+    /// <summary>--rsa: the sink's certificate is RSA-2048 instead of ECDSA P-256.</summary>
+    public bool Rsa { get; init; }
+
+    /// <summary>--sink-port P: deliver to a receiver already listening on 127.0.0.1:P instead of starting one.</summary>
+    public int? SinkPort { get; init; }
+
+    /// <summary>The transport variant printed in RESULT lines: plain, tls-ecdsa or tls-rsa.</summary>
+    public string Transport => Tls ? (Rsa ? "tls-rsa" : "tls-ecdsa") : "plain";
+
     public static BenchmarkSettings Parse(string[] args)
     {
         int Value(string name, int fallback)
@@ -52,7 +99,13 @@ internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, in
             var index = Array.IndexOf(args, name);
             return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
         }
-        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"), Value("--wake-up-window-ms", 2000), args.Contains("--events"));
+        var sinkPort = Value("--sink-port", 0);
+        return new BenchmarkSettings(Value("--messages", 5000), Value("--domains", 50), Value("--size", 2048), Value("--concurrency", 50), args.Contains("--own-sink"), Value("--wake-up-window-ms", 2000), args.Contains("--events"))
+        {
+            Tls = args.Contains("--tls"),
+            Rsa = args.Contains("--rsa"),
+            SinkPort = sinkPort > 0 ? sinkPort : null,
+        };
     }
 }
 
