@@ -47,6 +47,7 @@ else if (postfix is not null && !settings.OwnSink && !settings.Tls)
     await Task.Delay(500);
     var limit = postfix.MeasureSource(sinkPort, settings);
     Console.WriteLine($"loopback limit (smtp-source -> smtp-sink): {limit:F0} messages/s");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT mode=loopback-limit variant=plain rate={limit:F0} cpu_us=- peak_mib=- tx=-"));
     Console.WriteLine($"sink: Postfix smtp-sink on 127.0.0.1:{sinkPort}");
 }
 else
