@@ -77,7 +77,12 @@ internal static class BacklogBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backlog: {backlog} records written in {batches.Count} batches in {clock.Elapsed.TotalSeconds:F1} s (not counted)"));
     }
 
-    /// <summary>One pass each of the wake-up sweeper and the queue sampler, as their timers run them, over the backlog.</summary>
+    /// <summary>
+    /// One pass each of the wake-up sweeper and the queue sampler, as their timers run them, over the backlog.
+    /// Azurite answers the sweeper's filter (nothing due) with one empty page, where Azure Table storage
+    /// scans the partitions and may return empty pages with continuation tokens: the sweeper's figures here
+    /// are a lower bound. The sampler reads every queued record, up to its page cap (QueueSampleMaxPages).
+    /// </summary>
     private static async Task SweepAndSampleAsync(OutboundStorage storage, CloudDelivery.Azure.WakeUps.WakeUpWorker worker, QueueMetrics metrics, int backlog)
     {
         var before = storage.Counter.Count;
