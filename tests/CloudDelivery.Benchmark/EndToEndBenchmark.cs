@@ -14,13 +14,18 @@ using CloudDelivery.Loopback.Storage;
 /// </summary>
 internal static class EndToEndBenchmark
 {
-    public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort)
+    // hooks: another mode's work around the same run (see BacklogBenchmark); null: the plain end-to-end run.
+    public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort, EndToEndHooks? hooks = null)
     {
         using var azurite = await AzuriteProcess.StartAsync();
         {
             var connection = azurite.ConnectionString;
             var storage = new OutboundStorage(new OutboundStorageOptions { ConnectionString = connection });
             await storage.EnsureCreatedAsync(CancellationToken.None);
+            if (hooks is not null)
+            {
+                await hooks.PrepareAsync(storage, connection);
+            }
             // --events: every transition also goes through the outbox to a sink that accepts everything
             // (in process: the sink's own cost is not storage), with the service's default event settings.
             var eventSink = new AcceptingSink();
@@ -107,7 +112,7 @@ internal static class EndToEndBenchmark
             var delivered = await CountDeliveredAsync(counter);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"end to end: {settings.Messages} submitted in {submitted.TotalSeconds:F1} s, {delivered} delivered in {clock.Elapsed.TotalSeconds:F1} s total: {delivered / clock.Elapsed.TotalSeconds:F0} deliveries/s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
-            run.Print("end-to-end", (settings.Events ? "events" : "in-process") + (settings.Tls ? "-" + settings.Transport : ""), "storage transactions counted to the last delivery");
+            run.Print(hooks?.Mode ?? "end-to-end", hooks?.Variant ?? ((settings.Events ? "events" : "in-process") + (settings.Tls ? "-" + settings.Transport : "")), "storage transactions counted to the last delivery");
             // In Functions every wake-up sent is one queue-triggered execution; in-process submission costs none.
             var wakeUps = storage.Counter.ByKind.GetValueOrDefault("queue POST messages");
             CostModel.Print(run, message.Length, (double)wakeUps / Math.Max(1, run.Messages));
@@ -118,6 +123,10 @@ internal static class EndToEndBenchmark
             foreach (var (kind, n) in storage.Counter.ByKind.OrderByDescending(k => k.Value))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
+            }
+            if (hooks is not null)
+            {
+                await hooks.AfterAsync(storage, queue, worker, metrics);
             }
             return delivered == settings.Messages ? 0 : 1;
         }
@@ -133,6 +142,16 @@ internal static class EndToEndBenchmark
         return count;
     }
 }
+
+/// <summary>
+/// Work another mode adds around the end-to-end run: <see cref="PrepareAsync"/> once storage exists, before
+/// anything is measured; <see cref="AfterAsync"/> once the run is measured and the worker stopped.
+/// </summary>
+internal sealed record EndToEndHooks(
+    string Mode,
+    string Variant,
+    Func<OutboundStorage, string, Task> PrepareAsync,
+    Func<OutboundStorage, OutboundQueue, WakeUpWorker, CloudDelivery.Azure.Telemetry.QueueMetrics, Task> AfterAsync);
 
 /// <summary>A sink that takes every batch at once and counts it.</summary>
 internal sealed class AcceptingSink : CloudDelivery.Azure.Events.IEventSink

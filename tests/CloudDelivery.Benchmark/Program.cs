@@ -70,6 +70,8 @@ else
 
 // One mode per run (its own process, so peak working set is the mode's own); each mode lives in its own file.
 var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(settings, sinkPort)
+    : args.Contains("--cold") ? await ColdBenchmark.RunAsync(settings, sinkPort)
+    : args.Contains("--backlog") ? await BacklogBenchmark.RunAsync(settings, sinkPort, args)
     : await EngineBenchmark.RunAsync(settings, sinkPort);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)
