@@ -34,6 +34,8 @@ else
 
 // One mode per run (its own process, so peak working set is the mode's own); each mode lives in its own file.
 var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(settings, sinkPort)
+    : args.Contains("--http") ? await HttpBenchmark.RunAsync(settings, sinkPort, args)
+    : args.Contains("--tarpit") ? await TarpitBenchmark.RunAsync(settings, sinkPort)
     : await EngineBenchmark.RunAsync(settings, sinkPort);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)
