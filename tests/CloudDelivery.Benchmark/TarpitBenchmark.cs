@@ -53,6 +53,9 @@ internal static class TarpitBenchmark
         var healthy = Enumerable.Range(0, settings.Domains).Select(d => Request($"d{d}.bench.example", healthyMessages / settings.Domains + (d < healthyMessages % settings.Domains ? 1 : 0), body)).ToArray();
         var hostile = Request("tarpit.bench.example", tarpitMessages, body);
 
+        // An unmeasured warm-up pass first (JIT, DNS cache, sink connections): otherwise the solo pass pays
+        // the cold start alone and the ratio says more about start-up than about the tarpit.
+        await PassAsync(engine, settings, healthy, null);
         var solo = await PassAsync(engine, settings, healthy, null);
         solo.Run.Print("tarpit", "solo", "healthy domains only");
         var mixed = await PassAsync(engine, settings, healthy, hostile);
