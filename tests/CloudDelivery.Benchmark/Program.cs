@@ -72,6 +72,8 @@ else
 var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(settings, sinkPort)
     : args.Contains("--cold") ? await ColdBenchmark.RunAsync(settings, sinkPort)
     : args.Contains("--backlog") ? await BacklogBenchmark.RunAsync(settings, sinkPort, args)
+    : args.Contains("--http") ? await HttpBenchmark.RunAsync(settings, sinkPort, args)
+    : args.Contains("--tarpit") ? await TarpitBenchmark.RunAsync(settings, sinkPort)
     : await EngineBenchmark.RunAsync(settings, sinkPort);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)
