@@ -26,7 +26,7 @@ for round in $(seq 1 "$rounds"); do
     # STARTTLS on every connection: Postfix's TLS-reusing smtp client and queue, then the engine, the
     # service with in-process submission and the service over HTTP, all into the same receiver.
     for key in ecdsa rsa; do
-      flags="--tls $([[ $key == rsa ]] && echo --rsa)"
+      flags="--tls $([[ $key == rsa ]] && echo --rsa || true)"
       bash "$here/postfix-queue.sh" "$messages" 50 2048 "$key" -- bash -c "
         dotnet $dll $flags --messages $messages --domains 50 --sink-port \$SINK_PORT
         if [[ $key == ecdsa ]]; then
