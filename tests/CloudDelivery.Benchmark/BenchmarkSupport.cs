@@ -51,3 +51,71 @@ internal static class BenchmarkCertificates
         return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
     }
 }
+
+/// <summary>
+/// Deliveries counted from the service's own metric (<c>clouddelivery.recipients</c>, result=delivered), so
+/// watching a run through storage costs the storage nothing.
+/// </summary>
+internal sealed class DeliveredCounter : IDisposable
+{
+    private readonly System.Diagnostics.Metrics.MeterListener listener = new();
+    private long count;
+
+    public DeliveredCounter(System.Diagnostics.Metrics.Meter meter)
+    {
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter == meter && instrument.Name == "clouddelivery.recipients")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "result" && (string?)tag.Value == "delivered")
+                {
+                    Interlocked.Add(ref count, value);
+                }
+            }
+        });
+        listener.Start();
+    }
+
+    public long Count => Interlocked.Read(ref count);
+
+    public void Dispose() => listener.Dispose();
+}
+
+/// <summary>What the engine-alone modes share: the warm domains' zone and delivery under a concurrency gate.</summary>
+internal static class BenchmarkEngine
+{
+    /// <summary>Domains d0…d(n-1).bench.example, each with its own MX host on 127.0.0.1.</summary>
+    public static CloudDelivery.Loopback.Dns.DnsZone AddWarmDomains(this CloudDelivery.Loopback.Dns.DnsZone zone, int domains)
+    {
+        for (var d = 0; d < domains; d++)
+        {
+            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
+        }
+        return zone;
+    }
+
+    /// <summary>Delivers every request, at most <paramref name="concurrency"/> domains at a time.</summary>
+    public static async Task<CloudDelivery.Delivery.DeliveryOutcome[]> DeliverAllAsync(CloudDelivery.Delivery.DeliveryEngine engine, IEnumerable<CloudDelivery.Delivery.DeliveryRequest> requests, int concurrency)
+    {
+        using var gate = new SemaphoreSlim(concurrency);
+        return await Task.WhenAll(requests.Select(async request =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                return await engine.DeliverAsync(request, CancellationToken.None);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+    }
+}

@@ -71,19 +71,7 @@ internal static class ColdBenchmark
         }).ToArray();
 
         var measurement = Measurement.Start();
-        using var gate = new SemaphoreSlim(settings.Concurrency);
-        var outcomes = await Task.WhenAll(requests.Select(async request =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                return await engine.DeliverAsync(request, CancellationToken.None);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        var outcomes = await BenchmarkEngine.DeliverAllAsync(engine, requests, settings.Concurrency);
         var delivered = outcomes.Sum(o => o.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
         var run = measurement.Stop(delivered);
         Console.WriteLine($"delivered {delivered}/{domains} to {domains} domains; {fetched} MTA-STS policies served, {policies.RequestCount} fetched; {secured} MX hosts DNSSEC-authentic");

@@ -33,36 +33,13 @@ internal static class EndToEndBenchmark
             var outbox = dispatcher is null ? null : new CloudDelivery.Azure.Events.EventOutbox(new CloudDelivery.Azure.Events.RecipientEvents(dispatcher.Options, "bench.loopback.test"), TimeProvider.System, dispatcher);
             var queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.FromMilliseconds(settings.WakeUpWindowMs) }) { Events = outbox };
 
-            var zone = new DnsZone();
-            for (var d = 0; d < settings.Domains; d++)
-            {
-                zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
-            }
+            var zone = new DnsZone().AddWarmDomains(settings.Domains);
             await using var dns = await LoopbackDnsServer.StartAsync(zone);
             using var engine = DeliveryEngine.Create(new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate }, new CloudDelivery.Dns.DnsResolverOptions { Server = dns.EndPoint }, new CloudDelivery.MtaSts.MtaStsFetchOptions { HttpsPort = 1, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate });
             // Deliveries are counted from the service's own metric (clouddelivery.recipients, result=delivered),
             // so watching the run costs the storage nothing; the table is checked once at the end.
             using var metrics = new CloudDelivery.Azure.Telemetry.QueueMetrics();
-            var deliveredCount = 0L;
-            using var listener = new System.Diagnostics.Metrics.MeterListener();
-            listener.InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter == metrics.Meter && instrument.Name == "clouddelivery.recipients")
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            };
-            listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-            {
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "result" && (string?)tag.Value == "delivered")
-                    {
-                        Interlocked.Add(ref deliveredCount, value);
-                    }
-                }
-            });
-            listener.Start();
+            using var deliveredCount = new DeliveredCounter(metrics.Meter);
             // As the service runs: TLSRPT results are recorded after every run (RFC 8460), and counted here.
             var tlsResults = new CloudDelivery.Azure.TlsRpt.TlsRptResultStore(storage.TlsReports, TimeProvider.System);
             var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test", tlsResults: tlsResults, metrics: metrics);
@@ -94,12 +71,12 @@ internal static class EndToEndBenchmark
             var submitTransactions = storage.Counter.Count;
 
             var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (Interlocked.Read(ref deliveredCount) < settings.Messages && DateTime.UtcNow < deadline)
+            while (deliveredCount.Count < settings.Messages && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(10);
             }
             clock.Stop();
-            var run = measurement.Stop(Interlocked.Read(ref deliveredCount));
+            var run = measurement.Stop(deliveredCount.Count);
             // Every event published and its outbox row deleted: the whole cost of events is in the count.
             while (dispatcher is not null && (eventSink.Count < 2L * settings.Messages || dispatcher.InHand > 0) && DateTime.UtcNow < deadline)
             {

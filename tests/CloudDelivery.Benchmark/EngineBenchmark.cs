@@ -11,11 +11,7 @@ internal static class EngineBenchmark
 {
     public static async Task<int> RunAsync(BenchmarkSettings settings, int sinkPort)
     {
-        var zone = new DnsZone();
-        for (var d = 0; d < settings.Domains; d++)
-        {
-            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
-        }
+        var zone = new DnsZone().AddWarmDomains(settings.Domains);
         await using var dns = await LoopbackDnsServer.StartAsync(zone);
         using var engine = DeliveryEngine.Create(
             new DeliveryEngineOptions { EhloHostname = "bench.loopback.test", SmtpPort = sinkPort, AddressPolicy = CloudDelivery.Dialing.AddressPolicy.AllowPrivate },
@@ -36,19 +32,7 @@ internal static class EngineBenchmark
         }).ToArray();
 
         var measurement = Measurement.Start();
-        using var gate = new SemaphoreSlim(settings.Concurrency);
-        var outcomes = await Task.WhenAll(requests.Select(async request =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                return await engine.DeliverAsync(request, CancellationToken.None);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        var outcomes = await BenchmarkEngine.DeliverAllAsync(engine, requests, settings.Concurrency);
         var delivered = outcomes.Sum(o => o.Recipients.Count(r => r.Status == RecipientStatus.Delivered));
         var run = measurement.Stop(delivered);
         var connections = outcomes.Sum(o => o.Connections.Count);

@@ -20,11 +20,7 @@ internal static class HttpBenchmark
         var index = Array.IndexOf(args, "--clients");
         var clients = index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : 32;
         using var azurite = await AzuriteProcess.StartAsync();
-        var zone = new DnsZone();
-        for (var d = 0; d < settings.Domains; d++)
-        {
-            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
-        }
+        var zone = new DnsZone().AddWarmDomains(settings.Domains);
         await using var dns = await LoopbackDnsServer.StartAsync(zone);
         var url = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         await using var app = ServeCommand.Build(url, new Dictionary<string, string?>
@@ -47,26 +43,7 @@ internal static class HttpBenchmark
 
         // Deliveries are counted from the host's own metric (clouddelivery.recipients, result=delivered), as in --end-to-end.
         var metrics = app.Services.GetRequiredService<QueueMetrics>();
-        var deliveredCount = 0L;
-        using var listener = new System.Diagnostics.Metrics.MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter == metrics.Meter && instrument.Name == "clouddelivery.recipients")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-        {
-            foreach (var tag in tags)
-            {
-                if (tag.Key == "result" && (string?)tag.Value == "delivered")
-                {
-                    Interlocked.Add(ref deliveredCount, value);
-                }
-            }
-        });
-        listener.Start();
+        using var deliveredCount = new DeliveredCounter(metrics.Meter);
         await app.StartAsync();
 
         var message = BenchmarkMessages.Make(settings.Size);
@@ -92,11 +69,11 @@ internal static class HttpBenchmark
         }));
         var submitted = clock.Elapsed;
         var deadline = DateTime.UtcNow.AddMinutes(5);
-        while (Interlocked.Read(ref deliveredCount) < settings.Messages - refused && DateTime.UtcNow < deadline)
+        while (deliveredCount.Count < settings.Messages - refused && DateTime.UtcNow < deadline)
         {
             await Task.Delay(10);
         }
-        var run = measurement.Stop(Interlocked.Read(ref deliveredCount));
+        var run = measurement.Stop(deliveredCount.Count);
         foreach (var http in https)
         {
             http.Dispose();

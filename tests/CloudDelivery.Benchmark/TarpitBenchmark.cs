@@ -33,11 +33,7 @@ internal static class TarpitBenchmark
         });
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"tarpit: {tarpitAddress}:{sinkPort}, {TarpitInterval.TotalSeconds:F1} s before every reply, 421 to MAIL"));
 
-        var zone = new DnsZone();
-        for (var d = 0; d < settings.Domains; d++)
-        {
-            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
-        }
+        var zone = new DnsZone().AddWarmDomains(settings.Domains);
         zone.AddMx("tarpit.bench.example", 10, "mx.tarpit.bench.example").AddA("mx.tarpit.bench.example", tarpitAddress.ToString());
         await using var dns = await LoopbackDnsServer.StartAsync(zone);
         using var engine = DeliveryEngine.Create(
