@@ -11,7 +11,7 @@ namespace CloudDelivery.Azure.Domains;
 /// <summary>
 /// GET /api/domains/{domain}, the one handler of both hosts: what the domain's MX was last seen to support,
 /// so an application can decide before it sends whether to ask for REQUIRETLS. 200 with
-/// {domain, startTls, requireTls, verified, seenAt}; 404 when nothing is known yet; 400 for a malformed
+/// {domain, shards, startTls, requireTls, verified, seenAt, shaping}; 404 when nothing is known yet; 400 for a malformed
 /// domain; 503 (with Retry-After) when storage cannot be reached.
 /// </summary>
 public static class RecipientDomainTlsHttpApi
@@ -29,9 +29,10 @@ public static class RecipientDomainTlsHttpApi
         {
             var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
             var shaped = shaping is null ? null : await shaping.DescribeAsync(partition, cancellationToken);
+            var shards = await queue.HotDomains.ShardsOfAsync(partition, cancellationToken);
             // A domain throttled at connect never got past EHLO, yet its pause is worth seeing.
             return seen is not null || shaped?.PausedUntil is not null
-                ? new JsonApiResult(200, ToJson(partition, seen, shaped))
+                ? new JsonApiResult(200, ToJson(partition, seen, shaped, shards))
                 : Error(404, "not-found", $"nothing is known yet of {partition}: no delivery to it got past EHLO");
         }
         catch (Exception e) when (SubmissionEndpoint.IsStorageTrouble(e, cancellationToken))
@@ -55,10 +56,11 @@ public static class RecipientDomainTlsHttpApi
         return NextHop.TryParse(trimmed, out var hop, out _) ? hop.ToString() : null;
     }
 
-    /// <summary>The JSON the API and <c>status --domain --json</c> print.</summary>
-    public static string ToJson(string domain, RecipientDomainTls? seen, DestinationShapingState? shaping = null) => JsonSerializer.Serialize(new
+    /// <summary>The JSON the API and <c>status --domain --json</c> print; <paramref name="shards"/>: how many shards new records of the domain are spread over (see HotDomains).</summary>
+    public static string ToJson(string domain, RecipientDomainTls? seen, DestinationShapingState? shaping = null, int shards = 1) => JsonSerializer.Serialize(new
     {
         domain,
+        shards,
         startTls = seen?.StartTls,
         requireTls = seen?.RequireTls,
         verified = seen is null ? null : RecipientDomainTls.Name(seen.Verified),

@@ -88,7 +88,7 @@ public sealed class RecipientEvents(EventOptions options, string hostname)
         json.WriteStartObject();
         json.WriteString("messageId", record.MessageId);
         json.WriteString("recipientId", record.Id);
-        json.WriteString("recipientDomain", record.PartitionKey);
+        json.WriteString("recipientDomain", record.Domain);
         if (options.IncludeAddresses)
         {
             json.WriteString("recipient", record.Recipient);

@@ -128,16 +128,18 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
     {
         var time = queue.Time;
         var limit = queue.Options.MaxRecordsPerRun;
-        var records = await queue.ReadyAsync(lease.Domain, cancellationToken, limit);
+        var records = await queue.ReadyAsync(lease.Partition, cancellationToken, limit);
         if (records.Count == 0)
         {
             return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
-        if (!NextHop.TryParse(lease.Domain, out var nextHop, out var error))
+        var domain = DomainPartition.DomainOf(lease.Partition);
+        if (!NextHop.TryParse(domain, out var nextHop, out var error))
         {
-            log.LogError("Records in partition {Domain} have an invalid domain: {Error}", lease.Domain, error);
+            log.LogError("Records in partition {Partition} have an invalid domain: {Error}", lease.Partition, error);
             return (new DomainRunResult(false, 0, 0, 0, 0, null), false);
         }
+        await MarkHotWhenBackloggedAsync(domain, records.Count, cancellationToken);
 
         var (messages, byKey) = await BuildMessagesAsync(records, nextHop, cancellationToken);
         var reportIds = records.Where(r => r.IsTlsReport).Select(r => r.MessageId).ToHashSet(StringComparer.Ordinal);
@@ -188,10 +190,10 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             if (direct.Count > 0)
             {
                 var outcome = await engine.DeliverAsync(request, cancellationToken);
-                await RecordTlsResultsAsync(lease.Domain, outcome, direct.All(m => reportIds.Contains(m.Id)), cancellationToken);
+                await RecordTlsResultsAsync(domain, outcome, direct.All(m => reportIds.Contains(m.Id)), cancellationToken);
                 if (outcome.DomainTls is { } seen)
                 {
-                    await domainTls.RecordAsync(lease.Domain, seen, cancellationToken);
+                    await domainTls.RecordAsync(domain, seen, cancellationToken);
                 }
             }
             finished = true;
@@ -212,9 +214,9 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         var next = records.Where(r => r.State == RecipientState.Queued).Select(r => (DateTimeOffset?)r.NextAttemptAt).Min();
         if (next is { } at)
         {
-            await queue.WakeAsync(lease.Domain, at - time.GetUtcNow(), cancellationToken);
+            await queue.WakeAsync(lease.Partition, at - time.GetUtcNow(), cancellationToken);
         }
-        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred ({Throttled} throttled, {HeldBack} held back by shaping)", lease.Domain, tally.Delivered, tally.Failed, tally.Deferred, tally.Throttled, tally.HeldBack);
+        log.LogInformation("Domain {Domain}: {Delivered} delivered, {Failed} failed, {Deferred} deferred ({Throttled} throttled, {HeldBack} held back by shaping)", lease.Partition, tally.Delivered, tally.Failed, tally.Deferred, tally.Throttled, tally.HeldBack);
         // A run whose every recipient was held back (a paused destination) does not load the next batch just
         // to hold it back too: those records stay untouched and due, and go with the wake-up above.
         var shaped = tally.Throttled + tally.HeldBack;
@@ -258,6 +260,31 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
             });
         }
         return (messages, byKey);
+    }
+
+    /// <summary>
+    /// A run that finds the domain's backlog past <see cref="OutboundQueueOptions.HotDomainBacklog"/> spreads
+    /// its new records over shards (see <see cref="HotDomains"/>), so more workers can deliver it. A hint: a
+    /// failed write is logged and the run goes on.
+    /// </summary>
+    private async Task MarkHotWhenBackloggedAsync(string domain, int ready, CancellationToken cancellationToken)
+    {
+        var threshold = queue.Options.HotDomainBacklog;
+        if (threshold <= 0 || ready < threshold)
+        {
+            return;
+        }
+        try
+        {
+            if (await queue.HotDomains.MarkHotAsync(domain, cancellationToken))
+            {
+                log.LogInformation("Domain {Domain} has at least {Ready} ready records: its new records are spread over {Shards} shards", domain, ready, queue.Options.MaxShards);
+            }
+        }
+        catch (global::Azure.RequestFailedException e)
+        {
+            log.LogWarning(e, "Could not mark {Domain} hot", domain);
+        }
     }
 
     private Task SendDsnsAsync(List<OwedDsn> owed, CancellationToken cancellationToken) => dsns.SendAsync(owed, cancellationToken);
@@ -317,7 +344,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                 {
                     if (!await lease.RenewAsync(queue.Options.DomainLease, cancellationToken))
                     {
-                        log.LogWarning("Lost the lease of {Domain} while delivering", lease.Domain);
+                        log.LogWarning("Lost the lease of {Domain} while delivering", lease.Partition);
                         return;
                     }
                 }
@@ -326,7 +353,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
                     // A failed renewal (storage briefly unreachable, a token refresh failing) must not end the
                     // run: its outcomes are saved, and its DSNs and next wake-up still have to follow. The
                     // lease has two more periods left; the next renewal tries again.
-                    log.LogWarning(e, "Renewing the lease of {Domain} failed; trying again in {Period}", lease.Domain, period);
+                    log.LogWarning(e, "Renewing the lease of {Domain} failed; trying again in {Period}", lease.Partition, period);
                 }
             }
         }

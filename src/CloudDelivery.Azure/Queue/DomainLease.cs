@@ -4,8 +4,9 @@ using Azure.Data.Tables;
 namespace CloudDelivery.Azure.Queue;
 
 /// <summary>
-/// Exclusive ownership of a recipient domain for one worker, so no recipient record is delivered by two
-/// workers at once. It is an entity in the domain's partition updated with ETag conditions (optimistic
+/// Exclusive ownership of a recipient domain's partition (the domain, or one shard of a hot domain, see
+/// <see cref="DomainPartition"/>) for one worker, so no recipient record is delivered by two workers at
+/// once. It is an entity in that partition updated with ETag conditions (optimistic
 /// concurrency): taking it fails if someone else changed it first. It expires by itself, so a crashed
 /// worker's domain is free again after the lease time.
 /// </summary>
@@ -15,17 +16,18 @@ public sealed class DomainLease
     private readonly TimeProvider time;
     private ETag etag;
 
-    private DomainLease(TableClient table, TimeProvider time, string domain, string owner, ETag etag, DateTimeOffset until)
+    private DomainLease(TableClient table, TimeProvider time, string partition, string owner, ETag etag, DateTimeOffset until)
     {
         this.table = table;
         this.time = time;
-        Domain = domain;
+        Partition = partition;
         Owner = owner;
         this.etag = etag;
         Until = until;
     }
 
-    public string Domain { get; }
+    /// <summary>The partition leased: a domain, or a shard of one ("gmail.com~2").</summary>
+    public string Partition { get; }
 
     public string Owner { get; }
 
@@ -114,7 +116,7 @@ public sealed class DomainLease
     /// </summary>
     private async Task<bool> AdoptAsync(CancellationToken cancellationToken)
     {
-        var current = await table.GetEntityIfExistsAsync<TableEntity>(Domain, RecipientRecord.LeaseRowKey, cancellationToken: cancellationToken);
+        var current = await table.GetEntityIfExistsAsync<TableEntity>(Partition, RecipientRecord.LeaseRowKey, cancellationToken: cancellationToken);
         if (!current.HasValue || current.Value!.GetString("Owner") != Owner)
         {
             return false;
@@ -138,7 +140,7 @@ public sealed class DomainLease
             var until = time.GetUtcNow() + duration;
             try
             {
-                var response = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = Owner, ["Until"] = until }, etag, TableUpdateMode.Replace, cancellationToken);
+                var response = await table.UpdateEntityAsync(new TableEntity(Partition, RecipientRecord.LeaseRowKey) { ["Owner"] = Owner, ["Until"] = until }, etag, TableUpdateMode.Replace, cancellationToken);
                 etag = response.Headers.ETag ?? ETag.All;
                 Until = until;
                 return true;
@@ -193,10 +195,10 @@ public sealed class DomainLease
     {
         try
         {
-            var released = await table.UpdateEntityAsync(new TableEntity(Domain, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
+            var released = await table.UpdateEntityAsync(new TableEntity(Partition, RecipientRecord.LeaseRowKey) { ["Owner"] = string.Empty, ["Until"] = time.GetUtcNow() }, etag, TableUpdateMode.Replace, cancellationToken);
             if (released.Headers.ETag is { } releasedETag)
             {
-                Released[(table.Name, Domain)] = releasedETag;
+                Released[(table.Name, Partition)] = releasedETag;
             }
             return true;
         }

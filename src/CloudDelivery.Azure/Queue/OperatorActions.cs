@@ -67,7 +67,7 @@ public sealed record QueueSelection
         var parts = new List<string> { TableClient.CreateQueryFilter($"RowKey lt {RecipientRecord.RecordRowKeyLimit}") };
         if (Domain is not null)
         {
-            parts.Add(TableClient.CreateQueryFilter($"PartitionKey eq {NormalizedDomain(Domain)}"));
+            parts.Add(DomainPartition.FilterOf(NormalizedDomain(Domain)));
         }
         if (Sender is not null)
         {
@@ -253,7 +253,7 @@ public sealed class OperatorActions(OutboundQueue queue, string reportingMta, IL
     /// <summary>The result an operator's failure stands for: permanent, decided here, no remote host.</summary>
     private static RecipientResult OperatorFailure(RecipientRecord record) => new(
         record.MessageId,
-        EmailAddress.Unchecked(record.Recipient, NextHop.TryParse(record.PartitionKey, out var hop, out _) ? hop : throw new InvalidOperationException($"record {record.Id} has an invalid partition")),
+        EmailAddress.Unchecked(record.Recipient, NextHop.TryParse(record.Domain, out var hop, out _) ? hop : throw new InvalidOperationException($"record {record.Id} has an invalid partition")),
         RecipientStatus.Permanent,
         Host: null,
         Address: null,

@@ -71,12 +71,12 @@ public sealed record SubmissionRequest
 }
 
 /// <summary>
-/// What an interrupted submission already stored: the partitions (recipient domains) whose records exist,
-/// and one of those records, whose body and body facts the missing domains share rather than uploading
-/// the body again. <see cref="StoredRecord"/> is null when no domain is stored yet; it must reference a
-/// blob unless every domain is stored (an inline body cannot be shared across partitions).
+/// What an interrupted submission already stored: the recipient domains whose records exist, each with the
+/// partition (shard) they are in, and one of those records, whose body and body facts the missing domains
+/// share rather than uploading the body again. <see cref="StoredRecord"/> is null when no domain is stored
+/// yet; it must reference a blob unless every domain is stored (an inline body cannot be shared across partitions).
 /// </summary>
-public sealed record ResumedSubmission(IReadOnlySet<string> StoredDomains, RecipientRecord? StoredRecord);
+public sealed record ResumedSubmission(IReadOnlyDictionary<string, string> StoredPartitions, RecipientRecord? StoredRecord);
 
 /// <summary>What was stored: the message id and an id per recipient.</summary>
 public sealed record SubmissionResult(string MessageId, long Size, IReadOnlyList<SubmittedRecipient> Recipients);
@@ -136,6 +136,28 @@ public sealed class OutboundQueueOptions
     /// answer and stores nothing. Afterwards the key is free again, and the purge deletes it.
     /// </summary>
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// Domains whose new records are always spread over a fixed number of shards (partition and lease per
+    /// shard, see <see cref="HotDomains"/>): "gmail.com=4,outlook.com=2", each count a power of two up to 64.
+    /// </summary>
+    public string? Shards { get; set; }
+
+    /// <summary>
+    /// A delivery run that finds at least this many ready records marks its domain hot: new records are
+    /// spread over <see cref="MaxShards"/> shards. A run reads at most <see cref="MaxRecordsPerRun"/>, so a
+    /// larger threshold never triggers; zero turns automatic sharding off.
+    /// </summary>
+    public int HotDomainBacklog { get; set; } = 1000;
+
+    /// <summary>Shards a hot domain is spread over (a power of two up to 64); 1 turns automatic sharding off.</summary>
+    public int MaxShards { get; set; } = 4;
+
+    /// <summary>How long a domain stays hot after a run last found its backlog past <see cref="HotDomainBacklog"/>.</summary>
+    public TimeSpan HotDomainFor { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How often each process reads the hot set (one query); another process's mark reaches it within this.</summary>
+    public TimeSpan HotSetRefresh { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>
@@ -153,6 +175,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, WakeUpWindowState> wakeUpWindows = new(StringComparer.Ordinal);
 
     public OutboundStorage Storage => storage;
+
+    /// <summary>Which domains are spread over shards, and how many (see <see cref="Queue.HotDomains"/>).</summary>
+    public HotDomains HotDomains { get; } = new(storage.Recipients, options, time ?? TimeProvider.System);
 
     public OutboundQueueOptions Options => options;
 
@@ -219,10 +244,13 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var submitted = new List<SubmittedRecipient>();
         foreach (var domain in recipients.OrderBy(suppressed.ContainsKey).GroupBy(r => r.Domain.ToString()))
         {
+            // A hot domain's messages are spread over its shards; a resumed one goes where its first try put it.
+            var partition = request.Resume?.StoredPartitions.GetValueOrDefault(domain.Key)
+                ?? DomainPartition.Of(domain.Key, DomainPartition.ShardFor(messageId, await HotDomains.ShardsOfAsync(domain.Key, cancellationToken)));
             // Queued recipients first: the first record (.0000) holds an inline body, and should be one that needs it.
             var records = domain.Select((recipient, index) => new RecipientRecord
             {
-                PartitionKey = domain.Key,
+                PartitionKey = partition,
                 RowKey = $"{messageId}.{index:D4}",
                 MessageId = messageId,
                 Sender = sender?.ToString() ?? string.Empty,
@@ -248,18 +276,18 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
                 }
             }
             submitted.AddRange(records.Zip(domain, (r, recipient) => suppressed.TryGetValue(recipient, out var match) ? new SubmittedRecipient(r.Recipient, r.Id, RecipientState.Suppressed, match.Reason) : new SubmittedRecipient(r.Recipient, r.Id)));
-            if (request.Resume?.StoredDomains.Contains(domain.Key) == true)
+            if (request.Resume?.StoredPartitions.ContainsKey(domain.Key) == true)
             {
                 continue;
             }
-            // Submissions to the same domain arriving together share a table transaction (group commit);
+            // Submissions to the same partition arriving together share a table transaction (group commit);
             // this one returns when its records are stored.
             var write = EventOutbox.Prepare(Events, records, r => new TableTransactionAction(TableTransactionActionType.Add, r));
-            await WriteNewRecordsAsync(domain.Key, records, write.Actions, EstimatedBytes(records, inline) + write.EventBytes, cancellationToken);
+            await WriteNewRecordsAsync(partition, records, write.Actions, EstimatedBytes(records, inline) + write.EventBytes, cancellationToken);
             Events?.Written(write);
             if (records.Any(r => r.State == RecipientState.Queued))
             {
-                await WakeForSubmissionAsync(domain.Key, cancellationToken);
+                await WakeForSubmissionAsync(partition, cancellationToken);
             }
         }
         return new SubmissionResult(messageId, storedLength, submitted);
@@ -485,11 +513,11 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         WakeUpSent.Notify(clock.GetUtcNow() + (visibility ?? TimeSpan.Zero));
     }
 
-    /// <summary>Records of <paramref name="domain"/> due for an attempt now, at most <paramref name="limit"/>, in row key (submission) order.</summary>
-    public async Task<List<RecipientRecord>> ReadyAsync(string domain, CancellationToken cancellationToken, int limit = int.MaxValue)
+    /// <summary>Records of <paramref name="partition"/> (a domain or one of its shards) due for an attempt now, at most <paramref name="limit"/>, in row key (submission) order.</summary>
+    public async Task<List<RecipientRecord>> ReadyAsync(string partition, CancellationToken cancellationToken, int limit = int.MaxValue)
     {
         var now = clock.GetUtcNow();
-        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.PartitionKey == domain && r.State == RecipientState.Queued && r.NextAttemptAt <= now);
+        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.PartitionKey == partition && r.State == RecipientState.Queued && r.NextAttemptAt <= now);
         var list = new List<RecipientRecord>();
         await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, maxPerPage: Math.Min(limit, 1000), cancellationToken: cancellationToken))
         {
@@ -574,7 +602,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         return list;
     }
 
-    /// <summary>Distinct domains with records due before <paramref name="before"/>, for the sweeper.</summary>
+    /// <summary>Distinct partitions (domains and shards of domains) with records due before <paramref name="before"/>, for the sweeper.</summary>
     public async Task<IReadOnlyCollection<string>> DomainsDueAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         var domains = new HashSet<string>(StringComparer.Ordinal);
@@ -586,9 +614,9 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         return domains;
     }
 
-    /// <summary>The partitions (recipient domains) a submission to <paramref name="recipients"/> writes, in the order it writes them.</summary>
+    /// <summary>The recipient domains a submission to <paramref name="recipients"/> writes, in the order it writes them (each to one of its partitions).</summary>
     /// <exception cref="SubmissionException">A recipient is invalid.</exception>
-    public static IReadOnlyList<string> PartitionsOf(IReadOnlyList<string> recipients) =>
+    public static IReadOnlyList<string> DomainsOf(IReadOnlyList<string> recipients) =>
         recipients.Select(r => ParseAddress(r, SubmissionError.InvalidRecipient, "recipient")).Distinct().Select(r => r.Domain.ToString()).Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>
@@ -606,8 +634,8 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     }
 
     /// <summary>
-    /// True for an id <see cref="FindAsync"/> can look up: "{domain}/{messageId}.{index}" as submissions make
-    /// them. Anything else is not found without asking storage, which would refuse keys with "/", "\", "#",
+    /// True for an id <see cref="FindAsync"/> can look up: "{partition}/{messageId}.{index}" as submissions make
+    /// them, the partition being the domain or a shard of it ("gmail.com~2", see <see cref="DomainPartition"/>). Anything else is not found without asking storage, which would refuse keys with "/", "\", "#",
     /// "?" or control characters, or longer than 1 KiB, with an error rather than "no such entity".
     /// </summary>
     public static bool IsRecipientId(string? id)
@@ -620,7 +648,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         var partition = id![..slash];
         var row = id[(slash + 1)..];
         return row.Length == 37 && row[32] == '.' && IsMessageId(row[..32]) && row[33..].All(char.IsAsciiDigit)
-            && NextHop.TryParse(partition, out var hop, out _) && hop.ToString() == partition;
+            && DomainPartition.TryParse(partition, out var domain, out _) && NextHop.TryParse(domain, out var hop, out _) && hop.ToString() == domain;
     }
 
     /// <summary>True for a message id as submissions make them: 32 lower-case hex digits.</summary>

@@ -111,7 +111,11 @@ public sealed class RecipientRecord : ITableEntity
     /// <summary>JSON array of <see cref="DeliveryEvent"/>.</summary>
     public string Events { get; set; } = "[]";
 
-    /// <summary>The id callers use: "{domain}/{rowKey}", a point read in Table Storage.</summary>
+    /// <summary>The recipient domain: the partition, less its shard suffix when the domain is sharded (see <see cref="DomainPartition"/>).</summary>
+    [IgnoreDataMember]
+    public string Domain => DomainPartition.DomainOf(PartitionKey);
+
+    /// <summary>The id callers use: "{partition}/{rowKey}", a point read in Table Storage.</summary>
     [IgnoreDataMember]
     public string Id => $"{PartitionKey}/{RowKey}";
 

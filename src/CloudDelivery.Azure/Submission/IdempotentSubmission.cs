@@ -120,7 +120,7 @@ public sealed class IdempotentSubmission(OutboundQueue queue, TimeSpan? waitForO
                 await hook(result);
             }
         }
-        catch (Exception e) when (IsClientError(e, cancellationToken) && (!resuming || resume is { StoredDomains.Count: 0 }))
+        catch (Exception e) when (IsClientError(e, cancellationToken) && (!resuming || resume is { StoredPartitions.Count: 0 }))
         {
             await store.ReleaseAsync(owned, CancellationToken.None);
             throw;
@@ -151,23 +151,32 @@ public sealed class IdempotentSubmission(OutboundQueue queue, TimeSpan? waitForO
         return answer;
     }
 
-    /// <summary>Which of the message's domains already have their records: a point read of each domain's first row.</summary>
+    /// <summary>
+    /// Which of the message's domains already have their records, and in which partition: a point read of
+    /// the first row in each shard the message can have gone to (the bare domain first; see
+    /// <see cref="DomainPartition.PossibleShards"/>: a few reads per domain whatever the shard count was).
+    /// </summary>
     private async Task<ResumedSubmission> StoredPartAsync(string messageId, IReadOnlyList<string> recipients, CancellationToken cancellationToken)
     {
-        var partitions = OutboundQueue.PartitionsOf(recipients);
-        var stored = new HashSet<string>(StringComparer.Ordinal);
+        var domains = OutboundQueue.DomainsOf(recipients);
+        var stored = new Dictionary<string, string>(StringComparer.Ordinal);
         RecipientRecord? sample = null;
-        foreach (var partition in partitions)
+        foreach (var domain in domains)
         {
-            var found = await queue.Storage.Recipients.GetEntityIfExistsAsync<RecipientRecord>(partition, $"{messageId}.0000", cancellationToken: cancellationToken);
-            if (found.HasValue)
+            foreach (var shard in DomainPartition.PossibleShards(messageId))
             {
-                stored.Add(partition);
-                sample ??= found.Value;
+                var partition = DomainPartition.Of(domain, shard);
+                var found = await queue.Storage.Recipients.GetEntityIfExistsAsync<RecipientRecord>(partition, $"{messageId}.0000", cancellationToken: cancellationToken);
+                if (found.HasValue)
+                {
+                    stored[domain] = partition;
+                    sample ??= found.Value;
+                    break;
+                }
             }
         }
         // An inline body lives in its own partition's record and cannot serve another domain (see ResumedSubmission).
-        if (sample?.Body == RecipientRecord.InlineBodyMarker && stored.Count < partitions.Count)
+        if (sample?.Body == RecipientRecord.InlineBodyMarker && stored.Count < domains.Count)
         {
             sample = null;
         }

@@ -16,6 +16,7 @@ internal static class DomainStatus
         }
         var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
         var shaped = await shaping.DescribeAsync(partition, cancellationToken);
+        var shards = await queue.HotDomains.ShardsOfAsync(partition, cancellationToken);
         if (seen is null && shaped.PausedUntil is null)
         {
             await output.WriteLineAsync($"clouddelivery status: nothing is known yet of {partition}");
@@ -23,11 +24,15 @@ internal static class DomainStatus
         }
         if (json)
         {
-            await output.WriteLineAsync(RecipientDomainTlsHttpApi.ToJson(partition, seen, shaped));
+            await output.WriteLineAsync(RecipientDomainTlsHttpApi.ToJson(partition, seen, shaped, shards));
             return 0;
         }
         await output.WriteLineAsync(seen is null ? $"{partition}: no delivery got past EHLO yet" : $"{partition}: {seen.Describe()} (seen {seen.SeenAt:u})");
         await output.WriteLineAsync($"  {DestinationShaping.Describe(shaped)}");
+        if (shards > 1)
+        {
+            await output.WriteLineAsync($"  new records spread over {shards} shards ({(queue.HotDomains.Pinned.ContainsKey(partition) ? "pinned by Queue:Shards" : "hot: its backlog passed Queue:HotDomainBacklog")})");
+        }
         return 0;
     }
 }

@@ -13,14 +13,16 @@ namespace CloudDelivery.Tests.Queue;
 /// <summary>A loopback world plus the durable queue on Azurite, with a clock the test moves.</summary>
 public sealed class QueueWorld : IAsyncDisposable
 {
-    private QueueWorld(LoopbackWorld network, OutboundStorage storage, ManualTimeProvider time)
+    private QueueWorld(LoopbackWorld network, OutboundStorage storage, ManualTimeProvider time, Action<OutboundQueueOptions>? configure)
     {
         Network = network;
         Storage = storage;
         Time = time;
         // No wake-up window: the tests drain the queue right after submitting, on a clock they move by hand.
         // No retry jitter: tests read exact next-attempt times (QueueRulesTests cover the jitter).
-        Queue = new OutboundQueue(storage, new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero, Retry = new RetrySchedule { JitterSeconds = 0 } }, time);
+        var options = new OutboundQueueOptions { WakeUpWindow = TimeSpan.Zero, Retry = new RetrySchedule { JitterSeconds = 0 } };
+        configure?.Invoke(options);
+        Queue = new OutboundQueue(storage, options, time);
         Engine = network.CreateEngine(time: time);
         TlsResults = new TlsRptResultStore(storage.TlsReports, time);
         Handler = new DomainDeliveryHandler(Queue, Engine, "mta.loopback.test", tlsResults: TlsResults);
@@ -41,10 +43,12 @@ public sealed class QueueWorld : IAsyncDisposable
     /// <summary>Where the handler records TLSRPT results.</summary>
     public TlsRptResultStore TlsResults { get; }
 
-    public static async Task<QueueWorld> StartAsync(AzuriteFixture azurite)
+    /// <param name="azurite">The storage emulator the queue lives in.</param>
+    /// <param name="configure">Changes to the queue's options (made before the queue is built: some, like Shards, are read once).</param>
+    public static async Task<QueueWorld> StartAsync(AzuriteFixture azurite, Action<OutboundQueueOptions>? configure = null)
     {
         var network = await LoopbackWorld.StartAsync();
-        return new QueueWorld(network, await azurite.NewStorageAsync(), new ManualTimeProvider(DateTimeOffset.UtcNow));
+        return new QueueWorld(network, await azurite.NewStorageAsync(), new ManualTimeProvider(DateTimeOffset.UtcNow), configure);
     }
 
     public Task<SubmissionResult> SubmitAsync(string from, string[] to, string? body = null, bool requireTls = false) =>

@@ -1,0 +1,197 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using Azure.Data.Tables;
+using CloudDelivery.Addressing;
+
+namespace CloudDelivery.Azure.Queue;
+
+/// <summary>
+/// How many shards (see <see cref="DomainPartition"/>) each recipient domain's new records are spread
+/// over. A domain is one partition and one lease, so one worker delivers it and one partition takes all
+/// its writes; a few receivers (gmail.com, outlook.com) carry most of a big sender's mail. Two ways past:
+/// <list type="bullet">
+/// <item>a pin, <see cref="OutboundQueueOptions.Shards"/> ("gmail.com=4"), for domains known to be hot;</item>
+/// <item>automatically: a delivery run that finds at least <see cref="OutboundQueueOptions.HotDomainBacklog"/>
+/// ready records marks its domain hot (<see cref="MarkHotAsync"/>) with <see cref="OutboundQueueOptions.MaxShards"/>
+/// shards for <see cref="OutboundQueueOptions.HotDomainFor"/>, renewed while the backlog lasts.</item>
+/// </list>
+/// The hot set is a few rows in the recipients table's <see cref="Partition"/> partition, read by every
+/// process at most once per <see cref="OutboundQueueOptions.HotSetRefresh"/> (one query, nothing per message).
+/// It only decides where new records go: records never move, every partition has its own lease, so a
+/// shard count that changes, or that two processes see differently for a while, never lets two workers
+/// deliver one record. The backlog a domain had before it became hot drains from shard 0; shards that
+/// stop receiving records drain by their own wake-ups (and the sweeper) and then cost nothing.
+/// </summary>
+public sealed class HotDomains
+{
+    /// <summary>The hot set's partition in the recipients table; "~" is not a domain, so it is never delivered.</summary>
+    public const string Partition = "~hot";
+
+    /// <summary>Row key prefix of a domain's row: at or above "~", so queue listings and the purge skip it as they skip leases.</summary>
+    public const string RowKeyPrefix = "~shards.";
+
+    private readonly TableClient table;
+    private readonly OutboundQueueOptions options;
+    private readonly TimeProvider time;
+    private readonly FrozenDictionary<string, int> pinned;
+    private readonly Lock gate = new();
+    private volatile Snapshot current = new(FrozenDictionary<string, HotDomain>.Empty, DateTimeOffset.MinValue);
+    private Task<Snapshot>? refreshing;
+
+    /// <exception cref="ArgumentException"><see cref="OutboundQueueOptions.Shards"/> or <see cref="OutboundQueueOptions.MaxShards"/> is invalid.</exception>
+    public HotDomains(TableClient table, OutboundQueueOptions options, TimeProvider time)
+    {
+        this.table = table;
+        this.options = options;
+        this.time = time;
+        pinned = ParsePins(options.Shards);
+        if (!DomainPartition.IsValidShardCount(options.MaxShards))
+        {
+            throw new ArgumentException($"Queue:MaxShards {options.MaxShards}: must be a power of two from 1 to {DomainPartition.MaxShards}");
+        }
+    }
+
+    /// <summary>A hot domain as stored: its shard count and when it stops being hot.</summary>
+    public sealed record HotDomain(int Shards, DateTimeOffset Until);
+
+    private sealed record Snapshot(FrozenDictionary<string, HotDomain> Domains, DateTimeOffset ReadAt);
+
+    /// <summary>
+    /// The shard count new records of <paramref name="domain"/> (a partition key: A-labels, lower case) are
+    /// spread over: its pin, else its hot count while that lasts, else 1. Never fails for storage trouble:
+    /// the last hot set read stands, and the read is tried again after a refresh period.
+    /// </summary>
+    public async ValueTask<int> ShardsOfAsync(string domain, CancellationToken cancellationToken)
+    {
+        if (pinned.TryGetValue(domain, out var pin))
+        {
+            return pin;
+        }
+        if (options.HotDomainBacklog <= 0 || options.MaxShards <= 1)
+        {
+            return 1;
+        }
+        var domains = await DomainsAsync(cancellationToken);
+        return domains.TryGetValue(domain, out var hot) && hot.Until > time.GetUtcNow() ? hot.Shards : 1;
+    }
+
+    /// <summary>The hot domains as last read (pins not included), for operators.</summary>
+    public async Task<IReadOnlyDictionary<string, HotDomain>> ListAsync(CancellationToken cancellationToken) => await DomainsAsync(cancellationToken);
+
+    /// <summary>The pinned domains and their shard counts.</summary>
+    public IReadOnlyDictionary<string, int> Pinned => pinned;
+
+    /// <summary>
+    /// A run found <paramref name="domain"/>'s ready backlog past the threshold: spread its new records over
+    /// <see cref="OutboundQueueOptions.MaxShards"/> shards for <see cref="OutboundQueueOptions.HotDomainFor"/>.
+    /// One write when the domain becomes hot and then at most once per half of that period while it stays hot;
+    /// this process's submissions see it at once, the others' at their next refresh.
+    /// </summary>
+    /// <returns>Whether it wrote (the domain became hot or its period was renewed).</returns>
+    public async Task<bool> MarkHotAsync(string domain, CancellationToken cancellationToken)
+    {
+        if (options.HotDomainBacklog <= 0 || options.MaxShards <= 1 || pinned.ContainsKey(domain))
+        {
+            return false;
+        }
+        var domains = await DomainsAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        if (domains.TryGetValue(domain, out var hot) && hot.Shards >= options.MaxShards && hot.Until - now > options.HotDomainFor / 2)
+        {
+            return false;
+        }
+        var marked = new HotDomain(options.MaxShards, now + options.HotDomainFor);
+        await table.UpsertEntityAsync(
+            new TableEntity(Partition, RowKeyPrefix + domain) { ["Shards"] = marked.Shards, ["Until"] = marked.Until },
+            TableUpdateMode.Replace,
+            cancellationToken);
+        lock (gate)
+        {
+            var copy = current.Domains.ToDictionary(StringComparer.Ordinal);
+            copy[domain] = marked;
+            current = current with { Domains = copy.ToFrozenDictionary(StringComparer.Ordinal) };
+        }
+        return true;
+    }
+
+    /// <summary>Reads "domain=K[,domain=K…]"; K a power of two up to <see cref="DomainPartition.MaxShards"/>.</summary>
+    /// <exception cref="ArgumentException">An entry does not parse.</exception>
+    public static FrozenDictionary<string, int> ParsePins(string? text)
+    {
+        var pins = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var entry in (text ?? string.Empty).Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = entry.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0 || !int.TryParse(entry.AsSpan(equals + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var shards) || !DomainPartition.IsValidShardCount(shards))
+            {
+                throw new ArgumentException($"Queue:Shards entry \"{entry}\": expected domain=K with K a power of two from 1 to {DomainPartition.MaxShards}");
+            }
+            if (!NextHop.TryParse(entry[..equals], out var domain, out var error))
+            {
+                throw new ArgumentException($"Queue:Shards entry \"{entry}\": {error}");
+            }
+            // As submissions store partitions: A-labels, lower case.
+            pins[domain.ToString()] = shards;
+        }
+        return pins.ToFrozenDictionary(StringComparer.Ordinal);
+    }
+
+    private async ValueTask<FrozenDictionary<string, HotDomain>> DomainsAsync(CancellationToken cancellationToken)
+    {
+        var snapshot = current;
+        if (time.GetUtcNow() - snapshot.ReadAt < options.HotSetRefresh)
+        {
+            return snapshot.Domains;
+        }
+        Task<Snapshot> refresh;
+        lock (gate)
+        {
+            // One read at a time for the whole process, however many submissions find the set stale.
+            if (refreshing is null || refreshing.IsCompleted)
+            {
+                refreshing = RefreshAsync();
+            }
+            refresh = refreshing;
+        }
+        return (await refresh.WaitAsync(cancellationToken)).Domains;
+    }
+
+    private async Task<Snapshot> RefreshAsync()
+    {
+        var started = time.GetUtcNow();
+        Snapshot read;
+        try
+        {
+            var domains = new Dictionary<string, HotDomain>(StringComparer.Ordinal);
+            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {RowKeyPrefix} and Until gt {started}");
+            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: CancellationToken.None))
+            {
+                // A row another version wrote, or edited by hand, that does not parse is no hot domain.
+                if (entity.GetInt32("Shards") is { } shards && DomainPartition.IsValidShardCount(shards) && entity.GetDateTimeOffset("Until") is { } until)
+                {
+                    domains[entity.RowKey[RowKeyPrefix.Length..]] = new HotDomain(shards, until);
+                }
+            }
+            read = new Snapshot(domains.ToFrozenDictionary(StringComparer.Ordinal), started);
+        }
+        catch (Exception)
+        {
+            // A hint: storage trouble keeps the last set (new records go where they went) and is retried next period.
+            read = current with { ReadAt = started };
+        }
+        lock (gate)
+        {
+            // Marks made while reading are this process's own and newer than what it read.
+            var merged = read.Domains.ToDictionary(StringComparer.Ordinal);
+            foreach (var (domain, hot) in current.Domains)
+            {
+                if (hot.Until > started && (!merged.TryGetValue(domain, out var stored) || stored.Until < hot.Until))
+                {
+                    merged[domain] = hot;
+                }
+            }
+            current = new Snapshot(merged.ToFrozenDictionary(StringComparer.Ordinal), started);
+        }
+        return current;
+    }
+}
