@@ -14,6 +14,8 @@ builder.Services.AddCloudDelivery(builder.Configuration);
 // The event dispatcher runs in the worker for as long as it does (its sweep is a timer function).
 builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherService>();
 builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
+// Which recipient domains are hot (spread over shards), read in the background so submissions never wait.
+builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.HotDomainsService>();
 // The resolver self-check runs at start-up and then periodically, as in `serve`: a hosted service, not a timer.
 builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.ResolverSelfCheckService>();
 // Our meters, spans, logs and exporter plus the Functions defaults, in the order FunctionsTelemetry explains.

@@ -74,6 +74,7 @@ var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(se
     : args.Contains("--backlog") ? await BacklogBenchmark.RunAsync(settings, sinkPort, args)
     : args.Contains("--http") ? await HttpBenchmark.RunAsync(settings, sinkPort, args)
     : args.Contains("--tarpit") ? await TarpitBenchmark.RunAsync(settings, sinkPort)
+    : args.Contains("--hot-domain") ? await HotDomainBenchmark.RunAsync(settings, sinkPort, args)
     : await EngineBenchmark.RunAsync(settings, sinkPort);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)

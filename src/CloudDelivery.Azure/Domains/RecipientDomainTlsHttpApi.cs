@@ -29,7 +29,7 @@ public static class RecipientDomainTlsHttpApi
         {
             var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
             var shaped = shaping is null ? null : await shaping.DescribeAsync(partition, cancellationToken);
-            var shards = await queue.HotDomains.ShardsOfAsync(partition, cancellationToken);
+            var shards = queue.HotDomains.ShardsOf(partition);
             // A domain throttled at connect never got past EHLO, yet its pause is worth seeing.
             return seen is not null || shaped?.PausedUntil is not null
                 ? new JsonApiResult(200, ToJson(partition, seen, shaped, shards))

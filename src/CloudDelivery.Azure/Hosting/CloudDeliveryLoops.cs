@@ -11,7 +11,7 @@ namespace CloudDelivery.Azure.Hosting;
 
 /// <summary>
 /// The background loops of a host without Functions timers (<c>serve</c>), on the Functions timers'
-/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh, the resolver self-check and,
+/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh, the resolver self-check, the hot-domain set and,
 /// when telemetry is exported, the queue sampler. Each runs supervised (see <see cref="BackgroundLoop"/>)
 /// and reports to <see cref="ServiceHealth"/>.
 /// </summary>
@@ -35,6 +35,9 @@ public sealed class CloudDeliveryLoops(
 
     /// <summary>The resolver self-check (see <see cref="ResolverSelfCheckLoop"/>).</summary>
     public ResolverSelfCheckLoop? ResolverCheck { get; init; }
+
+    /// <summary>The hot set and how often it is read (see <see cref="Queue.HotDomains"/>).</summary>
+    public (HotDomains Domains, TimeSpan Interval)? HotDomains { get; init; }
 
     /// <summary>
     /// Runs every loop until <paramref name="cancellationToken"/> is cancelled. <paramref name="onDeath"/> is
@@ -67,6 +70,10 @@ public sealed class CloudDeliveryLoops(
         if (SharedShaping is var (shared, sharing))
         {
             loops.Add(Periodic(Shaping.SharedThrottleState.LoopName, _ => sharing.SharedStateInterval, shared.RunRoundAsync));
+        }
+        if (HotDomains is var (hot, interval) && hot.AutomaticSharding)
+        {
+            loops.Add(HotDomainsLoop.RunAsync(hot, interval, health, onDeath, time, log, cancellationToken));
         }
         if (ResolverCheck is { } resolverCheck)
         {

@@ -104,6 +104,7 @@ public static class CloudDeliveryServices
             Events = p.GetRequiredService<EventDispatcher>(),
             SharedShaping = (p.GetRequiredService<SharedThrottleState>(), p.GetRequiredService<IOptions<SharedShapingOptions>>().Value),
             ResolverCheck = p.GetRequiredService<ResolverSelfCheckLoop>(),
+            HotDomains = (p.GetRequiredService<OutboundQueue>().HotDomains, p.GetRequiredService<OutboundQueue>().Options.HotSetRefresh),
         });
         // The check that the one configured resolver validates DNSSEC, on the engine's resolver and meter.
         services.AddSingleton(p => new ResolverSelfCheck(

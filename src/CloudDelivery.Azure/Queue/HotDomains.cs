@@ -16,7 +16,8 @@ namespace CloudDelivery.Azure.Queue;
 /// shards for <see cref="OutboundQueueOptions.HotDomainFor"/>, renewed while the backlog lasts.</item>
 /// </list>
 /// The hot set is a few rows in the recipients table's <see cref="Partition"/> partition, read by every
-/// process at most once per <see cref="OutboundQueueOptions.HotSetRefresh"/> (one query, nothing per message).
+/// host in the background once per <see cref="OutboundQueueOptions.HotSetRefresh"/> (one query, nothing per
+/// message; submissions read it from memory).
 /// It only decides where new records go: records never move, every partition has its own lease, so a
 /// shard count that changes, or that two processes see differently for a while, never lets two workers
 /// deliver one record. The backlog a domain had before it became hot drains from shard 0; shards that
@@ -35,8 +36,7 @@ public sealed class HotDomains
     private readonly TimeProvider time;
     private readonly FrozenDictionary<string, int> pinned;
     private readonly Lock gate = new();
-    private volatile Snapshot current = new(FrozenDictionary<string, HotDomain>.Empty, DateTimeOffset.MinValue);
-    private Task<Snapshot>? refreshing;
+    private volatile Snapshot current = new(FrozenDictionary<string, HotDomain>.Empty);
 
     /// <exception cref="ArgumentException"><see cref="OutboundQueueOptions.Shards"/> or <see cref="OutboundQueueOptions.MaxShards"/> is invalid.</exception>
     public HotDomains(TableClient table, OutboundQueueOptions options, TimeProvider time)
@@ -54,29 +54,27 @@ public sealed class HotDomains
     /// <summary>A hot domain as stored: its shard count and when it stops being hot.</summary>
     public sealed record HotDomain(int Shards, DateTimeOffset Until);
 
-    private sealed record Snapshot(FrozenDictionary<string, HotDomain> Domains, DateTimeOffset ReadAt);
+    private sealed record Snapshot(FrozenDictionary<string, HotDomain> Domains);
 
     /// <summary>
     /// The shard count new records of <paramref name="domain"/> (a partition key: A-labels, lower case) are
-    /// spread over: its pin, else its hot count while that lasts, else 1. Never fails for storage trouble:
-    /// the last hot set read stands, and the read is tried again after a refresh period.
+    /// spread over: its pin, else its hot count while that lasts, else 1. From memory: submissions never
+    /// wait for the hot set, which <see cref="RefreshAsync"/> reads in the background.
     /// </summary>
-    public async ValueTask<int> ShardsOfAsync(string domain, CancellationToken cancellationToken)
+    public int ShardsOf(string domain)
     {
         if (pinned.TryGetValue(domain, out var pin))
         {
             return pin;
         }
-        if (options.HotDomainBacklog <= 0 || options.MaxShards <= 1)
-        {
-            return 1;
-        }
-        var domains = await DomainsAsync(cancellationToken);
-        return domains.TryGetValue(domain, out var hot) && hot.Until > time.GetUtcNow() ? hot.Shards : 1;
+        return AutomaticSharding && current.Domains.TryGetValue(domain, out var hot) && hot.Until > time.GetUtcNow() ? hot.Shards : 1;
     }
 
-    /// <summary>The hot domains as last read (pins not included), for operators.</summary>
-    public async Task<IReadOnlyDictionary<string, HotDomain>> ListAsync(CancellationToken cancellationToken) => await DomainsAsync(cancellationToken);
+    /// <summary>Whether runs mark domains hot (<see cref="OutboundQueueOptions.HotDomainBacklog"/> above zero and <see cref="OutboundQueueOptions.MaxShards"/> above one); pins apply either way.</summary>
+    public bool AutomaticSharding => options.HotDomainBacklog > 0 && options.MaxShards > 1;
+
+    /// <summary>The hot domains as last read or marked here (pins not included), for operators.</summary>
+    public IReadOnlyDictionary<string, HotDomain> Hot => current.Domains;
 
     /// <summary>The pinned domains and their shard counts.</summary>
     public IReadOnlyDictionary<string, int> Pinned => pinned;
@@ -85,18 +83,17 @@ public sealed class HotDomains
     /// A run found <paramref name="domain"/>'s ready backlog past the threshold: spread its new records over
     /// <see cref="OutboundQueueOptions.MaxShards"/> shards for <see cref="OutboundQueueOptions.HotDomainFor"/>.
     /// One write when the domain becomes hot and then at most once per half of that period while it stays hot;
-    /// this process's submissions see it at once, the others' at their next refresh.
+    /// this process's submissions see it at once, the others' at their next <see cref="RefreshAsync"/>.
     /// </summary>
     /// <returns>Whether it wrote (the domain became hot or its period was renewed).</returns>
     public async Task<bool> MarkHotAsync(string domain, CancellationToken cancellationToken)
     {
-        if (options.HotDomainBacklog <= 0 || options.MaxShards <= 1 || pinned.ContainsKey(domain))
+        if (!AutomaticSharding || pinned.ContainsKey(domain))
         {
             return false;
         }
-        var domains = await DomainsAsync(cancellationToken);
         var now = time.GetUtcNow();
-        if (domains.TryGetValue(domain, out var hot) && hot.Shards >= options.MaxShards && hot.Until - now > options.HotDomainFor / 2)
+        if (current.Domains.TryGetValue(domain, out var hot) && hot.Shards >= options.MaxShards && hot.Until - now > options.HotDomainFor / 2)
         {
             return false;
         }
@@ -109,10 +106,45 @@ public sealed class HotDomains
         {
             var copy = current.Domains.ToDictionary(StringComparer.Ordinal);
             copy[domain] = marked;
-            current = current with { Domains = copy.ToFrozenDictionary(StringComparer.Ordinal) };
+            current = new Snapshot(copy.ToFrozenDictionary(StringComparer.Ordinal));
         }
         return true;
     }
+
+    /// <summary>
+    /// Reads the hot set (one query of its partition), keeping this process's own newer marks. Run every
+    /// <see cref="OutboundQueueOptions.HotSetRefresh"/> by the hosts' <see cref="LoopName"/> loop; on failure
+    /// the last set stays (it is a hint: new records go where they went) and the loop tries again.
+    /// </summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        var started = time.GetUtcNow();
+        var read = new Dictionary<string, HotDomain>(StringComparer.Ordinal);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {RowKeyPrefix} and Until gt {started}");
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        {
+            // A row another version wrote, or edited by hand, that does not parse is no hot domain.
+            if (entity.RowKey.StartsWith(RowKeyPrefix, StringComparison.Ordinal) && entity.GetInt32("Shards") is { } shards && DomainPartition.IsValidShardCount(shards) && entity.GetDateTimeOffset("Until") is { } until)
+            {
+                read[entity.RowKey[RowKeyPrefix.Length..]] = new HotDomain(shards, until);
+            }
+        }
+        lock (gate)
+        {
+            // Marks made while reading are this process's own and may be newer than what it read.
+            foreach (var (domain, hot) in current.Domains)
+            {
+                if (hot.Until > started && (!read.TryGetValue(domain, out var stored) || stored.Until < hot.Until))
+                {
+                    read[domain] = hot;
+                }
+            }
+            current = new Snapshot(read.ToFrozenDictionary(StringComparer.Ordinal));
+        }
+    }
+
+    /// <summary>The name of the hosts' loop that runs <see cref="RefreshAsync"/> (in health's loop list).</summary>
+    public const string LoopName = "hot-domains";
 
     /// <summary>Reads "domain=K[,domain=K…]"; K a power of two up to <see cref="DomainPartition.MaxShards"/>.</summary>
     /// <exception cref="ArgumentException">An entry does not parse.</exception>
@@ -134,64 +166,5 @@ public sealed class HotDomains
             pins[domain.ToString()] = shards;
         }
         return pins.ToFrozenDictionary(StringComparer.Ordinal);
-    }
-
-    private async ValueTask<FrozenDictionary<string, HotDomain>> DomainsAsync(CancellationToken cancellationToken)
-    {
-        var snapshot = current;
-        if (time.GetUtcNow() - snapshot.ReadAt < options.HotSetRefresh)
-        {
-            return snapshot.Domains;
-        }
-        Task<Snapshot> refresh;
-        lock (gate)
-        {
-            // One read at a time for the whole process, however many submissions find the set stale.
-            if (refreshing is null || refreshing.IsCompleted)
-            {
-                refreshing = RefreshAsync();
-            }
-            refresh = refreshing;
-        }
-        return (await refresh.WaitAsync(cancellationToken)).Domains;
-    }
-
-    private async Task<Snapshot> RefreshAsync()
-    {
-        var started = time.GetUtcNow();
-        Snapshot read;
-        try
-        {
-            var domains = new Dictionary<string, HotDomain>(StringComparer.Ordinal);
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {RowKeyPrefix} and Until gt {started}");
-            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: CancellationToken.None))
-            {
-                // A row another version wrote, or edited by hand, that does not parse is no hot domain.
-                if (entity.GetInt32("Shards") is { } shards && DomainPartition.IsValidShardCount(shards) && entity.GetDateTimeOffset("Until") is { } until)
-                {
-                    domains[entity.RowKey[RowKeyPrefix.Length..]] = new HotDomain(shards, until);
-                }
-            }
-            read = new Snapshot(domains.ToFrozenDictionary(StringComparer.Ordinal), started);
-        }
-        catch (Exception)
-        {
-            // A hint: storage trouble keeps the last set (new records go where they went) and is retried next period.
-            read = current with { ReadAt = started };
-        }
-        lock (gate)
-        {
-            // Marks made while reading are this process's own and newer than what it read.
-            var merged = read.Domains.ToDictionary(StringComparer.Ordinal);
-            foreach (var (domain, hot) in current.Domains)
-            {
-                if (hot.Until > started && (!merged.TryGetValue(domain, out var stored) || stored.Until < hot.Until))
-                {
-                    merged[domain] = hot;
-                }
-            }
-            current = new Snapshot(merged.ToFrozenDictionary(StringComparer.Ordinal), started);
-        }
-        return current;
     }
 }

@@ -246,7 +246,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         {
             // A hot domain's messages are spread over its shards; a resumed one goes where its first try put it.
             var partition = request.Resume?.StoredPartitions.GetValueOrDefault(domain.Key)
-                ?? DomainPartition.Of(domain.Key, DomainPartition.ShardFor(messageId, await HotDomains.ShardsOfAsync(domain.Key, cancellationToken)));
+                ?? DomainPartition.Of(domain.Key, DomainPartition.ShardFor(messageId, HotDomains.ShardsOf(domain.Key)));
             // Queued recipients first: the first record (.0000) holds an inline body, and should be one that needs it.
             var records = domain.Select((recipient, index) => new RecipientRecord
             {

@@ -16,7 +16,9 @@ internal static class DomainStatus
         }
         var seen = await RecipientDomainTlsStore.ReadAsync(queue.Storage.Recipients, partition, cancellationToken);
         var shaped = await shaping.DescribeAsync(partition, cancellationToken);
-        var shards = await queue.HotDomains.ShardsOfAsync(partition, cancellationToken);
+        // The CLI runs no loops: one read of the hot set for the answer.
+        await queue.HotDomains.RefreshAsync(cancellationToken);
+        var shards = queue.HotDomains.ShardsOf(partition);
         if (seen is null && shaped.PausedUntil is null)
         {
             await output.WriteLineAsync($"clouddelivery status: nothing is known yet of {partition}");

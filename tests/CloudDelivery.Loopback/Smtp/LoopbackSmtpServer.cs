@@ -517,6 +517,12 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
                 await FlushAsync();
                 await Task.Delay(Timeout.Infinite, Stopping);
             }
+            if (options.DataReplyLatency > TimeSpan.Zero)
+            {
+                // A distant receiver scanning the message before it answers: the client waits, the server's thread does not.
+                await FlushAsync();
+                await Task.Delay(options.DataReplyLatency, Stopping);
+            }
             var transaction = server.TransactionCount + 1;
             var verdict = options.MaxSize is { } max && size > max
                 ? new SmtpServerReply(552, "5.3.4", "message too big")

@@ -156,6 +156,12 @@ public sealed class LoopbackSmtpServerOptions
     public TimeSpan HostileInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// How long the reply to the end of DATA takes, as at a big receiver that scans every message before it
+    /// answers (and across a real network's round trip); zero answers at once.
+    /// </summary>
+    public TimeSpan DataReplyLatency { get; set; }
+
+    /// <summary>
     /// Connections open at once beyond which a new one is greeted with 421 and closed, as receivers that
     /// limit connections per client do (RFC 5321 §3.8). Null: no limit.
     /// </summary>
