@@ -16,6 +16,8 @@ builder.Services.AddHostedService<CloudDelivery.Azure.Events.EventDispatcherServ
 builder.Services.AddHostedService<CloudDelivery.Azure.Shaping.SharedShapingService>();
 // Which recipient domains are hot (spread over shards), read in the background so submissions never wait.
 builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.HotDomainsService>();
+// Delivery runs keep TLSRPT results in memory; this writes them every TlsRpt:ResultsFlushInterval and at shutdown.
+builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.TlsRptFlushService>();
 // The resolver self-check runs at start-up and then periodically, as in `serve`: a hosted service, not a timer.
 builder.Services.AddHostedService<CloudDelivery.Azure.Hosting.ResolverSelfCheckService>();
 // Our meters, spans, logs and exporter plus the Functions defaults, in the order FunctionsTelemetry explains.

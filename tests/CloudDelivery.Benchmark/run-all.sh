@@ -34,11 +34,15 @@ for round in $(seq 1 "$rounds"); do
           dotnet $dll --http $flags --messages $messages --domains 50 --sink-port \$SINK_PORT
         fi"
     done
-    # Cold destinations, a tarpit beside healthy domains, and a backlog of 10k and 100k.
+    # Cold destinations, a tarpit beside healthy domains, a backlog of 10k and 100k.
     bench --cold --messages "$messages"
     bench --tarpit --messages "$messages" --domains 50
     bench --backlog 10000 --messages 2000 --domains 20
     bench --backlog 100000 --messages 2000 --domains 20
+    # One hot domain (half the mail) drained by K = 1, 2, 4 shards: as fast as the receiver answers, and
+    # with a receiver that takes 50 ms to answer DATA (as a distant big receiver does).
+    bench --hot-domain --messages "$messages" --domains 50
+    bench --hot-domain --messages "$messages" --domains 50 --latency-ms 50
   } 2>&1 | tee -a "$log"
 done
 python3 "$here/summarise.py" < "$log"

@@ -11,7 +11,7 @@ namespace CloudDelivery.Azure.Hosting;
 
 /// <summary>
 /// The background loops of a host without Functions timers (<c>serve</c>), on the Functions timers'
-/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh, the resolver self-check, the hot-domain set and,
+/// schedules: wake-up polling, the sweeper, the purge, the TLSRPT report run, the MTA-STS refresh, the resolver self-check, the hot-domain set, the TLSRPT results flush and,
 /// when telemetry is exported, the queue sampler. Each runs supervised (see <see cref="BackgroundLoop"/>)
 /// and reports to <see cref="ServiceHealth"/>.
 /// </summary>
@@ -35,6 +35,9 @@ public sealed class CloudDeliveryLoops(
 
     /// <summary>The resolver self-check (see <see cref="ResolverSelfCheckLoop"/>).</summary>
     public ResolverSelfCheckLoop? ResolverCheck { get; init; }
+
+    /// <summary>The TLSRPT results delivery runs keep in memory, written by <see cref="TlsRptFlushLoop"/>.</summary>
+    public TlsRptResultStore? TlsResults { get; init; }
 
     /// <summary>The hot set and how often it is read (see <see cref="Queue.HotDomains"/>).</summary>
     public (HotDomains Domains, TimeSpan Interval)? HotDomains { get; init; }
@@ -74,6 +77,10 @@ public sealed class CloudDeliveryLoops(
         if (HotDomains is var (hot, interval) && hot.AutomaticSharding)
         {
             loops.Add(HotDomainsLoop.RunAsync(hot, interval, health, onDeath, time, log, cancellationToken));
+        }
+        if (TlsResults is { } tlsResults)
+        {
+            loops.Add(TlsRptFlushLoop.RunAsync(tlsResults, health, onDeath, time, log, cancellationToken));
         }
         if (ResolverCheck is { } resolverCheck)
         {

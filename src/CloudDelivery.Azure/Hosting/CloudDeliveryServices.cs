@@ -57,7 +57,10 @@ public static class CloudDeliveryServices
         services.AddDeliveryEngine(configuration.GetSection(CloudDeliveryOptions.DeliverySection));
         services.AddSmarthost(configuration.GetSection(CloudDeliveryOptions.SmarthostSection));
         services.AddEventSinks(configuration);
-        services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(p => new TlsRptResultStore(p.GetRequiredService<OutboundStorage>().TlsReports, p.GetRequiredService<TimeProvider>())
+        {
+            FlushInterval = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.ResultsFlushInterval,
+        });
         services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
         services.AddSingleton(p => new MtaStsPolicyRefresher(
             p.GetRequiredService<DeliveryEngine>().MtaSts,
@@ -104,6 +107,7 @@ public static class CloudDeliveryServices
             Events = p.GetRequiredService<EventDispatcher>(),
             SharedShaping = (p.GetRequiredService<SharedThrottleState>(), p.GetRequiredService<IOptions<SharedShapingOptions>>().Value),
             ResolverCheck = p.GetRequiredService<ResolverSelfCheckLoop>(),
+            TlsResults = p.GetRequiredService<TlsRptResultStore>(),
             HotDomains = (p.GetRequiredService<OutboundQueue>().HotDomains, p.GetRequiredService<OutboundQueue>().Options.HotSetRefresh),
         });
         // The check that the one configured resolver validates DNSSEC, on the engine's resolver and meter.

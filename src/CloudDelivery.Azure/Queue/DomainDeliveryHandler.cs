@@ -299,7 +299,7 @@ public sealed class DomainDeliveryHandler(OutboundQueue queue, DeliveryEngine en
         }
         try
         {
-            await tlsResults.RecordAsync(domain, outcome.RecipientDomainResult, outcome.HostResults, cancellationToken);
+            await tlsResults.AddAsync(domain, outcome.RecipientDomainResult, outcome.HostResults, cancellationToken);
         }
         catch (global::Azure.RequestFailedException e)
         {

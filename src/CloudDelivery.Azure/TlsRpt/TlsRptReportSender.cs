@@ -30,6 +30,13 @@ public sealed class TlsRptOptions
     /// <summary>Days of results kept for <c>tlsrpt show</c> and for retrying reports that could not be sent.</summary>
     public int RetentionDays { get; set; } = 3;
 
+    /// <summary>
+    /// How long each delivery run's TLSRPT results wait in memory before they are written (one write per
+    /// recipient domain and interval instead of one per run); zero writes every run's at once. A crash loses
+    /// at most this interval's counts, and `tlsrpt show` lags by as much.
+    /// </summary>
+    public TimeSpan ResultsFlushInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Largest random wait before a scheduled run starts, so many senders do not report at the same second.</summary>
     public TimeSpan StartJitter { get; set; } = TimeSpan.FromMinutes(2);
 

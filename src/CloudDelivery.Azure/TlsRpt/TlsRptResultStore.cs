@@ -43,11 +43,109 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
     /// <summary>The partition key of a day.</summary>
     public static string DayKey(DateOnly day) => day.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
 
+    /// <summary>Results added by <see cref="AddAsync"/> and not yet written, per day and recipient domain.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Day, string Domain), List<Entry>> pending = new();
+
     /// <summary>
-    /// Adds one delivery run's results for <paramref name="recipientDomain"/> to today's (UTC) totals.
-    /// Retries on a concurrent write; gives up only after many conflicts in a row.
+    /// How long <see cref="AddAsync"/> keeps a domain's results in memory before <see cref="FlushAsync"/> writes
+    /// them (TlsRpt:ResultsFlushInterval; the hosts' flush loop runs at this interval and once at shutdown).
+    /// Zero writes every run's results at once. A run costs a write of the day's entity otherwise: with many
+    /// short runs per domain that is one of the largest per-message storage costs, for counts that are read
+    /// once a day (RFC 8460 §4.1: a report covers a UTC day).
     /// </summary>
-    public async Task RecordAsync(string recipientDomain, TlsRptResult? domainResult, IEnumerable<TlsRptResult> hostResults, CancellationToken cancellationToken)
+    public TimeSpan FlushInterval { get; init; }
+
+    /// <summary>
+    /// Adds one delivery run's results for <paramref name="recipientDomain"/> to today's (UTC) totals: in
+    /// memory until the next <see cref="FlushAsync"/> when <see cref="FlushInterval"/> is set, else written at
+    /// once (<see cref="RecordAsync"/>). What a crash loses is at most one interval of counts: statistics,
+    /// never a delivery.
+    /// </summary>
+    public async Task AddAsync(string recipientDomain, TlsRptResult? domainResult, IEnumerable<TlsRptResult> hostResults, CancellationToken cancellationToken)
+    {
+        if (FlushInterval <= TimeSpan.Zero)
+        {
+            await RecordAsync(recipientDomain, domainResult, hostResults, cancellationToken);
+            return;
+        }
+        var additions = Additions(domainResult, hostResults);
+        if (additions.Count == 0)
+        {
+            return;
+        }
+        var key = (DayKey(DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime)), recipientDomain);
+        while (true)
+        {
+            var entries = pending.GetOrAdd(key, _ => []);
+            lock (entries)
+            {
+                // A list a flush has taken out is no longer pending: add to a new one.
+                if (pending.TryGetValue(key, out var current) && ReferenceEquals(current, entries))
+                {
+                    MergeInto(entries, additions);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes every pending domain's results (one conditional write per day and domain). Results whose
+    /// write fails go back to pending and the first failure is thrown once the rest are written, so the
+    /// flush loop logs it and tries again at its next round.
+    /// </summary>
+    /// <returns>The entities written.</returns>
+    public async Task<int> FlushAsync(CancellationToken cancellationToken)
+    {
+        var written = 0;
+        Exception? failure = null;
+        foreach (var key in pending.Keys)
+        {
+            if (!pending.TryRemove(key, out var entries))
+            {
+                continue;
+            }
+            List<(bool IsHost, TlsRptResult Result)> additions;
+            lock (entries)
+            {
+                additions = entries.Select(e => (e.IsHost, e.Result)).ToList();
+            }
+            try
+            {
+                await WriteAsync(key.Day, key.Domain, additions, cancellationToken);
+                written++;
+            }
+            catch (Exception e) when (e is RequestFailedException or OperationCanceledException or IOException)
+            {
+                var back = pending.GetOrAdd(key, _ => []);
+                lock (back)
+                {
+                    MergeInto(back, additions);
+                }
+                failure ??= e;
+            }
+        }
+        if (failure is not null)
+        {
+            throw failure is OperationCanceledException ? failure : new IOException($"writing TLSRPT results failed; kept for the next flush: {failure.Message}", failure);
+        }
+        return written;
+    }
+
+    /// <summary>Results waiting for <see cref="FlushAsync"/> (day and recipient domain pairs).</summary>
+    public int PendingCount => pending.Count;
+
+    /// <summary>
+    /// Adds one delivery run's results for <paramref name="recipientDomain"/> to today's (UTC) totals, written
+    /// now. Retries on a concurrent write; gives up only after many conflicts in a row.
+    /// </summary>
+    public Task RecordAsync(string recipientDomain, TlsRptResult? domainResult, IEnumerable<TlsRptResult> hostResults, CancellationToken cancellationToken)
+    {
+        var additions = Additions(domainResult, hostResults);
+        return additions.Count == 0 ? Task.CompletedTask : WriteAsync(DayKey(DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime)), recipientDomain, additions, cancellationToken);
+    }
+
+    private static List<(bool IsHost, TlsRptResult Result)> Additions(TlsRptResult? domainResult, IEnumerable<TlsRptResult> hostResults)
     {
         var additions = new List<(bool IsHost, TlsRptResult Result)>();
         if (domainResult is not null)
@@ -55,11 +153,26 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
             additions.Add((false, domainResult));
         }
         additions.AddRange(hostResults.Select(r => (true, r)));
-        if (additions.Count == 0)
+        return additions;
+    }
+
+    /// <summary>Adds <paramref name="additions"/> to <paramref name="entries"/>, one entry per policy (copies: the engine's results are not kept).</summary>
+    private static void MergeInto(List<Entry> entries, IEnumerable<(bool IsHost, TlsRptResult Result)> additions)
+    {
+        foreach (var (isHost, result) in additions)
         {
-            return;
+            var same = entries.Find(s => s.IsHost == isHost && s.Result.Policy.SameAs(result.Policy));
+            if (same is null)
+            {
+                entries.Add(same = new Entry(isHost, new TlsRptResult(result.Policy)));
+            }
+            same.Result.Merge(result);
+            Trim(same.Result);
         }
-        var day = DayKey(DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime));
+    }
+
+    private async Task WriteAsync(string day, string recipientDomain, List<(bool IsHost, TlsRptResult Result)> additions, CancellationToken cancellationToken)
+    {
         for (var attempt = 0; ; attempt++)
         {
             // What this instance wrote last for the entity, if nobody wrote since, saves reading it back:
@@ -78,16 +191,7 @@ public sealed class TlsRptResultStore(TableClient table, TimeProvider? time = nu
                 stored = existing.HasValue ? Parse(existing.Value!.GetString("Results")) : [];
                 etag = existing.HasValue ? existing.Value!.ETag : null;
             }
-            foreach (var (isHost, result) in additions)
-            {
-                var same = stored.Find(s => s.IsHost == isHost && s.Result.Policy.SameAs(result.Policy));
-                if (same is null)
-                {
-                    stored.Add(same = new Entry(isHost, new TlsRptResult(result.Policy)));
-                }
-                same.Result.Merge(result);
-                Trim(same.Result);
-            }
+            MergeInto(stored, additions);
             var json = Serialize(stored);
             var entity = new TableEntity(day, recipientDomain) { ["Results"] = json };
             try
