@@ -84,6 +84,11 @@ internal static class HttpBenchmark
         await app.StopAsync();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http: {settings.Messages} POSTed by {clients} clients in {submitted.TotalSeconds:F1} s ({refused} refused), {run.Messages} delivered in {run.Elapsed.TotalSeconds:F1} s"));
         run.Print("end-to-end", "http", string.Create(CultureInfo.InvariantCulture, $"{clients} HTTP clients; storage transactions counted to the last delivery"));
+        // By kind, as --end-to-end prints them (the whole run's, start-up included).
+        foreach (var (kind, n) in storage.Counter.ByKind.OrderByDescending(k => k.Value))
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
+        }
         return run.Messages == settings.Messages ? 0 : 1;
     }
 }

@@ -61,7 +61,8 @@ public static class CloudDeliveryServices
         {
             FlushInterval = p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.TlsRpt.ResultsFlushInterval,
         });
-        services.AddSingleton<IMtaStsPolicyStore>(p => new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies));
+        // The shared table, with this process's reads of the last minute in front (one read per domain and minute, not per run).
+        services.AddSingleton<IMtaStsPolicyStore>(p => new RecentlyReadMtaStsPolicyStore(new TableMtaStsPolicyStore(p.GetRequiredService<OutboundStorage>().MtaStsPolicies), p.GetRequiredService<TimeProvider>()));
         services.AddSingleton(p => new MtaStsPolicyRefresher(
             p.GetRequiredService<DeliveryEngine>().MtaSts,
             p.GetRequiredService<IOptions<CloudDeliveryOptions>>().Value.MtaSts,

@@ -63,6 +63,36 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
     };
 
     [Fact]
+    public async Task Recent_reads_spare_the_table_a_read_per_run_and_other_writers_are_seen_within_a_minute()
+    {
+        var recent = new RecentlyReadMtaStsPolicyStore(store, time);
+        var before = storage.Counter.Count;
+        // A domain without a policy (the common case) and one with: each read once however many runs ask.
+        for (var run = 0; run < 10; run++)
+        {
+            Assert.Null(await recent.GetAsync(Domain.Parse("none.example"), CancellationToken.None));
+        }
+        await recent.PutAsync(Entry("has.example"), CancellationToken.None);
+        for (var run = 0; run < 10; run++)
+        {
+            Assert.Equal("20261125", (await recent.GetAsync(Domain.Parse("has.example"), CancellationToken.None))!.RecordId);
+        }
+        Assert.Equal(2, storage.Counter.Count - before); // one read of none.example, one write of has.example
+
+        // Another process stores a policy for none.example and replaces has.example's.
+        await store.PutAsync(Entry("none.example"), CancellationToken.None);
+        await store.PutAsync(Entry("has.example") with { RecordId = "20261201" }, CancellationToken.None);
+        Assert.Null(await recent.GetAsync(Domain.Parse("none.example"), CancellationToken.None));
+        time.Advance(RecentlyReadMtaStsPolicyStore.DefaultLifetime);
+        Assert.NotNull(await recent.GetAsync(Domain.Parse("none.example"), CancellationToken.None));
+        Assert.Equal("20261201", (await recent.GetAsync(Domain.Parse("has.example"), CancellationToken.None))!.RecordId);
+
+        // This process's own delete is seen at once.
+        await recent.DeleteAsync("has.example", CancellationToken.None);
+        Assert.Null(await recent.GetAsync(Domain.Parse("has.example"), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Table_store_round_trips_entries_and_shows_mode_and_max_age_to_operators()
     {
         var policy = Entry("roundtrip.example", PolicyText("testing", "mx1.roundtrip.example", "*.roundtrip.example")) with { LastError = "earlier trouble" };
@@ -353,7 +383,7 @@ public sealed class MtaStsTableCacheTests(AzuriteFixture azurite) : IAsyncLifeti
         });
 
         var engine = app.Services.GetRequiredService<CloudDelivery.Delivery.DeliveryEngine>();
-        var tableStore = Assert.IsType<TableMtaStsPolicyStore>(engine.MtaSts.Store);
+        var tableStore = Assert.IsType<TableMtaStsPolicyStore>(Assert.IsType<RecentlyReadMtaStsPolicyStore>(engine.MtaSts.Store).Shared);
         Assert.Equal(storage.Options.MtaStsTable, tableStore.Table.Name);
         Assert.Equal(TimeSpan.FromHours(3), app.Services.GetRequiredService<MtaStsPolicyRefresher>().Options.Interval);
         await app.StartAsync();
