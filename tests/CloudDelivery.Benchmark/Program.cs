@@ -69,6 +69,7 @@ else
 }
 
 // One mode per run (its own process, so peak working set is the mode's own); each mode lives in its own file.
+using var allocations = args.Contains("--alloc-profile") ? new AllocationSampler() : null;
 var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(settings, sinkPort)
     : args.Contains("--cold") ? await ColdBenchmark.RunAsync(settings, sinkPort)
     : args.Contains("--backlog") ? await BacklogBenchmark.RunAsync(settings, sinkPort, args)
@@ -76,6 +77,7 @@ var status = args.Contains("--end-to-end") ? await EndToEndBenchmark.RunAsync(se
     : args.Contains("--tarpit") ? await TarpitBenchmark.RunAsync(settings, sinkPort)
     : args.Contains("--hot-domain") ? await HotDomainBenchmark.RunAsync(settings, sinkPort, args)
     : await EngineBenchmark.RunAsync(settings, sinkPort);
+allocations?.Print(settings.Messages);
 postfixSink?.Kill(entireProcessTree: true);
 if (ownSink is not null)
 {

@@ -60,6 +60,9 @@ public sealed class DnsZone
     private readonly Lock gate = new();
     private readonly Dictionary<string, List<ZoneRecord>> records = new(StringComparer.Ordinal);
     private readonly List<string> secureSuffixes = [];
+
+    /// <summary>Per name, how many names with records lie below it: a lookup answers "exists" (RFC 8020) without scanning every name.</summary>
+    private readonly Dictionary<string, int> descendants = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (int Code, string Text)> bogus = new(StringComparer.Ordinal);
     private readonly HashSet<string> servFail = new(StringComparer.Ordinal);
     private readonly HashSet<string> silent = new(StringComparer.Ordinal);
@@ -206,14 +209,14 @@ public sealed class DnsZone
         {
             if (type is null)
             {
-                records.Remove(key);
+                RemoveName(key);
             }
             else if (records.TryGetValue(key, out var list))
             {
                 list.RemoveAll(r => DnsRecordType.Name(r.Type).Equals(type, StringComparison.OrdinalIgnoreCase));
                 if (list.Count == 0)
                 {
-                    records.Remove(key);
+                    RemoveName(key);
                 }
             }
         }
@@ -444,8 +447,8 @@ public sealed class DnsZone
                 : ZoneFailure.None;
             var list = records.TryGetValue(key, out var found) ? found.ToArray() : [];
             // RFC 8020: a name with descendants exists even without records of its own (an empty non-terminal).
-            var exists = list.Length > 0 || key.Length == 0 || records.Keys.Any(k => k.EndsWith("." + key, StringComparison.Ordinal));
-            var secure = secureSuffixes.Any(s => key == s || s.Length == 0 || key.EndsWith("." + s, StringComparison.Ordinal));
+            var exists = list.Length > 0 || key.Length == 0 || descendants.ContainsKey(key);
+            var secure = secureSuffixes.Any(s => IsAtOrBelow(key, s));
             return new ZoneLookup(list, exists, secure, failure, failure == ZoneFailure.Bogus ? bogus[key] : null, malformed.GetValueOrDefault(key));
         }
     }
@@ -458,11 +461,48 @@ public sealed class DnsZone
             if (!records.TryGetValue(key, out var list))
             {
                 records[key] = list = [];
+                foreach (var ancestor in Ancestors(key))
+                {
+                    descendants[ancestor] = descendants.GetValueOrDefault(ancestor) + 1;
+                }
             }
             list.Add(record);
         }
         return this;
     }
+
+    /// <summary>Removes a name with records and its count in its ancestors' (under <see cref="gate"/>).</summary>
+    private void RemoveName(string key)
+    {
+        if (!records.Remove(key))
+        {
+            return;
+        }
+        foreach (var ancestor in Ancestors(key))
+        {
+            if (descendants[ancestor] == 1)
+            {
+                descendants.Remove(ancestor);
+            }
+            else
+            {
+                descendants[ancestor]--;
+            }
+        }
+    }
+
+    /// <summary>"a.b.c" → "b.c", "c" (the root is not listed: it always exists).</summary>
+    private static IEnumerable<string> Ancestors(string key)
+    {
+        for (var dot = key.IndexOf('.', StringComparison.Ordinal); dot >= 0; dot = key.IndexOf('.', dot + 1))
+        {
+            yield return key[(dot + 1)..];
+        }
+    }
+
+    /// <summary>True when <paramref name="key"/> is <paramref name="suffix"/> or below it, without building "." + suffix.</summary>
+    private static bool IsAtOrBelow(string key, string suffix) =>
+        suffix.Length == 0 || key == suffix || (key.Length > suffix.Length && key[key.Length - suffix.Length - 1] == '.' && key.EndsWith(suffix, StringComparison.Ordinal));
 
     private DnsZone AddAddress(string name, string address, AddressFamily family, ushort type)
     {
