@@ -17,9 +17,16 @@ internal sealed class Measurement
     private readonly long transactionsBefore;
     private readonly Dictionary<string, long> byServiceBefore;
 
+    private readonly Timer workingSetSampler;
+    private long workingSetDuringRun;
+
     private Measurement(StorageTransactionCounter? storage)
     {
-        GC.Collect();
+        // Aggressive: memory a mode's preparation used (the backlog's 100,000 records) is given back, so the
+        // working set sampled during the run is the run's own.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        workingSetDuringRun = Environment.WorkingSet;
+        workingSetSampler = new Timer(_ => InterlockedMax(ref workingSetDuringRun, Environment.WorkingSet), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(50));
         this.storage = storage;
         transactionsBefore = storage?.Count ?? 0;
         byServiceBefore = storage?.ByService.ToDictionary(p => p.Key, p => p.Value) ?? [];
@@ -35,6 +42,8 @@ internal sealed class Measurement
     public MeasuredRun Stop(long messages)
     {
         clock.Stop();
+        workingSetSampler.Dispose();
+        InterlockedMax(ref workingSetDuringRun, Environment.WorkingSet);
         using var process = Process.GetCurrentProcess();
         return new MeasuredRun(
             messages,
@@ -43,13 +52,33 @@ internal sealed class Measurement
             process.PeakWorkingSet64,
             GC.GetTotalAllocatedBytes() - allocatedBefore,
             storage is null ? null : storage.Count - transactionsBefore,
-            storage?.ByService.ToDictionary(p => p.Key, p => p.Value - byServiceBefore.GetValueOrDefault(p.Key)));
+            storage?.ByService.ToDictionary(p => p.Key, p => p.Value - byServiceBefore.GetValueOrDefault(p.Key)))
+        {
+            WorkingSetDuringRun = Interlocked.Read(ref workingSetDuringRun),
+        };
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Interlocked.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+            current = seen;
+        }
     }
 }
 
 /// <summary>What one measured stretch gave.</summary>
 internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu, long PeakWorkingSet, long Allocated, long? StorageTransactions, IReadOnlyDictionary<string, long>? TransactionsByService = null)
 {
+    /// <summary>The largest working set sampled (every 50 ms) between Start and Stop: unlike <see cref="PeakWorkingSet"/>, not what came before.</summary>
+    public long WorkingSetDuringRun { get; init; }
+
     public double MessagesPerSecond => Messages / Math.Max(Elapsed.TotalSeconds, 1e-9);
 
     public double CpuMicrosecondsPerMessage => Cpu.TotalMilliseconds * 1000 / Math.Max(1, Messages);
@@ -64,7 +93,7 @@ internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu
     {
         var tx = TransactionsPerMessage is { } t ? string.Create(CultureInfo.InvariantCulture, $", {t:F2} storage transactions/message") : string.Empty;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{mode} {variant}: {Messages} messages in {Elapsed.TotalSeconds:F2} s: {MessagesPerSecond:F0} messages/s, CPU {CpuMicrosecondsPerMessage:F0} µs/message, peak working set {PeakWorkingSet / 1048576} MiB, allocated {Allocated / Math.Max(1, Messages) / 1024} KiB/message{tx}{(note is null ? string.Empty : "; " + note)}"));
+            $"{mode} {variant}: {Messages} messages in {Elapsed.TotalSeconds:F2} s: {MessagesPerSecond:F0} messages/s, CPU {CpuMicrosecondsPerMessage:F0} µs/message, peak working set {PeakWorkingSet / 1048576} MiB ({WorkingSetDuringRun / 1048576} MiB at most during the run), allocated {Allocated / Math.Max(1, Messages) / 1024} KiB/message{tx}{(note is null ? string.Empty : "; " + note)}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RESULT mode={mode} variant={variant} rate={MessagesPerSecond:F0} cpu_us={CpuMicrosecondsPerMessage:F0} peak_mib={PeakWorkingSet / 1048576} tx={(TransactionsPerMessage is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "-")}"));
     }
