@@ -517,7 +517,8 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     public async Task<List<RecipientRecord>> ReadyAsync(string partition, CancellationToken cancellationToken, int limit = int.MaxValue)
     {
         var now = clock.GetUtcNow();
-        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.PartitionKey == partition && r.State == RecipientState.Queued && r.NextAttemptAt <= now);
+        // The string form: the expression form compiles a delegate for every captured value, every run.
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and State eq {RecipientState.Queued} and NextAttemptAt le {now}");
         var list = new List<RecipientRecord>();
         await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, maxPerPage: Math.Min(limit, 1000), cancellationToken: cancellationToken))
         {
@@ -595,7 +596,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
         {
             return list;
         }
-        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(r => r.MessageId == messageId, cancellationToken: cancellationToken))
+        await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(TableClient.CreateQueryFilter($"MessageId eq {messageId}"), cancellationToken: cancellationToken))
         {
             list.Add(record);
         }
@@ -606,7 +607,7 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     public async Task<IReadOnlyCollection<string>> DomainsDueAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         var domains = new HashSet<string>(StringComparer.Ordinal);
-        var filter = TableClient.CreateQueryFilter<RecipientRecord>(r => r.State == RecipientState.Queued && r.NextAttemptAt <= before);
+        var filter = TableClient.CreateQueryFilter($"State eq {RecipientState.Queued} and NextAttemptAt le {before}");
         await foreach (var record in storage.Recipients.QueryAsync<RecipientRecord>(filter, select: ["PartitionKey"], cancellationToken: cancellationToken))
         {
             domains.Add(record.PartitionKey);
