@@ -57,6 +57,40 @@ public static class BackgroundLoop
     }
 
     /// <summary>
+    /// A periodic loop under supervision, as the hosts run their loops: health's entry <paramref name="name"/>,
+    /// <see cref="RunPeriodicAsync"/> inside <see cref="SuperviseAsync"/>.
+    /// </summary>
+    public static Task SupervisePeriodicAsync(
+        ServiceHealth health,
+        string name,
+        Func<DateTimeOffset, TimeSpan> delayBeforeRound,
+        Func<CancellationToken, Task> round,
+        Action onDeath,
+        TimeProvider time,
+        ILogger log,
+        CancellationToken cancellationToken,
+        TimeSpan? retryAfterFailure = null)
+    {
+        var status = health.Loop(name);
+        return SuperviseAsync(status, ct => RunPeriodicAsync(status, delayBeforeRound, round, time, log, ct, retryAfterFailure), onDeath, time, log, cancellationToken);
+    }
+
+    /// <summary>A delay for <see cref="RunPeriodicAsync"/>: the first round at once, then one per <paramref name="interval"/>.</summary>
+    public static Func<DateTimeOffset, TimeSpan> AtOnceThenEvery(TimeSpan interval)
+    {
+        var first = true;
+        return _ =>
+        {
+            if (!first)
+            {
+                return interval;
+            }
+            first = false;
+            return TimeSpan.Zero;
+        };
+    }
+
+    /// <summary>
     /// Runs <paramref name="loop"/> and watches it end: ending when <paramref name="cancellationToken"/> is
     /// cancelled is the normal stop; ending otherwise (returning or throwing) marks the loop dead, logs it
     /// as critical and calls <paramref name="onDeath"/>. Never throws.

@@ -88,12 +88,7 @@ public sealed class CloudDeliveryLoops(
         }
         if (sampler is not null)
         {
-            var first = true;
-            loops.Add(Periodic("queue-sampler", _ => first ? TimeSpan.Zero : sampler.Interval, async ct =>
-            {
-                first = false;
-                await sampler.SampleAsync(ct);
-            }));
+            loops.Add(Periodic("queue-sampler", BackgroundLoop.AtOnceThenEvery(sampler.Interval), sampler.SampleAsync));
         }
         return Task.WhenAll(loops);
 
@@ -101,7 +96,7 @@ public sealed class CloudDeliveryLoops(
             BackgroundLoop.SuperviseAsync(health.Loop(name), loop, onDeath, time, log, cancellationToken);
 
         Task Periodic(string name, Func<DateTimeOffset, TimeSpan> delay, Func<CancellationToken, Task> round, TimeSpan? retryAfterFailure = null) =>
-            Supervise(name, ct => BackgroundLoop.RunPeriodicAsync(health.Loop(name), delay, round, time, log, ct, retryAfterFailure));
+            BackgroundLoop.SupervisePeriodicAsync(health, name, delay, round, onDeath, time, log, cancellationToken, retryAfterFailure);
 
         Task RefreshLoop()
         {

@@ -13,22 +13,8 @@ namespace CloudDelivery.Azure.Hosting;
 /// </summary>
 public static class HotDomainsLoop
 {
-    public static Task RunAsync(HotDomains hot, TimeSpan interval, ServiceHealth health, Action onDeath, TimeProvider time, ILogger log, CancellationToken cancellationToken)
-    {
-        var first = true;
-        var status = health.Loop(HotDomains.LoopName);
-        return BackgroundLoop.SuperviseAsync(
-            status,
-            ct => BackgroundLoop.RunPeriodicAsync(status, _ => first ? TimeSpan.Zero : interval, async round =>
-            {
-                first = false;
-                await hot.RefreshAsync(round);
-            }, time, log, ct, retryAfterFailure: interval),
-            onDeath,
-            time,
-            log,
-            cancellationToken);
-    }
+    public static Task RunAsync(HotDomains hot, TimeSpan interval, ServiceHealth health, Action onDeath, TimeProvider time, ILogger log, CancellationToken cancellationToken) =>
+        BackgroundLoop.SupervisePeriodicAsync(health, HotDomains.LoopName, BackgroundLoop.AtOnceThenEvery(interval), hot.RefreshAsync, onDeath, time, log, cancellationToken, retryAfterFailure: interval);
 }
 
 /// <summary>The hot-domain set's loop in the Functions worker (which has no <see cref="CloudDeliveryLoops"/>): supervised while the host runs.</summary>

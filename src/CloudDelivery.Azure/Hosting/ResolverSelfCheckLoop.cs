@@ -78,19 +78,7 @@ public sealed class ResolverSelfCheckLoop(ResolverSelfCheck check, ServiceHealth
             return Task.CompletedTask;
         }
         health.Resolver.Starting(check.ResolverName);
-        var status = health.Loop(LoopName);
-        var first = true;
-        return BackgroundLoop.SuperviseAsync(
-            status,
-            ct => BackgroundLoop.RunPeriodicAsync(status, _ => first ? TimeSpan.Zero : check.Options.Interval, async round =>
-            {
-                first = false;
-                await CheckOnceAsync(round);
-            }, time, log, ct),
-            onDeath,
-            time,
-            log,
-            cancellationToken);
+        return BackgroundLoop.SupervisePeriodicAsync(health, LoopName, BackgroundLoop.AtOnceThenEvery(check.Options.Interval), CheckOnceAsync, onDeath, time, log, cancellationToken);
     }
 
     /// <summary>One check: counted (by the check), logged, and kept for health.</summary>

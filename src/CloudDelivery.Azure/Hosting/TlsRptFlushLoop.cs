@@ -23,14 +23,7 @@ public static class TlsRptFlushLoop
         {
             return;
         }
-        var status = health.Loop(LoopName);
-        await BackgroundLoop.SuperviseAsync(
-            status,
-            ct => BackgroundLoop.RunPeriodicAsync(status, _ => store.FlushInterval, store.FlushAsync, time, log, ct),
-            onDeath,
-            time,
-            log,
-            cancellationToken);
+        await BackgroundLoop.SupervisePeriodicAsync(health, LoopName, _ => store.FlushInterval, store.FlushAsync, onDeath, time, log, cancellationToken);
         using var limit = new CancellationTokenSource(FinalFlushLimit);
         try
         {

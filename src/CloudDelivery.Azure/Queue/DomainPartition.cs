@@ -61,9 +61,10 @@ public static class DomainPartition
         var seen = new HashSet<int>();
         for (var shards = 1; shards <= MaxShards; shards *= 2)
         {
-            if (seen.Add(ShardFor(messageId, shards)))
+            var shard = ShardFor(messageId, shards);
+            if (seen.Add(shard))
             {
-                yield return ShardFor(messageId, shards);
+                yield return shard;
             }
         }
     }

@@ -36,7 +36,7 @@ public sealed class HotDomains
     private readonly TimeProvider time;
     private readonly FrozenDictionary<string, int> pinned;
     private readonly Lock gate = new();
-    private volatile Snapshot current = new(FrozenDictionary<string, HotDomain>.Empty);
+    private volatile FrozenDictionary<string, HotDomain> current = FrozenDictionary<string, HotDomain>.Empty;
 
     /// <exception cref="ArgumentException"><see cref="OutboundQueueOptions.Shards"/> or <see cref="OutboundQueueOptions.MaxShards"/> is invalid.</exception>
     public HotDomains(TableClient table, OutboundQueueOptions options, TimeProvider time)
@@ -54,8 +54,6 @@ public sealed class HotDomains
     /// <summary>A hot domain as stored: its shard count and when it stops being hot.</summary>
     public sealed record HotDomain(int Shards, DateTimeOffset Until);
 
-    private sealed record Snapshot(FrozenDictionary<string, HotDomain> Domains);
-
     /// <summary>
     /// The shard count new records of <paramref name="domain"/> (a partition key: A-labels, lower case) are
     /// spread over: its pin, else its hot count while that lasts, else 1. From memory: submissions never
@@ -67,14 +65,11 @@ public sealed class HotDomains
         {
             return pin;
         }
-        return AutomaticSharding && current.Domains.TryGetValue(domain, out var hot) && hot.Until > time.GetUtcNow() ? hot.Shards : 1;
+        return AutomaticSharding && current.TryGetValue(domain, out var hot) && hot.Until > time.GetUtcNow() ? hot.Shards : 1;
     }
 
     /// <summary>Whether runs mark domains hot (<see cref="OutboundQueueOptions.HotDomainBacklog"/> above zero and <see cref="OutboundQueueOptions.MaxShards"/> above one); pins apply either way.</summary>
     public bool AutomaticSharding => options.HotDomainBacklog > 0 && options.MaxShards > 1;
-
-    /// <summary>The hot domains as last read or marked here (pins not included), for operators.</summary>
-    public IReadOnlyDictionary<string, HotDomain> Hot => current.Domains;
 
     /// <summary>The pinned domains and their shard counts.</summary>
     public IReadOnlyDictionary<string, int> Pinned => pinned;
@@ -93,7 +88,7 @@ public sealed class HotDomains
             return false;
         }
         var now = time.GetUtcNow();
-        if (current.Domains.TryGetValue(domain, out var hot) && hot.Shards >= options.MaxShards && hot.Until - now > options.HotDomainFor / 2)
+        if (current.TryGetValue(domain, out var hot) && hot.Shards >= options.MaxShards && hot.Until - now > options.HotDomainFor / 2)
         {
             return false;
         }
@@ -104,9 +99,9 @@ public sealed class HotDomains
             cancellationToken);
         lock (gate)
         {
-            var copy = current.Domains.ToDictionary(StringComparer.Ordinal);
+            var copy = current.ToDictionary(StringComparer.Ordinal);
             copy[domain] = marked;
-            current = new Snapshot(copy.ToFrozenDictionary(StringComparer.Ordinal));
+            current = copy.ToFrozenDictionary(StringComparer.Ordinal);
         }
         return true;
     }
@@ -132,14 +127,14 @@ public sealed class HotDomains
         lock (gate)
         {
             // Marks made while reading are this process's own and may be newer than what it read.
-            foreach (var (domain, hot) in current.Domains)
+            foreach (var (domain, hot) in current)
             {
                 if (hot.Until > started && (!read.TryGetValue(domain, out var stored) || stored.Until < hot.Until))
                 {
                     read[domain] = hot;
                 }
             }
-            current = new Snapshot(read.ToFrozenDictionary(StringComparer.Ordinal));
+            current = read.ToFrozenDictionary(StringComparer.Ordinal);
         }
     }
 

@@ -39,13 +39,7 @@ public static class SharedShapingServices
 
     /// <summary>The sharing loop: a round per <see cref="SharedShapingOptions.SharedStateInterval"/>, supervised; used by both hosts.</summary>
     public static Task RunLoopAsync(SharedThrottleState shared, SharedShapingOptions options, ServiceHealth health, Action onDeath, TimeProvider time, ILogger log, CancellationToken cancellationToken) =>
-        BackgroundLoop.SuperviseAsync(
-            health.Loop(SharedThrottleState.LoopName),
-            ct => BackgroundLoop.RunPeriodicAsync(health.Loop(SharedThrottleState.LoopName), _ => options.SharedStateInterval, shared.RunRoundAsync, time, log, ct),
-            onDeath,
-            time,
-            log,
-            cancellationToken);
+        BackgroundLoop.SupervisePeriodicAsync(health, SharedThrottleState.LoopName, _ => options.SharedStateInterval, shared.RunRoundAsync, onDeath, time, log, cancellationToken);
 }
 
 /// <summary>The sharing loop in the Functions worker (which has no <see cref="CloudDeliveryLoops"/>): supervised while the host runs.</summary>
