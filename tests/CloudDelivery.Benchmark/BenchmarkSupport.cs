@@ -91,12 +91,12 @@ internal sealed class DeliveredCounter : IDisposable
 /// <summary>What the engine-alone modes share: the warm domains' zone and delivery under a concurrency gate.</summary>
 internal static class BenchmarkEngine
 {
-    /// <summary>Domains d0…d(n-1).bench.example, each with its own MX host on 127.0.0.1.</summary>
-    public static CloudDelivery.Loopback.Dns.DnsZone AddWarmDomains(this CloudDelivery.Loopback.Dns.DnsZone zone, int domains)
+    /// <summary>Domains d0…d(n-1).bench.example (or <paramref name="prefix"/>0…), each with its own MX host on 127.0.0.1.</summary>
+    public static CloudDelivery.Loopback.Dns.DnsZone AddWarmDomains(this CloudDelivery.Loopback.Dns.DnsZone zone, int domains, string prefix = "d")
     {
         for (var d = 0; d < domains; d++)
         {
-            zone.AddMx($"d{d}.bench.example", 10, $"mx.d{d}.bench.example").AddA($"mx.d{d}.bench.example", "127.0.0.1");
+            zone.AddMx($"{prefix}{d}.bench.example", 10, $"mx.{prefix}{d}.bench.example").AddA($"mx.{prefix}{d}.bench.example", "127.0.0.1");
         }
         return zone;
     }
@@ -162,6 +162,46 @@ internal sealed class AllocationSampler : System.Diagnostics.Tracing.EventListen
         foreach (var (type, bytes) in bytesByType.OrderByDescending(p => p.Value).Take(top))
         {
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {bytes * 100.0 / Math.Max(1, Interlocked.Read(ref sampled)),5:F1} %  {bytes / Math.Max(1, messages) / 1024,6} KiB/message  {type}"));
+        }
+    }
+}
+
+/// <summary>
+/// <c>--jit-profile</c>: which methods the JIT compiles, counted by name from the runtime's JIT events. A
+/// warm process that keeps compiling is generating code per call (expression trees, dynamic methods).
+/// </summary>
+internal sealed class JitSampler : System.Diagnostics.Tracing.EventListener
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byMethod = new(StringComparer.Ordinal);
+    private long compiled;
+
+    protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
+    {
+        if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+        {
+            // Keyword 0x10 is JIT; MethodJittingStarted is written at Verbose.
+            EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x10);
+        }
+    }
+
+    protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+    {
+        if (eventData.EventName?.StartsWith("MethodJittingStarted", StringComparison.Ordinal) != true || eventData.PayloadNames is not { } names || eventData.Payload is not { } payload)
+        {
+            return;
+        }
+        var ns = names.IndexOf("MethodNamespace") is var n and >= 0 ? payload[n] as string : null;
+        var name = names.IndexOf("MethodName") is var m and >= 0 ? payload[m] as string : null;
+        byMethod.AddOrUpdate($"{ns}::{name}", 1, (_, count) => count + 1);
+        Interlocked.Increment(ref compiled);
+    }
+
+    public void Print(int top = 25)
+    {
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"methods jitted: {Interlocked.Read(ref compiled)}; most often:"));
+        foreach (var (method, count) in byMethod.OrderByDescending(p => p.Value).Take(top))
+        {
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {count,6}  {method}"));
         }
     }
 }

@@ -35,8 +35,11 @@ internal static class HotDomainBenchmark
         // An unmeasured warm-up pass first (JIT, connections), or K = 1 would pay the cold start alone.
         var warmUp = settings with { Messages = Math.Min(1000, settings.Messages) };
         await PassAsync(warmUp, sinkPort, warmUp.Messages / 2, 2, latency, report: false);
+        // --shards K measures one shard count alone (for a profile of it); the ratios need all three.
+        var shardsIndex = Array.IndexOf(args, "--shards");
+        int[] counts = shardsIndex >= 0 && shardsIndex + 1 < args.Length ? [int.Parse(args[shardsIndex + 1], CultureInfo.InvariantCulture)] : [1, 2, 4];
         var rates = new Dictionary<int, double>();
-        foreach (var shards in new[] { 1, 2, 4 })
+        foreach (var shards in counts)
         {
             var (rate, ok) = await PassAsync(settings, sinkPort, hotMessages, shards, latency, report: true);
             rates[shards] = rate;
@@ -44,6 +47,10 @@ internal static class HotDomainBenchmark
             {
                 return 1;
             }
+        }
+        if (counts.Length == 1)
+        {
+            return 0;
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"hot domain ratio k2/k1={rates[2] / Math.Max(rates[1], 1e-9):F2} k4/k1={rates[4] / Math.Max(rates[1], 1e-9):F2}"));
         return 0;

@@ -16,6 +16,8 @@ internal sealed class Measurement
     private readonly StorageTransactionCounter? storage;
     private readonly long transactionsBefore;
     private readonly Dictionary<string, long> byServiceBefore;
+    private readonly long jittedBefore;
+    private readonly TimeSpan jitTimeBefore;
 
     private readonly Timer workingSetSampler;
     private long workingSetDuringRun;
@@ -31,6 +33,8 @@ internal sealed class Measurement
         transactionsBefore = storage?.Count ?? 0;
         byServiceBefore = storage?.ByService.ToDictionary(p => p.Key, p => p.Value) ?? [];
         allocatedBefore = GC.GetTotalAllocatedBytes();
+        jittedBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
+        jitTimeBefore = System.Runtime.JitInfo.GetCompilationTime();
         cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         clock = Stopwatch.StartNew();
     }
@@ -55,6 +59,8 @@ internal sealed class Measurement
             storage?.ByService.ToDictionary(p => p.Key, p => p.Value - byServiceBefore.GetValueOrDefault(p.Key)))
         {
             WorkingSetDuringRun = Interlocked.Read(ref workingSetDuringRun),
+            MethodsJitted = System.Runtime.JitInfo.GetCompiledMethodCount() - jittedBefore,
+            JitTime = System.Runtime.JitInfo.GetCompilationTime() - jitTimeBefore,
         };
     }
 
@@ -79,6 +85,14 @@ internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu
     /// <summary>The largest working set sampled (every 50 ms) between Start and Stop: unlike <see cref="PeakWorkingSet"/>, not what came before.</summary>
     public long WorkingSetDuringRun { get; init; }
 
+    /// <summary>
+    /// Methods the JIT compiled during the run (tier-1 recompilations included) and the time it took: a run
+    /// that keeps compiling after its warm-up is generating code (expression trees, dynamic methods) per call.
+    /// </summary>
+    public long MethodsJitted { get; init; }
+
+    public TimeSpan JitTime { get; init; }
+
     public double MessagesPerSecond => Messages / Math.Max(Elapsed.TotalSeconds, 1e-9);
 
     public double CpuMicrosecondsPerMessage => Cpu.TotalMilliseconds * 1000 / Math.Max(1, Messages);
@@ -87,13 +101,18 @@ internal sealed record MeasuredRun(long Messages, TimeSpan Elapsed, TimeSpan Cpu
 
     /// <summary>
     /// Prints the human line and the RESULT line: <c>RESULT mode=… variant=… rate=… cpu_us=… peak_mib=… tx=…</c>
-    /// (tx is "-" without storage). <paramref name="variant"/> names the run within the mode ("ecdsa", "k4"…).
+    /// (tx is "-" without storage). <paramref name="variant"/> names the run within the mode ("ecdsa", "k4"…);
+    /// an unmeasured pass (a warm-up) prints the human line alone.
     /// </summary>
-    public void Print(string mode, string variant, string? note = null)
+    public void Print(string mode, string variant, string? note = null, bool resultLine = true)
     {
         var tx = TransactionsPerMessage is { } t ? string.Create(CultureInfo.InvariantCulture, $", {t:F2} storage transactions/message") : string.Empty;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{mode} {variant}: {Messages} messages in {Elapsed.TotalSeconds:F2} s: {MessagesPerSecond:F0} messages/s, CPU {CpuMicrosecondsPerMessage:F0} µs/message, peak working set {PeakWorkingSet / 1048576} MiB ({WorkingSetDuringRun / 1048576} MiB at most during the run), allocated {Allocated / Math.Max(1, Messages) / 1024} KiB/message{tx}{(note is null ? string.Empty : "; " + note)}"));
+            $"{mode} {variant}: {Messages} messages in {Elapsed.TotalSeconds:F2} s: {MessagesPerSecond:F0} messages/s, CPU {CpuMicrosecondsPerMessage:F0} µs/message, peak working set {PeakWorkingSet / 1048576} MiB ({WorkingSetDuringRun / 1048576} MiB at most during the run), allocated {Allocated / Math.Max(1, Messages) / 1024} KiB/message, {MethodsJitted} methods jitted in {JitTime.TotalMilliseconds:F0} ms{tx}{(note is null ? string.Empty : "; " + note)}"));
+        if (!resultLine)
+        {
+            return;
+        }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RESULT mode={mode} variant={variant} rate={MessagesPerSecond:F0} cpu_us={CpuMicrosecondsPerMessage:F0} peak_mib={PeakWorkingSet / 1048576} tx={(TransactionsPerMessage is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "-")}"));
     }
