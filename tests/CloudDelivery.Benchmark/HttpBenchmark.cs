@@ -85,12 +85,7 @@ internal static class HttpBenchmark
             return (refused, submitted);
         }
 
-        if (settings.WarmUp > 0)
-        {
-            var warm = Measurement.Start(storage.Counter);
-            await SubmitAndDrainAsync(settings.WarmUp, "w", 0);
-            warm.Stop(deliveredCount.Count).Print("end-to-end http warm-up (a fresh process, not counted)", "http", resultLine: false);
-        }
+        await StorageWarmUp.RunAsync(settings, storage, azurite.ConnectionString, "end-to-end http", async count => await SubmitAndDrainAsync(count, "w", deliveredCount.Count));
         var deliveredBefore = deliveredCount.Count;
         var kindsBefore = storage.Counter.ByKind.ToDictionary(k => k.Key, k => k.Value);
         var measurement = Measurement.Start(storage.Counter);

@@ -100,9 +100,10 @@ internal sealed record BenchmarkSettings(int Messages, int Domains, int Size, in
     public int? SinkPort { get; init; }
 
     /// <summary>
-    /// --warm-up N (default 1,000; 0: none): the storage modes first deliver N messages to other domains
-    /// through the same process, unmeasured, so the measured run is the warm service's (the JIT's tier-up
-    /// of a fresh process cost a third of the CPU of a 5,000-message HTTP run) and not its start.
+    /// --warm-up N (default 1,000; 0: none): the storage modes first deliver passes of N messages to other
+    /// domains through the same process, unmeasured, until the JIT is nearly quiet (see StorageWarmUp), so
+    /// the measured run is the running service's and not its start (tiering up a fresh process cost about a
+    /// third of the CPU of a 5,000-message HTTP run).
     /// </summary>
     public int WarmUp { get; init; }
 
