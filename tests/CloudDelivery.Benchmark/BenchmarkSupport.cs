@@ -76,7 +76,11 @@ internal sealed class DeliveredCounter : IDisposable
             {
                 if (tag.Key == "result" && (string?)tag.Value == "delivered")
                 {
-                    Interlocked.Add(ref count, value);
+                    var now = Interlocked.Add(ref count, value);
+                    lock (waiters)
+                    {
+                        waiters.RemoveAll(w => now >= w.Target && w.Reached.TrySetResult());
+                    }
                 }
             }
         });
@@ -84,6 +88,27 @@ internal sealed class DeliveredCounter : IDisposable
     }
 
     public long Count => Interlocked.Read(ref count);
+
+    /// <summary>
+    /// Waits until <paramref name="target"/> deliveries were counted, or <paramref name="timeout"/>. Signalled
+    /// by the delivery itself, not polled: a poll every few milliseconds is a wake-up of its own, and over a
+    /// long run it would be counted as the service's CPU.
+    /// </summary>
+    public async Task WaitForAsync(long target, TimeSpan timeout)
+    {
+        var waiter = (Target: target, Reached: new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        lock (waiters)
+        {
+            if (Count >= target)
+            {
+                return;
+            }
+            waiters.Add(waiter);
+        }
+        await Task.WhenAny(waiter.Reached.Task, Task.Delay(timeout));
+    }
+
+    private readonly List<(long Target, TaskCompletionSource Reached)> waiters = [];
 
     public void Dispose() => listener.Dispose();
 }
@@ -209,12 +234,12 @@ internal sealed class JitSampler : System.Diagnostics.Tracing.EventListener
 /// <summary>
 /// The storage modes' warm-up (<c>--warm-up N</c>): passes of N messages to domains of their own
 /// (w0…w(n-1).bench.example) through the same process, unmeasured, until a pass leaves the JIT nearly quiet
-/// (a fresh process keeps tiering methods up for tens of seconds of work), at most three passes. Then their
+/// (a fresh process keeps tiering methods up for tens of seconds of work), at most ten passes. Then their
 /// records are deleted, so the emulator's table, whose queries slow as it grows, is as a cold run finds it.
 /// </summary>
 internal static class StorageWarmUp
 {
-    private const int MaxPasses = 3;
+    private const int MaxPasses = 10;
 
     /// <summary>A pass that compiled fewer methods than this is taken as warm.</summary>
     private const int QuietJit = 300;

@@ -70,13 +70,7 @@ internal static class EndToEndBenchmark
                 }));
             }
 
-            async Task WaitForDeliveriesAsync(long count, DateTime deadline)
-            {
-                while (deliveredCount.Count < count && DateTime.UtcNow < deadline)
-                {
-                    await Task.Delay(10);
-                }
-            }
+            Task WaitForDeliveriesAsync(long count, DateTime deadline) => deliveredCount.WaitForAsync(count, deadline - DateTime.UtcNow);
 
             await StorageWarmUp.RunAsync(settings, storage, connection, hooks?.Mode ?? "end-to-end", async count =>
             {

@@ -74,11 +74,7 @@ internal static class HttpBenchmark
                 }
             }));
             var submitted = clock.Elapsed;
-            var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (deliveredCount.Count - deliveredBefore < count - refused && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10);
-            }
+            await deliveredCount.WaitForAsync(deliveredBefore + count - refused, TimeSpan.FromMinutes(5));
             // The TLSRPT results the runs kept in memory, written now so their cost is in the count (the host
             // writes them every 30 s, so a run this short would otherwise leave them out).
             await tlsResults.FlushAsync(CancellationToken.None);
