@@ -7,6 +7,7 @@ using CloudDelivery.Azure.WakeUps;
 using CloudDelivery.Delivery;
 using CloudDelivery.Loopback.Dns;
 using CloudDelivery.Loopback.Storage;
+using Microsoft.Extensions.Logging;
 
 /// <summary>
 /// The whole service on one machine: submission → Azurite (blob, table, queue) → wake-up worker →
@@ -43,8 +44,11 @@ internal static class EndToEndBenchmark
             using var deliveredCount = new DeliveredCounter(metrics.Meter);
             // As the service runs: TLSRPT results are added after every run (RFC 8460) and written per flush interval, and counted here.
             var tlsResults = new CloudDelivery.Azure.TlsRpt.TlsRptResultStore(storage.TlsReports, TimeProvider.System) { FlushInterval = new CloudDelivery.Azure.TlsRpt.TlsRptOptions().ResultsFlushInterval };
-            var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test", tlsResults: tlsResults, metrics: metrics);
-            var worker = new WakeUpWorker(queue, handler, new WakeUpWorkerOptions { BatchSize = 32 });
+            // Warnings and errors of the worker and the runs on the console: a run that fails or a wake-up that
+            // is retried is part of what the benchmark saw.
+            using var loggers = Microsoft.Extensions.Logging.LoggerFactory.Create(logging => logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning));
+            var handler = new DomainDeliveryHandler(queue, engine, "bench.loopback.test", loggers.CreateLogger<DomainDeliveryHandler>(), tlsResults: tlsResults, metrics: metrics);
+            var worker = new WakeUpWorker(queue, handler, new WakeUpWorkerOptions { BatchSize = 32 }, loggers.CreateLogger<WakeUpWorker>());
 
             // Submission and delivery overlap, as in the running service: the worker polls from the start.
             using var stop = new CancellationTokenSource();

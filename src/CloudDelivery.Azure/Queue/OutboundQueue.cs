@@ -508,7 +508,12 @@ public sealed class OutboundQueue(OutboundStorage storage, OutboundQueueOptions 
     /// <summary>Enqueues a wake-up for <paramref name="domain"/>, visible after <paramref name="delay"/> (at most 7 days).</summary>
     public async Task WakeAsync(string domain, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var visibility = delay <= TimeSpan.Zero ? (TimeSpan?)null : delay > TimeSpan.FromDays(7) ? TimeSpan.FromDays(7) : delay;
+        // Queue storage takes the visibility timeout in whole seconds, and the client truncates: a wake-up
+        // asked for in 1.9 s would come after 1 s. Early is wrong here: a window's trailing wake-up would run
+        // before the window's last submissions, and a retry's before its records are due; both runs find
+        // nothing, send no further wake-up, and the records wait for the sweeper. Round up: up to a second
+        // late, never early.
+        var visibility = delay <= TimeSpan.Zero ? (TimeSpan?)null : delay > TimeSpan.FromDays(7) ? TimeSpan.FromDays(7) : TimeSpan.FromSeconds(Math.Ceiling(delay.TotalSeconds));
         await storage.WakeUps.SendMessageAsync(new WakeUp(domain).ToJson(), visibility, TimeSpan.FromSeconds(-1), cancellationToken);
         WakeUpSent.Notify(clock.GetUtcNow() + (visibility ?? TimeSpan.Zero));
     }

@@ -10,6 +10,28 @@ public class WakeUpWorkerTests(AzuriteFixture azurite)
         new(world.Queue, world.Handler, new WakeUpWorkerOptions { MaxDequeueCount = maxDequeueCount, VisibilityTimeout = TimeSpan.FromSeconds(1) });
 
     [Fact]
+    public async Task Wake_up_delayed_by_a_fraction_of_a_second_is_never_visible_early()
+    {
+        // Queue storage counts visibility in whole seconds and the client truncates: 3.5 s became 3 s, so a
+        // window's trailing wake-up ran before the window's last submissions and left them for the sweeper.
+        await using var world = await QueueWorld.StartAsync(azurite);
+        var sent = System.Diagnostics.Stopwatch.StartNew();
+        await world.Queue.WakeAsync("late.example", TimeSpan.FromSeconds(3.5), CancellationToken.None);
+
+        // Measured from before the send, so the server's own count started no earlier than ours.
+        await Task.Delay(TimeSpan.FromSeconds(3.2) - sent.Elapsed);
+        Assert.Empty((await world.Storage.WakeUps.PeekMessagesAsync(10)).Value);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await world.Storage.WakeUps.PeekMessagesAsync(10)).Value.Length == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        Assert.Single((await world.Storage.WakeUps.PeekMessagesAsync(10)).Value);
+        Assert.True(sent.Elapsed >= TimeSpan.FromSeconds(3.5), $"visible after {sent.Elapsed}");
+    }
+
+    [Fact]
     public async Task Malformed_wake_up_goes_to_the_poison_queue_and_the_rest_is_delivered()
     {
         await using var world = await QueueWorld.StartAsync(azurite);
