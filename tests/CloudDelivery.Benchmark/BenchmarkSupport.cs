@@ -105,7 +105,7 @@ internal sealed class DeliveredCounter : IDisposable
             }
             waiters.Add(waiter);
         }
-        await Task.WhenAny(waiter.Reached.Task, Task.Delay(timeout));
+        await Task.WhenAny(waiter.Reached.Task, Task.Delay(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero));
     }
 
     private readonly List<(long Target, TaskCompletionSource Reached)> waiters = [];
@@ -146,47 +146,73 @@ internal static class BenchmarkEngine
 }
 
 /// <summary>
-/// --alloc-profile: what a run allocates, by type, from the runtime's own sampling (the GCAllocationTick
-/// event, one per about 100 KB allocated, naming the type that crossed the mark), printed after the mode.
-/// A sample, not an exact count, and types rather than call sites; enough to see which buffers dominate.
+/// A tally of one kind of the runtime's own events (Microsoft-Windows-DotNETRuntime), by a key each event
+/// names: what <c>--alloc-profile</c> and <c>--jit-profile</c> share. The keywords and the event are
+/// abstract properties, not constructor arguments: the base listener announces existing event sources
+/// from its constructor, before a derived constructor could have set a field.
 /// </summary>
-internal sealed class AllocationSampler : System.Diagnostics.Tracing.EventListener
+internal abstract class RuntimeEventTally : System.Diagnostics.Tracing.EventListener
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> bytesByType = new(StringComparer.Ordinal);
-    private long sampled;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byKey = new(StringComparer.Ordinal);
+    private long total;
+
+    /// <summary>The runtime's keywords to enable (written at Verbose).</summary>
+    protected abstract long Keywords { get; }
+
+    /// <summary>The event counted: its name starts with this (the versions add "_V1"…).</summary>
+    protected abstract string EventName { get; }
+
+    protected long Total => Interlocked.Read(ref total);
+
+    /// <summary>The key and amount an event adds, or null when its payload lacks them.</summary>
+    protected abstract (string Key, long Amount)? Read(System.Collections.ObjectModel.ReadOnlyCollection<string> names, System.Collections.ObjectModel.ReadOnlyCollection<object?> payload);
+
+    protected IEnumerable<KeyValuePair<string, long>> Largest(int top) => byKey.OrderByDescending(p => p.Value).Take(top);
 
     protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
     {
         if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
         {
-            // Keyword 0x1 is GC; allocation ticks are written at Verbose.
-            EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+            EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)Keywords);
         }
     }
 
     protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
     {
-        if (eventData.EventName?.StartsWith("GCAllocationTick", StringComparison.Ordinal) != true || eventData.PayloadNames is not { } names || eventData.Payload is not { } payload)
+        if (eventData.EventName?.StartsWith(EventName, StringComparison.Ordinal) != true || eventData.PayloadNames is not { } names || eventData.Payload is not { } payload || Read(names, payload) is not { } item)
         {
             return;
         }
+        byKey.AddOrUpdate(item.Key, item.Amount, (_, sum) => sum + item.Amount);
+        Interlocked.Add(ref total, item.Amount);
+    }
+}
+
+/// <summary>
+/// --alloc-profile: what a run allocates, by type, from the runtime's own sampling (the GCAllocationTick
+/// event, one per about 100 KB allocated, naming the type that crossed the mark), printed after the mode.
+/// A sample, not an exact count, and types rather than call sites; enough to see which buffers dominate.
+/// </summary>
+internal sealed class AllocationSampler : RuntimeEventTally
+{
+    /// <summary>Keyword 0x1 is GC.</summary>
+    protected override long Keywords => 0x1;
+
+    protected override string EventName => "GCAllocationTick";
+
+    protected override (string Key, long Amount)? Read(System.Collections.ObjectModel.ReadOnlyCollection<string> names, System.Collections.ObjectModel.ReadOnlyCollection<object?> payload)
+    {
         var typeIndex = names.IndexOf("TypeName");
         var amountIndex = names.IndexOf("AllocationAmount64");
-        if (typeIndex < 0 || amountIndex < 0)
-        {
-            return;
-        }
-        var amount = Convert.ToInt64(payload[amountIndex], System.Globalization.CultureInfo.InvariantCulture);
-        bytesByType.AddOrUpdate(payload[typeIndex] as string ?? "?", amount, (_, total) => total + amount);
-        Interlocked.Add(ref sampled, amount);
+        return typeIndex < 0 || amountIndex < 0 ? null : (payload[typeIndex] as string ?? "?", Convert.ToInt64(payload[amountIndex], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public void Print(long messages, int top = 20)
     {
-        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"allocations sampled: {Interlocked.Read(ref sampled) / 1048576} MiB, {Interlocked.Read(ref sampled) / Math.Max(1, messages) / 1024} KiB/message; by type:"));
-        foreach (var (type, bytes) in bytesByType.OrderByDescending(p => p.Value).Take(top))
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"allocations sampled: {Total / 1048576} MiB, {Total / Math.Max(1, messages) / 1024} KiB/message; by type:"));
+        foreach (var (type, bytes) in Largest(top))
         {
-            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {bytes * 100.0 / Math.Max(1, Interlocked.Read(ref sampled)),5:F1} %  {bytes / Math.Max(1, messages) / 1024,6} KiB/message  {type}"));
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {bytes * 100.0 / Math.Max(1, Total),5:F1} %  {bytes / Math.Max(1, messages) / 1024,6} KiB/message  {type}"));
         }
     }
 }
@@ -195,36 +221,24 @@ internal sealed class AllocationSampler : System.Diagnostics.Tracing.EventListen
 /// <c>--jit-profile</c>: which methods the JIT compiles, counted by name from the runtime's JIT events. A
 /// warm process that keeps compiling is generating code per call (expression trees, dynamic methods).
 /// </summary>
-internal sealed class JitSampler : System.Diagnostics.Tracing.EventListener
+internal sealed class JitSampler : RuntimeEventTally
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> byMethod = new(StringComparer.Ordinal);
-    private long compiled;
+    /// <summary>Keyword 0x10 is JIT.</summary>
+    protected override long Keywords => 0x10;
 
-    protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
-    {
-        if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
-        {
-            // Keyword 0x10 is JIT; MethodJittingStarted is written at Verbose.
-            EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x10);
-        }
-    }
+    protected override string EventName => "MethodJittingStarted";
 
-    protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+    protected override (string Key, long Amount)? Read(System.Collections.ObjectModel.ReadOnlyCollection<string> names, System.Collections.ObjectModel.ReadOnlyCollection<object?> payload)
     {
-        if (eventData.EventName?.StartsWith("MethodJittingStarted", StringComparison.Ordinal) != true || eventData.PayloadNames is not { } names || eventData.Payload is not { } payload)
-        {
-            return;
-        }
         var ns = names.IndexOf("MethodNamespace") is var n and >= 0 ? payload[n] as string : null;
         var name = names.IndexOf("MethodName") is var m and >= 0 ? payload[m] as string : null;
-        byMethod.AddOrUpdate($"{ns}::{name}", 1, (_, count) => count + 1);
-        Interlocked.Increment(ref compiled);
+        return ($"{ns}::{name}", 1);
     }
 
     public void Print(int top = 25)
     {
-        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"methods jitted: {Interlocked.Read(ref compiled)}; most often:"));
-        foreach (var (method, count) in byMethod.OrderByDescending(p => p.Value).Take(top))
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"methods jitted: {Total}; most often:"));
+        foreach (var (method, count) in Largest(top))
         {
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {count,6}  {method}"));
         }
@@ -274,6 +288,26 @@ internal static class StorageWarmUp
             {
                 await table.SubmitTransactionAsync(chunk.Select(e => new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.Delete, e, Azure.ETag.All)));
             }
+        }
+    }
+}
+
+/// <summary>
+/// The storage transactions by kind since it was taken (<c>table POST batch</c>, <c>queue POST messages</c>…),
+/// so a mode's printout and cost figures are its measured run's, not its warm-up's too.
+/// </summary>
+internal sealed class TransactionKindsSince(CloudDelivery.Azure.Storage.StorageTransactionCounter counter)
+{
+    private readonly Dictionary<string, long> before = counter.ByKind.ToDictionary(k => k.Key, k => k.Value);
+
+    public long this[string kind] => counter.ByKind.GetValueOrDefault(kind) - before.GetValueOrDefault(kind);
+
+    /// <summary>One line per kind that occurred, most frequent first, with its share per message.</summary>
+    public void Print(long messages)
+    {
+        foreach (var (kind, n) in counter.ByKind.Keys.Select(kind => (kind, this[kind])).Where(k => k.Item2 > 0).OrderByDescending(k => k.Item2))
+        {
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / Math.Max(1, messages):F2}/message)"));
         }
     }
 }

@@ -86,7 +86,7 @@ internal static class EndToEndBenchmark
             var deliveredBefore = deliveredCount.Count;
             var eventsBefore = eventSink.Count;
             var transactionsBefore = storage.Counter.Count;
-            var kindsBefore = storage.Counter.ByKind.ToDictionary(k => k.Key, k => k.Value);
+            var kinds = new TransactionKindsSince(storage.Counter);
             var measurement = Measurement.Start(storage.Counter);
             var clock = Stopwatch.StartNew();
             await SubmitAsync(settings.Messages, "d");
@@ -113,16 +113,13 @@ internal static class EndToEndBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"storage transactions: {transactions} ({(double)submitTransactions / settings.Messages:F2}/message to submit, {(double)transactions / Math.Max(1, delivered):F2}/delivered message in all)"));
             run.Print(hooks?.Mode ?? "end-to-end", hooks?.Variant ?? ((settings.Events ? "events" : "in-process") + (settings.Tls ? "-" + settings.Transport : "")), "storage transactions counted to the last delivery");
             // In Functions every wake-up sent is one queue-triggered execution; in-process submission costs none.
-            var wakeUps = storage.Counter.ByKind.GetValueOrDefault("queue POST messages");
+            var wakeUps = kinds["queue POST messages"];
             CostModel.Print(run, message.Length, (double)wakeUps / Math.Max(1, run.Messages));
             if (dispatcher is not null)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"events: {eventSink.Count} published in {eventSink.Batches} batches, {dispatcher.InHand} left in hand"));
             }
-            foreach (var (kind, n) in storage.Counter.ByKind.Select(k => (k.Key, Value: k.Value - kindsBefore.GetValueOrDefault(k.Key))).Where(k => k.Value > 0).OrderByDescending(k => k.Value))
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
-            }
+            kinds.Print(settings.Messages);
             if (hooks is not null)
             {
                 await hooks.AfterAsync(storage, queue, worker, metrics);

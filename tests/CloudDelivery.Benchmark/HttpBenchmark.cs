@@ -83,7 +83,7 @@ internal static class HttpBenchmark
 
         await StorageWarmUp.RunAsync(settings, storage, azurite.ConnectionString, "end-to-end http", async count => await SubmitAndDrainAsync(count, "w", deliveredCount.Count));
         var deliveredBefore = deliveredCount.Count;
-        var kindsBefore = storage.Counter.ByKind.ToDictionary(k => k.Key, k => k.Value);
+        var kinds = new TransactionKindsSince(storage.Counter);
         var measurement = Measurement.Start(storage.Counter);
         var (refused, submitted) = await SubmitAndDrainAsync(settings.Messages, "d", deliveredBefore);
         var run = measurement.Stop(deliveredCount.Count - deliveredBefore);
@@ -95,10 +95,7 @@ internal static class HttpBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http: {settings.Messages} POSTed by {clients} clients in {submitted.TotalSeconds:F1} s ({refused} refused), {run.Messages} delivered in {run.Elapsed.TotalSeconds:F1} s"));
         run.Print("end-to-end", "http", string.Create(CultureInfo.InvariantCulture, $"{clients} HTTP clients; storage transactions counted to the last delivery"));
         // By kind, as --end-to-end prints them (the measured run's).
-        foreach (var (kind, n) in storage.Counter.ByKind.Select(k => (k.Key, Value: k.Value - kindsBefore.GetValueOrDefault(k.Key))).Where(k => k.Value > 0).OrderByDescending(k => k.Value))
-        {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kind}: {n} ({(double)n / settings.Messages:F2}/message)"));
-        }
+        kinds.Print(settings.Messages);
         return run.Messages == settings.Messages ? 0 : 1;
     }
 }
